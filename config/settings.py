@@ -1,0 +1,197 @@
+"""Loupe's settings: every deployment choice read from the environment.
+
+Embedded defaults (SQLite and a local data folder) make a demo run with nothing set; a
+production deployment sets at least LOUPE_SECRET_KEY, LOUPE_ALLOWED_HOSTS and usually
+DATABASE_URL. A value that is set but malformed stops start-up with a message naming it.
+
+| variable | default | meaning |
+|---|---|---|
+| LOUPE_DATA_DIR | ./data | stored objects (content-addressed), SQLite file, temp files |
+| DATABASE_URL | sqlite:///$LOUPE_DATA_DIR/loupe.sqlite3 | e.g. postgres://user@127.0.0.1:5432/loupe |
+| LOUPE_SECRET_KEY | required unless LOUPE_DEMO or LOUPE_DEBUG | Django's SECRET_KEY |
+| LOUPE_DEBUG | 0 | Django DEBUG; never on in production |
+| LOUPE_DEMO | 0 | demo mode: a secret key is generated into the data folder |
+| LOUPE_ALLOWED_HOSTS | 127.0.0.1,localhost | comma-separated |
+| LOUPE_HTTPS | 0 | secure cookies with __Host- names, HSTS |
+| LOUPE_MAX_INSTANCE_MB | 1024 | largest single DICOM object accepted |
+| LOUPE_MAX_FRAME_MB | 1024 | largest decoded frame an object may declare |
+| LOUPE_MAX_UPLOAD_MB | 4096 | largest request body (multipart or raw) |
+| LOUPE_ZIP_MAX_RATIO | 200 | refuse zip members compressed more than this (bombs) |
+| LOUPE_ZIP_MAX_TOTAL_MB | 16384 | refuse zips that expand to more than this |
+| LOUPE_DUPLICATE_POLICY | reject | same SOP Instance UID, other bytes: reject (409) or overwrite |
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from config.environment import (
+    ImproperlyConfiguredEnv,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+DEBUG = env_bool("LOUPE_DEBUG", False)
+DEMO = env_bool("LOUPE_DEMO", False)
+HTTPS = env_bool("LOUPE_HTTPS", False)
+
+DATA_DIR = Path(env_str("LOUPE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+LOUPE_STORAGE_DIR = DATA_DIR / "objects"
+LOUPE_TEMP_DIR = DATA_DIR / "tmp"
+for _folder in (DATA_DIR, LOUPE_STORAGE_DIR, LOUPE_TEMP_DIR):
+    _folder.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    configured = env_str("LOUPE_SECRET_KEY", "")
+    if configured:
+        if len(configured) < 32:
+            raise ImproperlyConfiguredEnv("LOUPE_SECRET_KEY must be at least 32 characters")
+        return configured
+    if not (DEMO or DEBUG):
+        raise ImproperlyConfiguredEnv(
+            "LOUPE_SECRET_KEY is not set; set it (50 random characters) or run the demo "
+            "(LOUPE_DEMO=1 / manage.py demo)"
+        )
+    key_file = DATA_DIR / "demo-secret-key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("LOUPE_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "viewer",
+    "ehrlaunch",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "viewer.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_default_db = f"sqlite:///{DATA_DIR / 'loupe.sqlite3'}"
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)
+    }
+except ValueError as exc:
+    raise ImproperlyConfiguredEnv(f"DATABASE_URL cannot be used: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets readers work while an import writes; IMMEDIATE takes the write lock at
+        # BEGIN so two importers queue instead of failing with "database is locked".
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "worklist"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
+
+# Uploads: small files stay in memory, larger ones spill to the data folder's temp dir.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * MB
+FILE_UPLOAD_TEMP_DIR = str(LOUPE_TEMP_DIR)
+DATA_UPLOAD_MAX_NUMBER_FILES = 2000
+
+LOUPE_MAX_INSTANCE_BYTES = env_int("LOUPE_MAX_INSTANCE_MB", 1024, minimum=1) * MB
+LOUPE_MAX_FRAME_BYTES = env_int("LOUPE_MAX_FRAME_MB", 1024, minimum=1) * MB
+LOUPE_MAX_UPLOAD_BYTES = env_int("LOUPE_MAX_UPLOAD_MB", 4096, minimum=1) * MB
+LOUPE_ZIP_MAX_RATIO = env_int("LOUPE_ZIP_MAX_RATIO", 200, minimum=2)
+LOUPE_ZIP_MAX_TOTAL_BYTES = env_int("LOUPE_ZIP_MAX_TOTAL_MB", 16384, minimum=1) * MB
+LOUPE_DUPLICATE_POLICY = env_choice("LOUPE_DUPLICATE_POLICY", "reject", ("reject", "overwrite"))
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "viewer.api.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Security headers (see ../shared/reference/security.md). Framing is refused everywhere
+# until the EHR launch adds its per-EHR allowlist.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOUPE_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"pydicom": {"level": "ERROR"}},
+}

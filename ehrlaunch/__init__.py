@@ -1,0 +1,1 @@
+"""How the EHR gets a user into the viewer (IHE IID, signed context, SMART): see issue 5."""

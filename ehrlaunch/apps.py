@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EhrLaunchConfig(AppConfig):
+    name = "ehrlaunch"
+    verbose_name = "EHR launch"

@@ -1,0 +1,1 @@
+"""DRF serializers and thin views; ``exceptions`` maps ViewerError to JSON."""

@@ -1,0 +1,90 @@
+"""Thin API views: parse the request, call one service, serialize."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from viewer.dicom.archive import Item, iter_zip
+from viewer.errors import TooLarge, ViewerError
+from viewer.services import ingest
+
+
+class RawBodyParser(BaseParser):
+    """``application/dicom`` or ``application/zip`` bodies, read up to the upload cap."""
+
+    media_type = "application/*"
+
+    def parse(  # type: ignore[override]  # a raw body is bytes, not a mapping
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> bytes:
+        if stream is None:
+            return b""
+        limit = settings.LOUPE_MAX_UPLOAD_BYTES
+        data: bytes = stream.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"the request body exceeds {limit} bytes", code="upload_too_large")
+        return data
+
+
+class InstancesView(APIView):
+    """``POST /api/instances``: store DICOM objects.
+
+    Accepts ``multipart/form-data`` with any number of files (DICOM objects or zip
+    archives of them), or one object as an ``application/dicom`` body (``application/zip``
+    for an archive). Answers with one result per object: stored, duplicate, replaced, or
+    rejected with a code and a reason. Status: 200 when every object was accepted, 202
+    when some were, and the first rejection's 4xx when none were.
+    """
+
+    parser_classes = [MultiPartParser, RawBodyParser]
+
+    def post(self, request: Request) -> Response:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.LOUPE_MAX_UPLOAD_BYTES:
+            raise TooLarge(
+                f"the request body is {length} bytes; the limit is {settings.LOUPE_MAX_UPLOAD_BYTES}",
+                code="upload_too_large",
+            )
+        results = [ingest.ingest_item(item) for item in self._items(request)]
+        if not results:
+            raise ViewerError("the request holds no file", code="no_file")
+        accepted = [r for r in results if r.ok]
+        if len(accepted) == len(results):
+            status = 200
+        elif accepted:
+            status = 202
+        else:
+            status = results[0].http_status
+        body = {"summary": ingest.summarize(results), "results": [r.as_dict() for r in results]}
+        return Response(body, status=status)
+
+    def _items(self, request: Request) -> Iterator[Item]:
+        """The objects of the request, one at a time (zip members are read lazily)."""
+        limits = ingest.archive_limits()
+        content_type = request.content_type or ""
+        if content_type.startswith("multipart/"):
+            for upload in request.FILES.getlist("files") or list(request.FILES.values()):
+                name = upload.name or "upload"
+                if name.lower().endswith(".zip"):
+                    yield from iter_zip(upload, name, limits)
+                elif upload.size is not None and upload.size > limits.max_object_bytes:
+                    message = (
+                        f"the file is {upload.size} bytes; the limit is {limits.max_object_bytes}"
+                    )
+                    yield Item(name, error=TooLarge(message, code="object_too_large"))
+                else:
+                    yield Item(name, data=upload.read())
+            return
+        data = request.data if isinstance(request.data, bytes) else b""
+        if content_type.startswith("application/zip"):
+            yield from iter_zip(io.BytesIO(data), "upload.zip", limits)
+        else:
+            yield Item("body", data=data)

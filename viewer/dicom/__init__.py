@@ -1,0 +1,1 @@
+"""Pure functions over pydicom datasets and numpy arrays. No Django imports here."""

@@ -1,0 +1,145 @@
+"""Geometry of an image: which spacing applies, positions and orientation.
+
+Conventions (as in highdicom's ``spatial.py``): pixel (0, 0) is the centre of the top-left
+pixel; spacing is given as (row spacing, column spacing) in mm, i.e. the distance between
+the centres of adjacent rows, then of adjacent columns, exactly as (0028,0030) *Pixel
+Spacing* orders its two values (PS3.3 §10.7.1.3). Patient coordinates are LPS.
+
+Which attribute gives the spacing (PS3.3 §10.7.1.1 and C.7.6.2.1.1):
+
+* (0028,0030) *Pixel Spacing*: the physical distance in the patient between pixel centres.
+  For cross-sectional images (CT, MR, PET …) it is in the plane of the patient; for
+  projection radiographs it is present only when the spacing was calibrated to the
+  patient (or corrected for geometric magnification), and then it wins over the detector
+  value (PS3.3 §10.7.1.3, C.8.11.4.1.1).
+* For enhanced multi-frame objects, *Pixel Spacing* sits in the Pixel Measures functional
+  group (PS3.3 C.7.6.16.2.1), shared or on the first frame.
+* (0018,1164) *Imager Pixel Spacing*: at the front face of the detector of a projection
+  radiograph, not corrected for magnification: measurements with it are at the detector.
+* (0018,2010) *Nominal Scanned Pixel Spacing*: a digitised film (secondary capture).
+* An ultrasound region with (0018,6024)/(0018,6026) physical units in cm (PS3.3 C.8.5.5)
+  when the image has exactly one such region.
+
+When none applies, sizes can be given in pixels only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+PIXEL_SPACING = "PixelSpacing"
+IMAGER_PIXEL_SPACING = "ImagerPixelSpacing"
+NOMINAL_SCANNED_PIXEL_SPACING = "NominalScannedPixelSpacing"
+ULTRASOUND_REGION = "SequenceOfUltrasoundRegions"
+
+_US_UNITS_CM = 3  # (0018,6024) Physical Units X Direction: 0003H = cm
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """Distance between pixel centres in mm, and the attribute it was read from."""
+
+    row_mm: float
+    column_mm: float
+    attribute: str
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    try:
+        row, column = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if row > 0 and column > 0:
+        return row, column
+    return None
+
+
+def _functional_group_spacing(dataset: Dataset) -> tuple[float, float] | None:
+    for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = dataset.get(group_keyword)
+        if not groups:
+            continue
+        measures = groups[0].get("PixelMeasuresSequence")
+        if measures:
+            found = _pair(measures[0].get("PixelSpacing"))
+            if found:
+                return found
+    return None
+
+
+def _ultrasound_spacing(dataset: Dataset) -> tuple[float, float] | None:
+    regions = dataset.get(ULTRASOUND_REGION)
+    if not regions or len(regions) != 1:
+        return None
+    region = regions[0]
+    if region.get("PhysicalUnitsXDirection") != _US_UNITS_CM:
+        return None
+    if region.get("PhysicalUnitsYDirection") != _US_UNITS_CM:
+        return None
+    try:
+        dx_mm = abs(float(region.PhysicalDeltaX)) * 10.0
+        dy_mm = abs(float(region.PhysicalDeltaY)) * 10.0
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if dx_mm > 0 and dy_mm > 0:
+        return dy_mm, dx_mm
+    return None
+
+
+def pixel_spacing(dataset: Dataset) -> Spacing | None:
+    """Return the spacing that applies to ``dataset`` in the order of the module docstring."""
+    found = _pair(dataset.get(PIXEL_SPACING)) or _functional_group_spacing(dataset)
+    if found:
+        return Spacing(found[0], found[1], PIXEL_SPACING)
+    for keyword in (IMAGER_PIXEL_SPACING, NOMINAL_SCANNED_PIXEL_SPACING):
+        found = _pair(dataset.get(keyword))
+        if found:
+            return Spacing(found[0], found[1], keyword)
+    found = _ultrasound_spacing(dataset)
+    if found:
+        return Spacing(found[0], found[1], ULTRASOUND_REGION)
+    return None
+
+
+def _floats(value: Any, count: int) -> list[float] | None:
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def image_position(dataset: Dataset) -> list[float] | None:
+    """(0020,0032) Image Position (Patient), or the first frame's Plane Position."""
+    found = _floats(dataset.get("ImagePositionPatient"), 3)
+    if found is None:
+        found = _from_frame_groups(dataset, "PlanePositionSequence", "ImagePositionPatient", 3)
+    return found
+
+
+def image_orientation(dataset: Dataset) -> list[float] | None:
+    """(0020,0037) Image Orientation (Patient), or the functional-group Plane Orientation."""
+    found = _floats(dataset.get("ImageOrientationPatient"), 6)
+    if found is None:
+        found = _from_frame_groups(
+            dataset, "PlaneOrientationSequence", "ImageOrientationPatient", 6
+        )
+    return found
+
+
+def _from_frame_groups(
+    dataset: Dataset, macro: str, keyword: str, count: int
+) -> list[float] | None:
+    for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = dataset.get(group_keyword)
+        if not groups:
+            continue
+        items = groups[0].get(macro)
+        if items:
+            found = _floats(items[0].get(keyword), count)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,218 @@
+"""Dataset -> the fields Loupe indexes, named after the DICOM keywords in snake_case.
+
+Text values are decoded with the data set's (0008,0005) *Specific Character Set* (pydicom
+does that on access, replacing bytes that cannot be decoded), stripped of NUL bytes and
+trailing padding, and cut to the column's length. Dates and times that do not follow
+PS3.5 §6.2 (DA, TM) become None rather than refusing the object: they are descriptive,
+not identifying.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from viewer.dicom.geometry import image_orientation, image_position, pixel_spacing
+from viewer.dicom.uids import is_valid_uid
+
+# Column lengths; the models import these so the two never disagree.
+LO = 64
+SH = 16
+CS = 16
+UI = 64
+PN = 324  # five components of 64 chars in up to three groups, in practice far less
+LONG_TEXT = 255
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    """Everything the index needs from one instance, grouped by level."""
+
+    patient: dict[str, Any] = field(default_factory=dict)
+    study: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
+    instance: dict[str, Any] = field(default_factory=dict)
+
+
+def text(value: Any, limit: int) -> str:
+    """A decoded, NUL-free, stripped string of at most ``limit`` characters."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    cleaned = str(value).replace("\x00", "").strip()
+    return cleaned[:limit]
+
+
+def parse_da(value: Any) -> dt.date | None:
+    """PS3.5 §6.2 DA: ``YYYYMMDD`` (and the ACR-NEMA ``YYYY.MM.DD``)."""
+    raw = text(value, 16).replace(".", "")
+    if not re.fullmatch(r"\d{8}", raw):
+        return None
+    try:
+        return dt.date(int(raw[0:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        return None
+
+
+def parse_tm(value: Any) -> dt.time | None:
+    """PS3.5 §6.2 TM: ``HH[MM[SS[.F{1,6}]]]`` (colons of ACR-NEMA tolerated)."""
+    raw = text(value, 32).replace(":", "")
+    match = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", raw)
+    if not match:
+        return None
+    hour, minute, second, fraction = match.groups()
+    try:
+        return dt.time(
+            int(hour),
+            int(minute or 0),
+            min(int(second or 0), 59),  # leap second 60 is allowed by TM
+            int((fraction or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    if number is None or number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def _values(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def window_presets(dataset: Dataset) -> list[dict[str, Any]]:
+    """Every VOI preset in the header, in header order (PS3.3 C.11.2).
+
+    Window presets pair (0028,1050) *Window Center* with (0028,1051) *Window Width* and
+    (0028,1055) *Window Center & Width Explanation* by position; for enhanced objects
+    they come from the Frame VOI LUT functional group. VOI LUTs from (0028,3010) *VOI LUT
+    Sequence* are listed after them with their (0028,3003) *LUT Explanation*.
+    """
+    source: Dataset = dataset
+    if "WindowCenter" not in dataset:
+        for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            groups = dataset.get(group_keyword)
+            if groups and groups[0].get("FrameVOILUTSequence"):
+                source = groups[0].FrameVOILUTSequence[0]
+                break
+    centers = _values(source.get("WindowCenter"))
+    widths = _values(source.get("WindowWidth"))
+    explanations = _values(source.get("WindowCenterWidthExplanation"))
+    function = text(source.get("VOILUTFunction"), CS) or "LINEAR"
+    presets: list[dict[str, Any]] = []
+    for i, (center_value, width_value) in enumerate(zip(centers, widths, strict=False)):
+        center, width = _float(center_value), _float(width_value)
+        if center is None or width is None or width <= 0:
+            continue
+        explanation = text(explanations[i], LO) if i < len(explanations) else ""
+        presets.append(
+            {
+                "kind": "window",
+                "center": center,
+                "width": width,
+                "function": function,
+                "explanation": explanation,
+            }
+        )
+    for i, item in enumerate(dataset.get("VOILUTSequence") or []):
+        presets.append(
+            {"kind": "lut", "index": i, "explanation": text(item.get("LUTExplanation"), LO)}
+        )
+    return presets
+
+
+def _issuer_of_accession(dataset: Dataset) -> str:
+    items = dataset.get("IssuerOfAccessionNumberSequence")
+    if not items:
+        return ""
+    item = items[0]
+    return text(item.get("LocalNamespaceEntityID") or item.get("UniversalEntityID"), LO)
+
+
+def index_fields(
+    dataset: Dataset, *, number_of_frames: int, transfer_syntax_uid: str
+) -> IndexFields:
+    """Extract the index fields of one validated instance."""
+    spacing = pixel_spacing(dataset)
+    presets = [p for p in window_presets(dataset) if p["kind"] == "window"]
+    first = presets[0] if presets else None
+    frame_of_reference = text(dataset.get("FrameOfReferenceUID"), UI)
+    patient = {
+        "patient_id": text(dataset.get("PatientID"), LO),
+        "issuer_of_patient_id": text(dataset.get("IssuerOfPatientID"), LO),
+        "patient_name": text(dataset.get("PatientName"), PN),
+        "patient_birth_date": parse_da(dataset.get("PatientBirthDate")),
+        "patient_sex": text(dataset.get("PatientSex"), CS),
+    }
+    study = {
+        "study_instance_uid": str(dataset.StudyInstanceUID),
+        "accession_number": text(dataset.get("AccessionNumber"), LO),
+        "issuer_of_accession_number": _issuer_of_accession(dataset),
+        "study_date": parse_da(dataset.get("StudyDate")),
+        "study_time": parse_tm(dataset.get("StudyTime")),
+        "study_description": text(dataset.get("StudyDescription"), LONG_TEXT),
+        "study_id": text(dataset.get("StudyID"), SH),
+        "referring_physician_name": text(dataset.get("ReferringPhysicianName"), PN),
+    }
+    series = {
+        "series_instance_uid": str(dataset.SeriesInstanceUID),
+        "modality": text(dataset.get("Modality"), CS).upper(),
+        "series_number": _int(dataset.get("SeriesNumber")),
+        "series_description": text(dataset.get("SeriesDescription"), LONG_TEXT),
+        "body_part_examined": text(dataset.get("BodyPartExamined"), CS),
+        "frame_of_reference_uid": frame_of_reference if is_valid_uid(frame_of_reference) else "",
+        "series_date": parse_da(dataset.get("SeriesDate")),
+        "series_time": parse_tm(dataset.get("SeriesTime")),
+    }
+    instance = {
+        "sop_instance_uid": str(dataset.SOPInstanceUID),
+        "sop_class_uid": str(dataset.SOPClassUID),
+        "instance_number": _int(dataset.get("InstanceNumber")),
+        "number_of_frames": number_of_frames,
+        "rows": _int(dataset.get("Rows")),
+        "columns": _int(dataset.get("Columns")),
+        "samples_per_pixel": _int(dataset.get("SamplesPerPixel")),
+        "bits_allocated": _int(dataset.get("BitsAllocated")),
+        "bits_stored": _int(dataset.get("BitsStored")),
+        "pixel_representation": _int(dataset.get("PixelRepresentation")),
+        "photometric_interpretation": text(dataset.get("PhotometricInterpretation"), CS),
+        "transfer_syntax_uid": transfer_syntax_uid,
+        "spacing_attribute": spacing.attribute if spacing else "",
+        "pixel_spacing_row_mm": spacing.row_mm if spacing else None,
+        "pixel_spacing_column_mm": spacing.column_mm if spacing else None,
+        "image_position_patient": image_position(dataset),
+        "image_orientation_patient": image_orientation(dataset),
+        "slice_location": _float(dataset.get("SliceLocation")),
+        "slice_thickness": _float(dataset.get("SliceThickness")),
+        "rescale_slope": _float(dataset.get("RescaleSlope")),
+        "rescale_intercept": _float(dataset.get("RescaleIntercept")),
+        "window_center": first["center"] if first else None,
+        "window_width": first["width"] if first else None,
+        "window_presets": window_presets(dataset),
+    }
+    return IndexFields(patient=patient, study=study, series=series, instance=instance)

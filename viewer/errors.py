@@ -1,0 +1,62 @@
+"""One error hierarchy for Loupe.
+
+Every problem that a client can cause is a :class:`ViewerError` subclass carrying a
+machine-readable ``code``, an HTTP ``status`` and a ``message`` that names the problem.
+The DICOM layer raises them for bad input; one handler (``viewer.api.exceptions``)
+turns them into JSON responses. Nothing else catches broadly.
+
+This module imports nothing from Django so that ``viewer.dicom`` can use it.
+"""
+
+from __future__ import annotations
+
+
+class ViewerError(Exception):
+    """Base class: a problem with a request or its data, reported to the client."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidDicom(ViewerError):
+    """The bytes are not a DICOM object Loupe can store (PS3.10 / PS3.5 violations)."""
+
+    status = 400
+    code = "invalid_dicom"
+
+
+class TooLarge(ViewerError):
+    """A size cap was exceeded (object, upload, archive member, decompression ratio)."""
+
+    status = 413
+    code = "too_large"
+
+
+class Conflict(ViewerError):
+    """The same SOP Instance UID is already stored with different bytes."""
+
+    status = 409
+    code = "conflict"
+
+
+class InvalidArchive(ViewerError):
+    """A zip archive or DICOMDIR that cannot be read safely."""
+
+    status = 400
+    code = "invalid_archive"
+
+
+class NotFound(ViewerError):
+    status = 404
+    code = "not_found"

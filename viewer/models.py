@@ -1,0 +1,133 @@
+"""The archive's index: Patient, Study, Series, Instance.
+
+Field names are the DICOM keywords in snake_case. Rows are written only by
+``viewer.services.ingest``; every Instance row has its file in the content-addressed
+store under ``storage_key`` (see ``viewer.services.storage``).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from viewer.dicom.index import CS, LO, LONG_TEXT, PN, SH, UI
+
+
+class Patient(models.Model):
+    """A patient, identified by (0010,0020) Patient ID within (0010,0021) its issuer."""
+
+    patient_id = models.CharField(max_length=LO, blank=True, db_index=True)
+    issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    patient_name = models.CharField(max_length=PN, blank=True)
+    patient_name_search = models.CharField(max_length=PN, blank=True, editable=False)
+    patient_birth_date = models.DateField(null=True, blank=True)
+    patient_sex = models.CharField(max_length=CS, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_id", "issuer_of_patient_id"], name="unique_patient_per_issuer"
+            )
+        ]
+        indexes = [models.Index(fields=["patient_name_search"], name="patient_name_search_idx")]
+
+    def __str__(self) -> str:
+        return f"Patient {self.pk}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.patient_name_search = search_form(self.patient_name)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def search_form(name: str) -> str:
+    """Lower-case, with PN component (^) and group (=) separators as spaces, for search."""
+    return " ".join(name.replace("^", " ").replace("=", " ").lower().split())
+
+
+class Study(models.Model):
+    study_instance_uid = models.CharField(max_length=UI, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    accession_number = models.CharField(max_length=LO, blank=True, db_index=True)
+    issuer_of_accession_number = models.CharField(max_length=LO, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    study_time = models.TimeField(null=True, blank=True)
+    study_description = models.CharField(max_length=LONG_TEXT, blank=True)
+    study_id = models.CharField(max_length=SH, blank=True)
+    referring_physician_name = models.CharField(max_length=PN, blank=True)
+    modalities_in_study = models.CharField(max_length=LONG_TEXT, blank=True)
+    number_of_study_related_series = models.PositiveIntegerField(default=0)
+    number_of_study_related_instances = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        indexes = [
+            models.Index(fields=["-study_date", "-study_time", "-id"], name="study_date_idx"),
+            models.Index(fields=["patient", "-study_date"], name="study_patient_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+
+class Series(models.Model):
+    series_instance_uid = models.CharField(max_length=UI, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="series")
+    modality = models.CharField(max_length=CS, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    series_description = models.CharField(max_length=LONG_TEXT, blank=True)
+    body_part_examined = models.CharField(max_length=CS, blank=True)
+    frame_of_reference_uid = models.CharField(max_length=UI, blank=True)
+    series_date = models.DateField(null=True, blank=True)
+    series_time = models.TimeField(null=True, blank=True)
+    number_of_series_related_instances = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "series"
+        indexes = [models.Index(fields=["modality", "study"], name="series_modality_study_idx")]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(models.Model):
+    sop_instance_uid = models.CharField(max_length=UI, unique=True)
+    series = models.ForeignKey(Series, on_delete=models.PROTECT, related_name="instances")
+    sop_class_uid = models.CharField(max_length=UI)
+    instance_number = models.IntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    samples_per_pixel = models.PositiveSmallIntegerField(null=True, blank=True)
+    bits_allocated = models.PositiveSmallIntegerField(null=True, blank=True)
+    bits_stored = models.PositiveSmallIntegerField(null=True, blank=True)
+    pixel_representation = models.PositiveSmallIntegerField(null=True, blank=True)
+    photometric_interpretation = models.CharField(max_length=CS, blank=True)
+    transfer_syntax_uid = models.CharField(max_length=UI)
+    # Which attribute the spacing came from: PixelSpacing, ImagerPixelSpacing,
+    # NominalScannedPixelSpacing, SequenceOfUltrasoundRegions, or "" (pixels only).
+    spacing_attribute = models.CharField(max_length=32, blank=True)
+    pixel_spacing_row_mm = models.FloatField(null=True, blank=True)
+    pixel_spacing_column_mm = models.FloatField(null=True, blank=True)
+    image_position_patient = models.JSONField(null=True, blank=True)
+    image_orientation_patient = models.JSONField(null=True, blank=True)
+    slice_location = models.FloatField(null=True, blank=True)
+    slice_thickness = models.FloatField(null=True, blank=True)
+    rescale_slope = models.FloatField(null=True, blank=True)
+    rescale_intercept = models.FloatField(null=True, blank=True)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    window_presets = models.JSONField(default=list, blank=True)
+    storage_key = models.CharField(max_length=128)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.PositiveBigIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["series", "instance_number"], name="instance_series_num_idx")
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid

@@ -1,0 +1,1 @@
+"""The verbs that change state, one module per capability."""

@@ -1,0 +1,350 @@
+"""Ingest: the one way DICOM data enters Loupe.
+
+``ingest_bytes`` validates an object (``viewer.dicom.io``), stores its bytes unchanged in
+the content-addressed store (``viewer.services.storage``) and then creates or updates
+the Patient / Study / Series / Instance rows in one transaction. The file is durable
+before its row commits, and removed again if the transaction fails while no row refers
+to it, so there is never a row without its file; a crash between the two leaves an
+unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
+
+Duplicates (the same (0008,0018) SOP Instance UID):
+
+* identical bytes: nothing changes, the result is ``duplicate`` (idempotent re-send);
+* different bytes: refused with 409 under the default policy ``reject``
+  (settings.LOUPE_DUPLICATE_POLICY); under ``overwrite`` the new object replaces the old
+  one and the result is ``replaced``.
+
+Two processes ingesting the same object at once are serialised by the unique
+constraints: the loser sees an IntegrityError, re-reads the winner's row and reports a
+duplicate (or a conflict).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F
+
+from viewer.dicom.archive import Item, Limits
+from viewer.dicom.index import IndexFields, index_fields
+from viewer.dicom.io import read_object
+from viewer.errors import Conflict, TooLarge, ViewerError
+from viewer.models import Instance, Patient, Series, Study
+from viewer.services import storage
+
+log = logging.getLogger(__name__)
+
+STORED = "stored"
+DUPLICATE = "duplicate"
+REPLACED = "replaced"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one object. ``source`` is the client's name for it (display only)."""
+
+    source: str
+    status: str
+    sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    code: str = ""
+    reason: str = ""
+    http_status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return self.status != REJECTED
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"source": self.source, "status": self.status}
+        if self.sop_instance_uid:
+            result["sop_instance_uid"] = self.sop_instance_uid
+            result["study_instance_uid"] = self.study_instance_uid
+        if self.status == REJECTED:
+            result["code"] = self.code
+            result["reason"] = self.reason
+        return result
+
+
+def rejected(source: str, error: ViewerError) -> IngestResult:
+    return IngestResult(
+        source=source,
+        status=REJECTED,
+        code=error.code,
+        reason=error.message,
+        http_status=error.status,
+    )
+
+
+def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
+    """Ingest the file at ``path`` (read whole; size-capped before reading)."""
+    name = source or str(path)
+    try:
+        size = path.stat().st_size
+        if size > settings.LOUPE_MAX_INSTANCE_BYTES:
+            raise TooLarge(
+                f"the object is {size} bytes; the limit is {settings.LOUPE_MAX_INSTANCE_BYTES} bytes",
+                code="object_too_large",
+            )
+        data = path.read_bytes()
+    except ViewerError as error:
+        return rejected(name, error)
+    except OSError as exc:
+        return rejected(
+            name, ViewerError(f"cannot read the file: {exc.strerror}", code="unreadable")
+        )
+    return ingest_bytes(data, source=name)
+
+
+def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
+    """Validate, store and index one object; never raises for bad input."""
+    try:
+        parsed = read_object(
+            data,
+            max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
+            max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES,
+        )
+        fields = index_fields(
+            parsed.dataset,
+            number_of_frames=parsed.number_of_frames,
+            transfer_syntax_uid=parsed.transfer_syntax_uid,
+        )
+        return _store(data, fields, source)
+    except ViewerError as error:
+        return rejected(source, error)
+
+
+def _store(data: bytes, fields: IndexFields, source: str) -> IngestResult:
+    sop_uid = fields.instance["sop_instance_uid"]
+    study_uid = fields.study["study_instance_uid"]
+    sha256 = storage.sha256_hex(data)
+    existing = (
+        Instance.objects.filter(sop_instance_uid=sop_uid).values_list("sha256", flat=True).first()
+    )
+    if existing == sha256:
+        if not storage.exists(storage.key_for(sha256)):
+            # The store lost this object (disk fault, hand deletion): the re-sent bytes,
+            # whose hash matches the row, repair it.
+            storage.write(data, sha256)
+            log.warning("a missing stored object was re-written from an identical re-send")
+        return IngestResult(
+            source=source, status=DUPLICATE, sop_instance_uid=sop_uid, study_instance_uid=study_uid
+        )
+    if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
+        raise _conflict(sop_uid)
+    # The file is written and fsync'ed on another thread while this one prepares the
+    # rows; the transaction commits only once the file is durable.
+    writing = _writer.submit(storage.write, data, sha256)
+    try:
+        status = _index(
+            fields, writing, sha256=sha256, size=len(data), replacing=existing is not None
+        )
+    except BaseException:
+        key = _wait_quietly(writing)
+        if key and not Instance.objects.filter(sha256=sha256).exists():
+            storage.delete(key)
+        raise
+    return IngestResult(
+        source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
+    )
+
+
+_writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-store")
+
+
+def _wait_quietly(writing: Future[str]) -> str | None:
+    try:
+        return writing.result()
+    except Exception:
+        return None
+
+
+def _conflict(sop_uid: str) -> Conflict:
+    return Conflict(
+        f"SOP Instance UID {sop_uid} is already stored with different content "
+        f"(duplicate policy '{settings.LOUPE_DUPLICATE_POLICY}')",
+        code="sop_instance_conflict",
+    )
+
+
+def _index(
+    fields: IndexFields, writing: Future[str], *, sha256: str, size: int, replacing: bool
+) -> str:
+    """Create or update the rows for one object, in one transaction that commits only
+    after ``writing`` (the file's write + fsync) has finished. A new SOP Instance UID is
+    inserted directly; the unique constraint catches a concurrent insert of the same."""
+    sop_uid = fields.instance["sop_instance_uid"]
+    try:
+        with transaction.atomic():
+            series, new_series = _series_for(fields)
+            previous = None
+            if replacing:
+                previous = (
+                    Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
+                )
+            if previous is not None:
+                if previous.sha256 == sha256:
+                    return DUPLICATE
+                if settings.LOUPE_DUPLICATE_POLICY == "reject":
+                    raise _conflict(sop_uid)
+                return _replace(
+                    previous, series, fields, key=writing.result(), sha256=sha256, size=size
+                )
+            Instance.objects.create(
+                series=series,
+                storage_key=storage.key_for(sha256),
+                sha256=sha256,
+                size_bytes=size,
+                **fields.instance,
+            )
+            _count_new_instance(series, new_series)
+            writing.result()  # durable before the row commits
+            return STORED
+    except IntegrityError:
+        # Another process committed the same SOP Instance UID between our check and insert.
+        winner = (
+            Instance.objects.filter(sop_instance_uid=sop_uid)
+            .values_list("sha256", flat=True)
+            .first()
+        )
+        if winner is None:
+            raise
+        if winner == sha256:
+            return DUPLICATE
+        raise _conflict(sop_uid) from None
+
+
+def _replace(
+    previous: Instance, series: Series, fields: IndexFields, *, key: str, sha256: str, size: int
+) -> str:
+    old_key, old_series = previous.storage_key, previous.series
+    for name, value in fields.instance.items():
+        setattr(previous, name, value)
+    previous.series = series
+    previous.storage_key, previous.sha256, previous.size_bytes = key, sha256, size
+    previous.save()
+    _refresh_counts(series)
+    if old_series.pk != series.pk:
+        _refresh_counts(old_series)
+    if old_key != key:
+        transaction.on_commit(lambda: storage.delete(old_key))
+    log.info("instance replaced under duplicate policy 'overwrite' (row %s)", previous.pk)
+    return REPLACED
+
+
+def _patient_key(fields: IndexFields) -> tuple[str, str]:
+    return fields.patient["patient_id"], fields.patient["issuer_of_patient_id"]
+
+
+def _series_for(fields: IndexFields) -> tuple[Series, bool]:
+    """The Series row for this object (created with its Study and Patient if needed), and
+    whether it is new. Refuses UIDs that would move a series or study to another parent."""
+    series_uid = fields.series["series_instance_uid"]
+    study_uid = fields.study["study_instance_uid"]
+    series = (
+        Series.objects.select_related("study__patient")
+        .filter(series_instance_uid=series_uid)
+        .first()
+    )
+    if series is not None:
+        _check_parents(series.study, series_uid, study_uid, fields)
+        return series, False
+    patient_fields = dict(fields.patient)
+    patient, _ = Patient.objects.get_or_create(
+        patient_id=patient_fields.pop("patient_id"),
+        issuer_of_patient_id=patient_fields.pop("issuer_of_patient_id"),
+        defaults=patient_fields,
+    )
+    study_fields = dict(fields.study)
+    del study_fields["study_instance_uid"]
+    study, _ = Study.objects.select_related("patient").get_or_create(
+        study_instance_uid=study_uid, defaults={"patient": patient, **study_fields}
+    )
+    _check_parents(study, series_uid, study_uid, fields)
+    series_fields = dict(fields.series)
+    del series_fields["series_instance_uid"]
+    series, created = Series.objects.get_or_create(
+        series_instance_uid=series_uid, defaults={"study": study, **series_fields}
+    )
+    if series.study_id != study.pk:
+        raise Conflict(
+            f"series {series_uid} is already stored in another study", code="study_mismatch"
+        )
+    return series, created
+
+
+def _check_parents(study: Study, series_uid: str, study_uid: str, fields: IndexFields) -> None:
+    if study.study_instance_uid != study_uid:
+        raise Conflict(
+            f"series {series_uid} is already stored in another study", code="study_mismatch"
+        )
+    if (study.patient.patient_id, study.patient.issuer_of_patient_id) != _patient_key(fields):
+        raise Conflict(
+            f"study {study_uid} is already stored for another patient "
+            "(Patient ID or its issuer differ)",
+            code="patient_mismatch",
+        )
+
+
+def _count_new_instance(series: Series, new_series: bool) -> None:
+    """Add one instance to the derived counts (atomic increments, safe under concurrency)."""
+    Series.objects.filter(pk=series.pk).update(
+        number_of_series_related_instances=F("number_of_series_related_instances") + 1
+    )
+    if not new_series:
+        Study.objects.filter(pk=series.study_id).update(
+            number_of_study_related_instances=F("number_of_study_related_instances") + 1
+        )
+        return
+    _refresh_counts(series)
+
+
+def _refresh_counts(series: Series) -> None:
+    """Recompute the derived counts and modalities of a series and its study.
+
+    The study row is locked first so that concurrent ingests that add series to one
+    study recompute one after the other, each seeing the rows the previous one committed.
+    """
+    study = Study.objects.select_for_update().get(pk=series.study_id)
+    Series.objects.filter(pk=series.pk).update(
+        number_of_series_related_instances=Instance.objects.filter(series=series).count()
+    )
+    per_series = Series.objects.filter(study=study).annotate(n=Count("instances"))
+    modalities = sorted({s.modality for s in per_series if s.modality})
+    Study.objects.filter(pk=study.pk).update(
+        number_of_study_related_series=len(per_series),
+        number_of_study_related_instances=sum(s.n for s in per_series),
+        modalities_in_study="\\".join(modalities),
+    )
+
+
+def archive_limits() -> Limits:
+    return Limits(
+        max_object_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
+        zip_max_ratio=settings.LOUPE_ZIP_MAX_RATIO,
+        zip_max_total_bytes=settings.LOUPE_ZIP_MAX_TOTAL_BYTES,
+    )
+
+
+def ingest_item(item: Item) -> IngestResult:
+    """Ingest one item from ``viewer.dicom.archive`` (bytes, a file, or its read error)."""
+    if item.error is not None:
+        return rejected(item.name, item.error)
+    if item.path is not None:
+        return ingest_file(item.path, source=item.name)
+    assert item.data is not None
+    return ingest_bytes(item.data, source=item.name)
+
+
+def summarize(results: list[IngestResult]) -> dict[str, int]:
+    counts = {STORED: 0, DUPLICATE: 0, REPLACED: 0, REJECTED: 0}
+    for result in results:
+        counts[result.status] += 1
+    return counts
