@@ -12,7 +12,13 @@ def main() -> None:
         os.environ.setdefault("LOUPE_DEMO", "1")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from config.environment import ImproperlyConfiguredEnv
+
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfiguredEnv as error:
+        sys.stderr.write(f"loupe: configuration error: {error}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ HTTPS = env_bool("LOUPE_HTTPS", False)
 DATA_DIR = Path(env_str("LOUPE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 LOUPE_STORAGE_DIR = DATA_DIR / "objects"
 LOUPE_TEMP_DIR = DATA_DIR / "tmp"
-for _folder in (DATA_DIR, LOUPE_STORAGE_DIR, LOUPE_TEMP_DIR):
+for _folder in (DATA_DIR, LOUPE_STORAGE_DIR, LOUPE_TEMP_DIR, DATA_DIR / "static"):
     _folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -149,7 +149,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = DATA_DIR / "static"  # collectstatic target for deployments
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
 

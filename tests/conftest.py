@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated data folder per test, the shared DICOM corpus, users.
+
+The environment Django starts with is set by ``tests/pytest_environment.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHARED_DICOM = Path(os.environ.get("LOUPE_SHARED_DICOM", PROJECT_DIR.parent / "shared" / "dicom"))
+ARTIFACTS = Path(os.environ.get("LOUPE_TEST_ARTIFACTS", PROJECT_DIR / "test-artifacts"))
+
+
+@pytest.fixture
+def shared_dicom() -> Path:
+    """The shared test corpus (../shared/dicom); tests skip where it is absent."""
+    if not (SHARED_DICOM / "manifest.json").exists():
+        pytest.skip(f"the shared DICOM corpus is not at {SHARED_DICOM} (set LOUPE_SHARED_DICOM)")
+    return SHARED_DICOM
+
+
+@pytest.fixture
+def manifest(shared_dicom: Path) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = json.loads((shared_dicom / "manifest.json").read_text())["files"]
+    return files
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings: Any, tmp_path: Path) -> Path:
+    """Every test stores its objects in a folder of its own."""
+    settings.LOUPE_STORAGE_DIR = tmp_path / "objects"
+    settings.LOUPE_TEMP_DIR = tmp_path / "tmp"
+    settings.LOUPE_STORAGE_DIR.mkdir()
+    settings.LOUPE_TEMP_DIR.mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def radiologist(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user("radiologist", password="a-long-test-password")
+
+
+@pytest.fixture
+def logged_in_client(client: Any, radiologist: Any) -> Any:
+    client.force_login(radiologist)
+    return client
+
+
+@pytest.fixture
+def artifacts_dir() -> Iterator[Path]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield ARTIFACTS
+
+
+# Playwright: Debian's chromium, no outside lookups (pytest-playwright's fixture).
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **browser_type_launch_args,
+        "executable_path": os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium"),
+        "args": [
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+        ],
+    }

@@ -1,0 +1,188 @@
+"""Real servers on loopback for tests and benchmarks: PostgreSQL and Orthanc.
+
+Each starter picks a free port, keeps all state under a temporary folder, waits until
+the server answers, and returns a handle whose ``stop()`` ends exactly the process it
+started (by PID, never by name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("LOUPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ORTHANC_BIN = Path(os.environ.get("LOUPE_ORTHANC_BIN", "/usr/sbin/Orthanc"))
+ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL can be started here, else the reason it cannot."""
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)"
+    return None
+
+
+def orthanc_available() -> str | None:
+    if not ORTHANC_BIN.exists():
+        return f"Orthanc not found at {ORTHANC_BIN} (apt-get install orthanc orthanc-dicomweb)"
+    return None
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    root: Path
+    port: int
+    url: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _as_postgres_user() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def start_postgres() -> Server:
+    """initdb into a temp folder and start postgres on a private port (trust auth)."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-pg-"))
+    os.chmod(root, 0o755)
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    user = _as_postgres_user()
+    if user:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(
+        [
+            *user,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *user,
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(sockets),
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=on",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if ready.returncode == 0:
+            break
+        if process.poll() is not None:
+            raise RuntimeError("postgres exited during start-up")
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("postgres did not become ready within 30 s")
+    return Server(process, root, port, f"postgres://postgres@127.0.0.1:{port}/postgres")
+
+
+def create_database(server: Server, name: str) -> str:
+    """Create database ``name`` on ``server`` and return its DATABASE_URL."""
+    subprocess.run(
+        [
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            name,
+        ],
+        check=True,
+    )
+    return f"postgres://postgres@127.0.0.1:{server.port}/{name}"
+
+
+def start_orthanc(*, dicomweb: bool = True) -> Server:
+    """Start Debian's Orthanc with storage under a temp folder, loopback only."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-orthanc-"))
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "LoupeBenchOrthanc",
+        "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "DicomServerEnabled": False,
+        "Plugins": [str(ORTHANC_DICOMWEB)] if dicomweb and ORTHANC_DICOMWEB.exists() else [],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "StorageCompression": False,
+        "HttpThreadsCount": 50,
+    }
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = open(root / "orthanc.log", "wb")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(
+        [str(ORTHANC_BIN), str(root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/system", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return Server(process, root, http_port, url)
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited: see {root / 'orthanc.log'}") from None
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("Orthanc did not answer within 30 s")

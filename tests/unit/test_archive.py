@@ -1,0 +1,104 @@
+"""viewer.dicom.archive: zips and DICOMDIRs never reach outside where they belong."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+
+from viewer.dicom.archive import Limits, iter_dicomdir, iter_paths, iter_zip
+
+LIMITS = Limits(max_object_bytes=64 * 1024 * 1024, zip_max_ratio=200, zip_max_total_bytes=1 << 30)
+
+
+def ct_small() -> bytes:
+    path = get_testdata_file("CT_small.dcm")
+    assert path is not None
+    return Path(path).read_bytes()
+
+
+def make_zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def test_zip_members_are_read_in_memory() -> None:
+    items = list(iter_zip(make_zip({"a/ct.dcm": ct_small()}), "x.zip", LIMITS))
+    assert [(i.name, i.error) for i in items] == [("x.zip!a/ct.dcm", None)]
+    assert items[0].data == ct_small()
+
+
+def test_zip_slip_entries_are_refused_and_nothing_is_extracted(tmp_path: Path) -> None:
+    names = ["../evil.dcm", "/etc/evil.dcm", "a/../../evil.dcm", "..\\evil.dcm", "C:/evil.dcm"]
+    archive = make_zip({name: ct_small() for name in names} | {"ok.dcm": ct_small()})
+    items = list(iter_zip(archive, "x.zip", LIMITS))
+    refused = [i for i in items if i.error is not None]
+    assert len(refused) == len(names)
+    assert all(i.error is not None and i.error.code == "unsafe_zip_entry" for i in refused)
+    assert [i.name for i in items if i.error is None] == ["x.zip!ok.dcm"]
+    assert not (tmp_path.parent / "evil.dcm").exists()
+
+
+def test_zip_bomb_is_refused_by_ratio() -> None:
+    bomb = make_zip({"bomb.dcm": b"\x00" * (50 * 1024 * 1024)})
+    assert len(bomb.getvalue()) < 200 * 1024  # 50 MB of zeros deflate to about 50 KB
+    items = list(iter_zip(bomb, "bomb.zip", LIMITS))
+    assert len(items) == 1 and items[0].error is not None
+    assert items[0].error.code == "zip_ratio"
+    assert items[0].error.status == 413
+
+
+def test_zip_that_expands_beyond_the_total_cap_is_refused_whole() -> None:
+    limits = Limits(max_object_bytes=1 << 30, zip_max_ratio=10_000, zip_max_total_bytes=1000)
+    items = list(iter_zip(make_zip({"a.dcm": ct_small()}), "big.zip", limits))
+    assert len(items) == 1 and items[0].error is not None
+    assert items[0].error.code == "zip_too_large"
+
+
+def test_a_file_that_is_not_a_zip_is_reported() -> None:
+    items = list(iter_zip(io.BytesIO(b"PK\x03\x04 broken"), "broken.zip", LIMITS))
+    assert items[0].error is not None and items[0].error.code == "bad_zip"
+
+
+def test_dicomdir_records_are_followed(shared_dicom: Path) -> None:
+    items = list(iter_dicomdir(shared_dicom / "dicomdir" / "DICOMDIR", LIMITS))
+    assert len(items) == 31
+    assert all(i.error is None and i.path is not None for i in items)
+    assert all(
+        i.path.is_relative_to((shared_dicom / "dicomdir").resolve()) for i in items if i.path
+    )
+
+
+def test_dicomdir_reference_outside_its_folder_is_refused(
+    tmp_path: Path, shared_dicom: Path
+) -> None:
+    folder = tmp_path / "media"
+    shutil.copytree(shared_dicom / "dicomdir", folder)
+    dicomdir = pydicom.dcmread(folder / "DICOMDIR")
+    records = [r for r in dicomdir.DirectoryRecordSequence if "ReferencedFileID" in r]
+    records[0].ReferencedFileID = ["..", "..", "etc", "passwd"]
+    records[1].ReferencedFileID = "/etc/passwd"
+    dicomdir.save_as(folder / "DICOMDIR")
+    items = list(iter_dicomdir(folder / "DICOMDIR", LIMITS))
+    refused = [i for i in items if i.error is not None]
+    assert {i.error.code for i in refused if i.error} == {"unsafe_file_id"}
+    assert len(refused) == 2
+    assert len([i for i in items if i.error is None]) == 29
+
+
+def test_folders_are_walked_recursively_and_symlinks_are_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "ct.dcm").write_bytes(ct_small())
+    (tmp_path / "a" / "link.dcm").symlink_to("/etc/hostname")
+    items = list(iter_paths([tmp_path], LIMITS))
+    by_name = {Path(i.name).name: i for i in items}
+    assert by_name["ct.dcm"].path == tmp_path / "a" / "b" / "ct.dcm"
+    assert by_name["link.dcm"].error is not None and by_name["link.dcm"].error.code == "symlink"
