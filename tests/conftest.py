@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHARED_DICOM = Path(os.environ.get("LOUPE_SHARED_DICOM", PROJECT_DIR.parent / "shared" / "dicom"))
 ARTIFACTS = Path(os.environ.get("LOUPE_TEST_ARTIFACTS", PROJECT_DIR / "test-artifacts"))

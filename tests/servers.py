@@ -68,7 +68,7 @@ def _as_postgres_user() -> list[str]:
 def start_postgres() -> Server:
     """initdb into a temp folder and start postgres on a private port (trust auth)."""
     root = Path(tempfile.mkdtemp(prefix="loupe-pg-"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 (the postgres user must reach its data folder)
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
     user = _as_postgres_user()
@@ -169,7 +169,7 @@ def start_orthanc(*, dicomweb: bool = True) -> Server:
         "HttpThreadsCount": 50,
     }
     (root / "orthanc.json").write_text(json.dumps(config))
-    log = open(root / "orthanc.log", "wb")  # noqa: SIM115 (closed with the process)
+    log = open(root / "orthanc.log", "wb")
     process = subprocess.Popen(
         [str(ORTHANC_BIN), str(root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT
     )
