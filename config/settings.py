@@ -176,7 +176,9 @@ REST_FRAMEWORK = {
 # until the EHR launch adds its per-EHR allowlist.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# "same-origin", not "no-referrer": with no-referrer, browsers send "Origin: null" on form
+# POSTs and Django's CSRF origin check refuses them. Nothing leaks to other origins either way.
+SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
