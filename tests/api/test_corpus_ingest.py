@@ -153,4 +153,5 @@ def test_ct_series_index_fields(logged_in_client: Any, shared_dicom: Path) -> No
     presets = [(p["center"], p["width"], p["explanation"]) for p in instance.window_presets]
     assert presets == [(-500.0, 1500.0, "WINDOW1"), (40.0, 400.0, "WINDOW2")]
     assert instance.window_center == -500.0 and instance.window_width == 1500.0
+    assert isinstance(instance.image_position_patient, list)
     assert len(instance.image_position_patient) == 3

@@ -179,12 +179,11 @@ def test_overwrite_policy_replaces_the_object_and_removes_the_old_file(
 
 
 def test_a_study_cannot_move_to_another_patient(logged_in_client: Any) -> None:
-    other = variant(
-        lambda ds: (
-            setattr(ds, "PatientID", "SOMEONE-ELSE"),
-            setattr(ds, "SOPInstanceUID", "1.2.3.4.5"),
-        )
-    )
+    def move(dataset: pydicom.Dataset) -> None:
+        dataset.PatientID = "SOMEONE-ELSE"
+        dataset.SOPInstanceUID = "1.2.3.4.5"
+
+    other = variant(move)
     logged_in_client.post("/api/instances", data=ct_small(), content_type="application/dicom")
     response = logged_in_client.post("/api/instances", data=other, content_type="application/dicom")
     assert response.status_code == 409

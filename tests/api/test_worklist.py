@@ -66,7 +66,7 @@ def rows(response: Any) -> list[str]:
 def test_worklist_needs_a_login() -> None:
     response = Client().get("/")
     assert response.status_code == 302
-    assert response.url.startswith("/login/")
+    assert response.headers["Location"].startswith("/login/")
 
 
 def test_worklist_lists_searches_sorts_and_pages(logged_in_client: Any) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +59,12 @@ def test_names_render_as_text_in_the_browser(
     for name in ("chrH31.dcm", "chrArab.dcm", "chrRuss.dcm", "chrX2.dcm"):
         assert ingest.ingest_file(shared_dicom / "charset" / name).status == "stored"
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     log_in(page, live_server)
     expect(page.locator("table.worklist")).to_contain_text(
         "Yamada, Tarou = 山田, 太郎 = やまだ, たろう"

@@ -10,7 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from viewer.dicom.io import read_object
 from viewer.dicom.uids import uid_problem
@@ -111,7 +111,7 @@ def test_uids_outside_ps3_5_section_9_are_refused(keyword: str, value: str) -> N
     def change(dataset: pydicom.Dataset) -> None:
         setattr(dataset, keyword, value)
         if keyword == "SOPInstanceUID":
-            dataset.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+            dataset.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3")
 
     with pytest.raises(InvalidDicom) as caught:
         read_object(with_dataset(change), **LIMITS)

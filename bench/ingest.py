@@ -1,0 +1,758 @@
+"""Ingest throughput: Loupe (SQLite, PostgreSQL) against Debian's Orthanc 1.10.
+
+Run from the project folder::
+
+    .venv/bin/python -m bench.ingest [--rounds N] [--quick] [--multipart]
+
+What one run does:
+
+* reads the 99-slice CT series from /work/shared/dicom/ct-series (read-only, never
+  copied into the project) and makes, in memory, one copy per (round, concurrency) with
+  fresh Study/Series/SOP Instance UIDs (file meta kept consistent), so no peer ever sees
+  the duplicate path and every peer receives the very same bytes for a given round and
+  concurrency; a separate 12-object copy is used for the warm-up;
+* starts three peers on 127.0.0.1, each with fresh storage: Orthanc (``POST /instances``),
+  Loupe on SQLite and Loupe on PostgreSQL (a fresh cluster from ``tests.servers``), both
+  Loupes served by gunicorn and fed through ``POST /api/instances`` with a raw
+  ``application/dicom`` body (the way Orthanc receives it), session-authenticated;
+* warms each peer up, then for every round, concurrency 1 and 4, and peer (the peer order
+  rotates each round, so drift does not favour one of them) uploads the 99 objects from
+  1 or 4 client threads, each with its own ``http.client.HTTPConnection`` (keep-alive
+  where the server offers it); the client code is identical for all peers;
+* checks that every response was 200 and accepted the object as new, and that every peer
+  ends with the expected number of instances (Orthanc: ``/statistics``; Loupe: rows
+  counted through ``manage.py shell`` with the peer's environment);
+* prints instances/s (median over rounds), per-request latency (median, p95), the server
+  CPU time per instance and the Loupe/Orthanc ratio, and writes everything as JSON to
+  ``bench/results/ingest-<timestamp>.json``.
+
+Every server it starts is stopped at the end, also on error, by the PID it was given.
+
+Gunicorn configuration (``--workers/--threads``; chosen by measurement on the 2-core
+machine this was written on, see ``GUNICORN_NOTE``): sync workers, ``-w 4``. Sync workers
+close the connection after each response (gunicorn's sync worker has no keep-alive), so
+the client reconnects per request against Loupe; gthread workers keep connections
+alive but measured no faster here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.client import HTTPConnection, HTTPResponse
+from http.cookies import SimpleCookie
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from tests.servers import (
+    Server,
+    create_database,
+    free_port,
+    orthanc_available,
+    postgres_available,
+    start_orthanc,
+    start_postgres,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = PROJECT_DIR / "bench" / "results"
+SERIES_DIR = Path(os.environ.get("LOUPE_BENCH_SERIES", "/work/shared/dicom/ct-series"))
+PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
+GUNICORN = PROJECT_DIR / ".venv" / "bin" / "gunicorn"
+HOST = "127.0.0.1"
+CONCURRENCIES = (1, 4)
+WARMUP_OBJECTS = 12
+WARMUP_CONCURRENCY = 4
+USERNAME = "bench"
+PASSWORD = "a-long-bench-password-123"
+DEFAULT_WORKERS = 4
+DEFAULT_THREADS = 1
+GUNICORN_NOTE = (
+    "sync workers, -w 4 (one per client thread at concurrency 4; measured against "
+    "-w 2 sync, -w 8 sync and -w 2/4 gthread --threads 2-4 on 2 cores: -w 4 sync was "
+    "as fast as or faster than the alternatives, see the report); sync workers close "
+    "the connection after each response, so the client reconnects per request"
+)
+
+
+# --------------------------------------------------------------------------- test data
+
+
+def load_series(folder: Path) -> list[pydicom.Dataset]:
+    files = sorted(folder.glob("*.dcm"))
+    if not files:
+        sys.exit(
+            f"bench.ingest: no DICOM files in {folder}: the 99-slice CT series is needed "
+            "(set LOUPE_BENCH_SERIES to another folder of .dcm files to use it instead)"
+        )
+    return [pydicom.dcmread(path) for path in files]
+
+
+def fresh_copy(datasets: list[pydicom.Dataset], count: int | None = None) -> list[bytes]:
+    """The series (or its first ``count`` objects) re-identified with never-seen UIDs."""
+    study_uid, series_uid = generate_uid(), generate_uid()
+    payloads = []
+    for ds in datasets[:count]:
+        sop_uid = generate_uid()
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        buffer = BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        payloads.append(buffer.getvalue())
+    return payloads
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_tree_cpu(root_pid: int) -> float:
+    """CPU seconds (user + system) of ``root_pid`` and its live descendants, plus the
+    children it has already reaped; approximate, for the CPU-per-instance column."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+        times[pid] = (utime + stime + (cutime + cstime if pid == root_pid else 0)) / tick
+    total, todo, seen = 0.0, [root_pid], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += times.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+@dataclass
+class Gunicorn:
+    process: subprocess.Popen[bytes]
+    root: Path
+    port: int
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        """SIGTERM to the master (it stops its workers); SIGKILL to its process group
+        (the master's own PID, it was started in a new session) if it does not exit."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(PYTHON), "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def start_loupe(
+    name: str, database_url: str | None, *, workers: int, threads: int, log: Path
+) -> Gunicorn:
+    """Migrate a fresh Loupe (data folder under /tmp), add the bench user, serve it."""
+    root = Path(tempfile.mkdtemp(prefix=f"loupe-bench-{name}-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOUPE_SECRET_KEY": secrets.token_urlsafe(50),
+        "LOUPE_DATA_DIR": str(root / "data"),
+        "LOUPE_ALLOWED_HOSTS": HOST,
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    else:
+        env.pop("DATABASE_URL", None)
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        f"User.objects.create_user({USERNAME!r}, 'bench@example.org', {PASSWORD!r})",
+    )
+    port = free_port()
+    command = [str(GUNICORN), "config.wsgi", "-b", f"{HOST}:{port}", "-w", str(workers)]
+    if threads > 1:
+        command += ["-k", "gthread", "--threads", str(threads)]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Gunicorn(process, root, port, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"gunicorn for {name} exited during start-up: see {log}")
+        try:
+            status, _, _ = request_once(port, "GET", "/login/")
+            if status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"gunicorn for {name} did not answer within 60 s: see {log}")
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def request_once(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, HTTPResponse, bytes]:
+    conn = HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response, response.read()
+    finally:
+        conn.close()
+
+
+def _cookies(response: HTTPResponse, jar: SimpleCookie) -> None:
+    for value in response.headers.get_all("Set-Cookie") or []:
+        jar.load(value)
+
+
+def login(port: int) -> dict[str, str]:
+    """Log in through the form and return the headers an authenticated POST needs."""
+    jar: SimpleCookie = SimpleCookie()
+    status, response, body = request_once(port, "GET", "/login/")
+    _cookies(response, jar)
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
+    if status != 200 or match is None or "csrftoken" not in jar:
+        raise RuntimeError(f"GET /login/ gave {status} without a CSRF token")
+    form = urlencode(
+        {
+            "username": USERNAME,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": match.group(1).decode(),
+        }
+    ).encode()
+    status, response, _ = request_once(
+        port,
+        "POST",
+        "/login/",
+        body=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={jar['csrftoken'].value}",
+        },
+    )
+    _cookies(response, jar)  # the session, and the CSRF token rotated at login
+    if status != 302 or "sessionid" not in jar:
+        raise RuntimeError(f"POST /login/ gave {status} (expected 302 with a session)")
+    csrf = jar["csrftoken"].value
+    return {"Cookie": f"csrftoken={csrf}; sessionid={jar['sessionid'].value}", "X-CSRFToken": csrf}
+
+
+@dataclass
+class Peer:
+    name: str
+    port: int
+    path: str
+    headers: dict[str, str]
+    accepted: Callable[[Any], bool]  # the parsed JSON answer says "stored as new"
+    count: Callable[[], int]
+    cpu_pids: list[int]
+    multipart: bool = False
+
+
+def orthanc_accepted(answer: Any) -> bool:
+    return isinstance(answer, dict) and answer.get("Status") == "Success"
+
+
+def loupe_accepted(answer: Any) -> bool:
+    return isinstance(answer, dict) and answer.get("summary", {}).get("stored") == 1
+
+
+def multipart_body(payload: bytes, name: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/dicom\r\n\r\n"
+    ).encode()
+    return head + payload + f"\r\n--{boundary}--\r\n".encode(), boundary
+
+
+@dataclass
+class Run:
+    seconds: float
+    latencies_ms: list[float]
+    statuses: dict[str, int]
+    not_accepted: int
+    errors: list[str]
+    server_cpu_s: float
+
+    @property
+    def instances_per_second(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+
+def upload(peer: Peer, payloads: list[bytes], concurrency: int) -> Run:
+    """Send every payload once from ``concurrency`` threads, each with its own connection."""
+    lock = threading.Lock()
+    position = iter(range(len(payloads)))
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    not_accepted = 0
+    barrier = threading.Barrier(concurrency + 1)
+
+    def worker() -> None:
+        nonlocal not_accepted
+        conn = HTTPConnection(HOST, peer.port, timeout=300)
+        conn.connect()
+        barrier.wait()
+        try:
+            while True:
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                headers = {"Accept": "application/json", **peer.headers}
+                if peer.multipart:
+                    body, boundary = multipart_body(payloads[index], f"{index:06d}.dcm")
+                    headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+                else:
+                    body = payloads[index]
+                    headers["Content-Type"] = "application/dicom"
+                started = time.perf_counter()
+                try:
+                    conn.request("POST", peer.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    answer = response.read()
+                except OSError as exc:  # count it and go on with a new connection
+                    conn.close()
+                    with lock:
+                        errors.append(f"object {index}: {type(exc).__name__}: {exc}")
+                    continue
+                elapsed = (time.perf_counter() - started) * 1000
+                try:
+                    ok = peer.accepted(json.loads(answer))
+                except ValueError:
+                    ok = False
+                with lock:
+                    latencies.append(elapsed)
+                    key = str(response.status)
+                    statuses[key] = statuses.get(key, 0) + 1
+                    if not ok:
+                        not_accepted += 1
+                        if len(errors) < 5:
+                            errors.append(f"object {index}: {response.status} {answer[:300]!r}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    cpu_before = sum(process_tree_cpu(pid) for pid in peer.cpu_pids)
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    cpu = sum(process_tree_cpu(pid) for pid in peer.cpu_pids) - cpu_before
+    return Run(seconds, latencies, statuses, not_accepted, errors, cpu)
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def orthanc_peer(server: Server) -> Peer:
+    def count() -> int:
+        _, _, body = request_once(server.port, "GET", "/statistics")
+        return int(json.loads(body)["CountInstances"])
+
+    return Peer(
+        "orthanc", server.port, "/instances", {}, orthanc_accepted, count, [server.process.pid]
+    )
+
+
+def loupe_peer(name: str, server: Gunicorn, extra_pids: list[int], *, multipart: bool) -> Peer:
+    def count() -> int:
+        out = manage(
+            server.env,
+            "shell",
+            "-c",
+            "from viewer.models import Instance; print(Instance.objects.count())",
+        )
+        return int(out.strip().splitlines()[-1])
+
+    return Peer(
+        name,
+        server.port,
+        "/api/instances",
+        login(server.port),
+        loupe_accepted,
+        count,
+        [server.process.pid, *extra_pids],
+        multipart,
+    )
+
+
+# --------------------------------------------------------------------------- facts, stats
+
+
+def machine_facts(orthanc: Server) -> dict[str, Any]:
+    _, _, body = request_once(orthanc.port, "GET", "/system")
+    system = json.loads(body)
+    cpu_model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    memory_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    postgres = subprocess.run(
+        ["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    filesystem = subprocess.run(
+        ["df", "--output=fstype", tempfile.gettempdir()], capture_output=True, text=True
+    ).stdout.split()[-1:]
+    import django
+    import gunicorn
+
+    return {
+        "nproc": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
+        "cpu_model": cpu_model,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "temp_filesystem": filesystem[0] if filesystem else "",
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "pydicom": pydicom.__version__,
+        "gunicorn": gunicorn.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "postgres": postgres,
+        "orthanc": system.get("Version", ""),
+        "orthanc_database_backend": system.get("DatabaseBackendPlugin") or "built-in SQLite",
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def summarize(runs: list[Run]) -> dict[str, Any]:
+    latencies = [value for run in runs for value in run.latencies_ms]
+    objects = sum(len(run.latencies_ms) for run in runs)
+    return {
+        "instances_per_second_rounds": [round(run.instances_per_second, 2) for run in runs],
+        "instances_per_second_median": round(
+            statistics.median(run.instances_per_second for run in runs), 2
+        ),
+        "latency_ms_median": round(statistics.median(latencies), 1),
+        "latency_ms_p95": round(percentile(latencies, 0.95), 1),
+        "server_cpu_ms_per_instance": round(
+            1000 * sum(run.server_cpu_s for run in runs) / objects, 1
+        ),
+        "statuses": _merge(run.statuses for run in runs),
+        "not_accepted": sum(run.not_accepted for run in runs),
+        "errors": [error for run in runs for error in run.errors][:10],
+    }
+
+
+def _merge(dicts: Iterator[dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for item in dicts:
+        for key, value in item.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def table(results: dict[str, dict[str, Any]], names: list[str], rounds: int) -> str:
+    header = (
+        f"{'peer':<22} {'conc':>4} {'inst/s':>8} {'rounds':<24} {'lat med':>8} "
+        f"{'lat p95':>8} {'CPU ms/inst':>11} {'vs Orthanc':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for concurrency in CONCURRENCIES:
+        base = results.get(f"orthanc@{concurrency}")
+        for name in names:
+            row = results.get(f"{name}@{concurrency}")
+            if row is None:
+                continue
+            ips = row["instances_per_second_median"]
+            ratio = f"{ips / base['instances_per_second_median']:.2f}" if base else "-"
+            per_round = " / ".join(f"{v:.1f}" for v in row["instances_per_second_rounds"])
+            lines.append(
+                f"{name:<22} {concurrency:>4} {ips:>8.1f} {per_round:<24} "
+                f"{row['latency_ms_median']:>8.1f} {row['latency_ms_p95']:>8.1f} "
+                f"{row['server_cpu_ms_per_instance']:>11.1f} {ratio:>10}"
+            )
+        lines.append("")
+    lines.append(
+        f"inst/s: median over {rounds} round(s) of 99 objects; latency in ms per request "
+        "(all rounds); CPU ms/inst: server process tree user+system CPU (Loupe on "
+        "PostgreSQL includes the postgres processes); vs Orthanc: inst/s ratio at the "
+        "same concurrency."
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+@contextmanager
+def stopping(server: Server | Gunicorn) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one round")
+    parser.add_argument(
+        "--multipart",
+        action="store_true",
+        help="also time Loupe with multipart/form-data (one file per request)",
+    )
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="gunicorn -w")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="gunicorn --threads (>1: gthread)"
+    )
+    parser.add_argument(
+        "--peers",
+        default="orthanc,loupe-sqlite,loupe-postgres",
+        help="comma-separated subset of orthanc,loupe-sqlite,loupe-postgres",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = 1
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = [name.strip() for name in args.peers.split(",") if name.strip()]
+    for reason in (
+        orthanc_available(),
+        postgres_available() if "loupe-postgres" in wanted else None,
+    ):
+        if reason:
+            sys.exit(f"bench.ingest: {reason}")
+    datasets = load_series(SERIES_DIR)
+    series_size = len(datasets)
+    started = time.monotonic()
+    print(f"preparing payloads: {args.rounds} round(s) x {len(CONCURRENCIES)} concurrencies ...")
+    warmup = fresh_copy(datasets, WARMUP_OBJECTS)
+    payloads = {(r, c): fresh_copy(datasets) for r in range(args.rounds) for c in CONCURRENCIES}
+    multipart_payloads = (
+        {(r, c): fresh_copy(datasets) for r in range(args.rounds) for c in CONCURRENCIES}
+        if args.multipart
+        else {}
+    )
+    del datasets
+    print(f"  {len(payloads)} copies of {series_size} objects, {time.monotonic() - started:.1f} s")
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    log = RESULTS_DIR / f"ingest-{stamp}.gunicorn.log"
+    gunicorn_config = f"gunicorn -w {args.workers}" + (
+        f" -k gthread --threads {args.threads}" if args.threads > 1 else " (sync)"
+    )
+    peers: list[Peer] = []
+    runs: dict[str, list[Run]] = {}
+    with ExitStack() as stack:
+        orthanc = start_orthanc(dicomweb=False)
+        stack.enter_context(stopping(orthanc))
+        facts = machine_facts(orthanc)
+        if "orthanc" in wanted:
+            peers.append(orthanc_peer(orthanc))
+        if "loupe-sqlite" in wanted:
+            sqlite_loupe = start_loupe(
+                "sqlite", None, workers=args.workers, threads=args.threads, log=log
+            )
+            stack.enter_context(stopping(sqlite_loupe))
+            peers.append(loupe_peer("loupe-sqlite", sqlite_loupe, [], multipart=False))
+        if "loupe-postgres" in wanted:
+            postgres = start_postgres()
+            stack.enter_context(stopping(postgres))
+            url = create_database(postgres, "loupe_bench")
+            pg_loupe = start_loupe(
+                "postgres", url, workers=args.workers, threads=args.threads, log=log
+            )
+            stack.enter_context(stopping(pg_loupe))
+            peers.append(
+                loupe_peer("loupe-postgres", pg_loupe, [postgres.process.pid], multipart=False)
+            )
+        if args.multipart:
+            extra = [
+                Peer(**{**vars(peer), "name": f"{peer.name}-multipart", "multipart": True})
+                for peer in peers
+                if peer.name.startswith("loupe")
+            ]
+            peers += extra
+
+        print(f"machine: {json.dumps(facts)}")
+        print(f"Loupe served by {gunicorn_config}")
+        print(f"warm-up: {WARMUP_OBJECTS} objects at concurrency {WARMUP_CONCURRENCY} per peer")
+        warm_failures: list[str] = []
+        for peer in peers:
+            if peer.multipart:
+                continue  # shares its server with the raw-body peer, already warm
+            warm = upload(peer, warmup, WARMUP_CONCURRENCY)
+            if warm.not_accepted or warm.errors:
+                warm_failures.append(f"{peer.name}: {warm.errors}")
+        if warm_failures:
+            raise RuntimeError(f"warm-up failed: {warm_failures}")
+
+        for r in range(args.rounds):
+            for c in CONCURRENCIES:
+                order = peers[r % len(peers) :] + peers[: r % len(peers)]
+                for peer in order:
+                    data = (multipart_payloads if peer.multipart else payloads)[(r, c)]
+                    run = upload(peer, data, c)
+                    runs.setdefault(f"{peer.name}@{c}", []).append(run)
+                    print(
+                        f"  round {r + 1} conc {c} {peer.name:<24} "
+                        f"{run.instances_per_second:7.1f} inst/s  {run.seconds:6.2f} s"
+                        + (
+                            f"  PROBLEMS: {run.errors[:2]}"
+                            if run.errors or run.not_accepted
+                            else ""
+                        )
+                    )
+
+        per_server = len(CONCURRENCIES) * args.rounds * series_size
+        expected = {peer.name: WARMUP_OBJECTS + per_server for peer in peers if not peer.multipart}
+        for peer in peers:
+            if peer.multipart:
+                expected[peer.name.removesuffix("-multipart")] += per_server
+        counts = {peer.name: peer.count() for peer in peers if not peer.multipart}
+
+    results = {key: summarize(value) for key, value in runs.items()}
+    names = [peer.name for peer in peers]
+    checks: list[str] = []
+    for key, row in results.items():
+        if set(row["statuses"]) != {"200"} or row["not_accepted"] or row["errors"]:
+            checks.append(f"{key}: statuses {row['statuses']}, errors {row['errors'][:3]}")
+    for name, count in counts.items():
+        if count != expected[name]:
+            checks.append(f"{name}: {count} instances stored, expected {expected[name]}")
+
+    report = table(results, names, args.rounds)
+    print()
+    print(f"Ingest of the {series_size}-slice CT series ({SERIES_DIR}), raw application/dicom")
+    print(
+        f"machine: nproc {facts['nproc']}, {facts['cpu_model']}, Python {facts['python']}, "
+        f"Orthanc {facts['orthanc']}, {facts['postgres']}, SQLite {facts['sqlite']}, "
+        f"temp fs {facts['temp_filesystem']}"
+    )
+    print(
+        f"Loupe: {gunicorn_config}: {GUNICORN_NOTE if args.workers == DEFAULT_WORKERS and args.threads == DEFAULT_THREADS else 'non-default'}"
+    )
+    print()
+    print(report)
+    print()
+    print(f"instances stored: {counts} (expected {expected})")
+    print(
+        "checks: " + ("all responses 200, every object stored as new" if not checks else "FAILED")
+    )
+    for problem in checks:
+        print(f"  {problem}")
+
+    output = RESULTS_DIR / f"ingest-{stamp}.json"
+    output.write_text(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "timestamp": stamp,
+                "series": str(SERIES_DIR),
+                "objects_per_round": series_size,
+                "rounds": args.rounds,
+                "concurrencies": list(CONCURRENCIES),
+                "warmup_objects": WARMUP_OBJECTS,
+                "loupe_server": gunicorn_config,
+                "loupe_server_note": GUNICORN_NOTE,
+                "machine": facts,
+                "results": results,
+                "per_round_seconds": {
+                    key: [round(run.seconds, 3) for run in value] for key, value in runs.items()
+                },
+                "instances_stored": counts,
+                "instances_expected": expected,
+                "checks_passed": not checks,
+                "problems": checks,
+                "wall_seconds": round(time.monotonic() - started, 1),
+                "table": report,
+            },
+            indent=2,
+        )
+    )
+    if log.exists() and log.stat().st_size == 0:
+        log.unlink()
+    print(f"results: {output.relative_to(PROJECT_DIR)} ({time.monotonic() - started:.0f} s)")
+    return 1 if checks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

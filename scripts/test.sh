@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian's chromium, PostgreSQL, Orthanc, dcmtk, fonts;
+# Python packages in .venv), then lint, type-check and run the whole suite.
+# PostgreSQL and Orthanc are started by the test fixtures on private loopback ports.
+# Screenshots and other artifacts land in ./test-artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+apt_install chromium postgresql orthanc orthanc-dicomweb dcmtk fonts-wqy-zenhei ca-certificates
+ensure_venv requirements-dev.txt
+export LOUPE_TEST_ARTIFACTS="${LOUPE_TEST_ARTIFACTS:-$PWD/test-artifacts}"
+mkdir -p "$LOUPE_TEST_ARTIFACTS"
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+LOUPE_DEBUG=1 LOUPE_DATA_DIR="$(mktemp -d)" .venv/bin/mypy .
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
