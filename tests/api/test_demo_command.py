@@ -1,0 +1,54 @@
+"""manage.py demo: migrates, creates the demo user, imports the phantom and the samples."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from viewer.demo import phantom
+from viewer.models import Instance, Patient, Study
+
+pytestmark = pytest.mark.django_db
+
+
+def run_demo() -> str:
+    out = io.StringIO()
+    call_command("demo", "--no-serve", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_demo_sets_up_phantom_prior_and_samples(settings: Any, tmp_path: Path) -> None:
+    settings.DATA_DIR = tmp_path
+    output = run_demo()
+    password = re.search(r"log in as:\s+demo / (\S+)", output)
+    assert password and authenticate(username="demo", password=password.group(1)) is not None
+
+    patient = Patient.objects.get(patient_id=phantom.PATIENT_ID, issuer_of_patient_id="LOUPE")
+    current, prior = Study.objects.filter(patient=patient).order_by("-study_date")
+    assert (current.study_date.year - prior.study_date.year) == 1
+    assert current.number_of_study_related_instances == phantom.NUM_SLICES
+    assert prior.number_of_study_related_instances == phantom.NUM_SLICES
+    slice0 = Instance.objects.filter(series__study=current).order_by("instance_number").first()
+    assert slice0 is not None
+    assert (slice0.rows, slice0.columns) == (512, 512)
+    assert slice0.pixel_spacing_row_mm == phantom.ROW_SPACING_MM
+    assert [p["explanation"] for p in slice0.window_presets] == list(phantom.WINDOW_EXPLANATIONS)
+
+    truth = json.loads((tmp_path / "demo" / "ct-phantom" / "ground_truth.json").read_text())
+    by_key = {study["key"]: study for study in truth["studies"]}
+    assert by_key["current"]["lesion_diameter_mm"] == 20.0
+    assert by_key["prior"]["lesion_diameter_mm"] == 14.0
+    assert by_key["current"]["study_instance_uid"] == current.study_instance_uid
+    modalities = set(Study.objects.values_list("modalities_in_study", flat=True))
+    assert {"CT", "MR", "CR", "US"} <= modalities
+    assert Instance.objects.filter(number_of_frames__gt=1).exists()  # multi-frame samples
+
+    again = run_demo()
+    assert "demo studies: 0 new" in again
