@@ -63,6 +63,8 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         indexes = [
+            # SQLite sorts NULLs last in DESC order already; on PostgreSQL migration 0002
+            # adds the NULLS LAST twin that the worklist's default order walks.
             models.Index(fields=["-study_date", "-study_time", "-id"], name="study_date_idx"),
             models.Index(fields=["patient", "-study_date"], name="study_patient_date_idx"),
         ]

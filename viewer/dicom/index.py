@@ -159,8 +159,8 @@ def index_fields(
 ) -> IndexFields:
     """Extract the index fields of one validated instance."""
     spacing = pixel_spacing(dataset)
-    presets = [p for p in window_presets(dataset) if p["kind"] == "window"]
-    first = presets[0] if presets else None
+    presets = window_presets(dataset)
+    first = next((p for p in presets if p["kind"] == "window"), None)
     frame_of_reference = text(dataset.get("FrameOfReferenceUID"), UI)
     patient = {
         "patient_id": text(dataset.get("PatientID"), LO),
@@ -213,6 +213,6 @@ def index_fields(
         "rescale_intercept": _float(dataset.get("RescaleIntercept")),
         "window_center": first["center"] if first else None,
         "window_width": first["width"] if first else None,
-        "window_presets": window_presets(dataset),
+        "window_presets": presets,
     }
     return IndexFields(patient=patient, study=study, series=series, instance=instance)

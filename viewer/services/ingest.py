@@ -40,6 +40,10 @@ from viewer.services import storage
 
 log = logging.getLogger(__name__)
 
+# Hashing and the file's write + fsync release the GIL: they run here, beside the parse
+# and the database work of the request thread.
+_workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-ingest")
+
 STORED = "stored"
 DUPLICATE = "duplicate"
 REPLACED = "replaced"
@@ -105,6 +109,8 @@ def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
 
 def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     """Validate, store and index one object; never raises for bad input."""
+    # SHA-256 runs on a worker thread (hashlib releases the GIL) while this one parses.
+    hashing = _workers.submit(storage.sha256_hex, data) if data else None
     try:
         parsed = read_object(
             data,
@@ -116,15 +122,15 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        return _store(data, fields, source)
+        assert hashing is not None  # read_object refuses empty data
+        return _store(data, hashing.result(), fields, source)
     except ViewerError as error:
         return rejected(source, error)
 
 
-def _store(data: bytes, fields: IndexFields, source: str) -> IngestResult:
+def _store(data: bytes, sha256: str, fields: IndexFields, source: str) -> IngestResult:
     sop_uid = fields.instance["sop_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    sha256 = storage.sha256_hex(data)
     existing = (
         Instance.objects.filter(sop_instance_uid=sop_uid).values_list("sha256", flat=True).first()
     )
@@ -141,7 +147,7 @@ def _store(data: bytes, fields: IndexFields, source: str) -> IngestResult:
         raise _conflict(sop_uid)
     # The file is written and fsync'ed on another thread while this one prepares the
     # rows; the transaction commits only once the file is durable.
-    writing = _writer.submit(storage.write, data, sha256)
+    writing = _workers.submit(storage.write, data, sha256)
     try:
         status = _index(
             fields, writing, sha256=sha256, size=len(data), replacing=existing is not None
@@ -154,9 +160,6 @@ def _store(data: bytes, fields: IndexFields, source: str) -> IngestResult:
     return IngestResult(
         source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
     )
-
-
-_writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-store")
 
 
 def _wait_quietly(writing: Future[str]) -> str | None:
@@ -204,8 +207,9 @@ def _index(
                 size_bytes=size,
                 **fields.instance,
             )
+            writing.result()  # the file is durable before its row commits
+            # Last, so that the series and study rows are locked only until the commit.
             _count_new_instance(series, new_series)
-            writing.result()  # durable before the row commits
             return STORED
     except IntegrityError:
         # Another process committed the same SOP Instance UID between our check and insert.
