@@ -19,11 +19,17 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_ZIP_MAX_RATIO | 200 | refuse zip members compressed more than this (bombs) |
 | LOUPE_ZIP_MAX_TOTAL_MB | 16384 | refuse zips that expand to more than this |
 | LOUPE_DUPLICATE_POLICY | reject | same SOP Instance UID, other bytes: reject (409) or overwrite |
+| LOUPE_FRAME_CACHE_MB | 512 | decoded-frame cache per process |
+| LOUPE_REDIS_URL | (none) | rendered-bytes cache in Redis instead of local memory |
+| LOUPE_RENDER_CACHE_ENTRIES | 4000 | local-memory rendered-bytes cache size (entries) |
+| LOUPE_RENDER_CACHE_SECONDS | 3600 | how long rendered bytes stay cached |
+| LOUPE_TILE_SIZE | 256 | tile edge in pixels (256 or 512) |
 """
 
 from __future__ import annotations
 
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -94,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "viewer.middleware.ViewerErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,7 +139,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+_REDIS_URL = env_str("LOUPE_REDIS_URL", "")
+CACHES: dict[str, dict[str, object]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_URL}
+        if _REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": env_int("LOUPE_RENDER_CACHE_ENTRIES", 4000, minimum=10)},
+        }
+    )
+}
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # no session query per request
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -164,6 +181,11 @@ LOUPE_MAX_FRAME_BYTES = env_int("LOUPE_MAX_FRAME_MB", 1024, minimum=1) * MB
 LOUPE_MAX_UPLOAD_BYTES = env_int("LOUPE_MAX_UPLOAD_MB", 4096, minimum=1) * MB
 LOUPE_ZIP_MAX_RATIO = env_int("LOUPE_ZIP_MAX_RATIO", 200, minimum=2)
 LOUPE_ZIP_MAX_TOTAL_BYTES = env_int("LOUPE_ZIP_MAX_TOTAL_MB", 16384, minimum=1) * MB
+# Rendering: decoded-frame LRU (per process), rendered-bytes cache, tile size.
+LOUPE_FRAME_CACHE_MB = env_int("LOUPE_FRAME_CACHE_MB", 512, minimum=16)
+LOUPE_RENDER_CACHE_SECONDS = env_int("LOUPE_RENDER_CACHE_SECONDS", 3600, minimum=0)
+LOUPE_RENDER_CACHE_MAX_ITEM_BYTES = 8 * MB
+LOUPE_TILE_SIZE = int(env_choice("LOUPE_TILE_SIZE", "256", ("256", "512")))
 LOUPE_DUPLICATE_POLICY = env_choice("LOUPE_DUPLICATE_POLICY", "reject", ("reject", "overwrite"))
 
 REST_FRAMEWORK = {
@@ -196,5 +218,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOUPE_LOG_LEVEL", "INFO").upper()},
-    "loggers": {"pydicom": {"level": "ERROR"}},
+    # Decoder failures are answered as 422 with their reason; pydicom's own tracebacks
+    # for them would only fill the log.
+    "loggers": {"pydicom": {"level": "CRITICAL"}},
 }
+
+# pydicom warns (UserWarning) about every out-of-spec value it reads; real archives are
+# full of them and ingest/rendering already report what matters.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")

@@ -60,3 +60,11 @@ class InvalidArchive(ViewerError):
 class NotFound(ViewerError):
     status = 404
     code = "not_found"
+
+
+class UnrenderableFrame(ViewerError):
+    """Stored, but the frame cannot be turned into an image (corrupt codestream,
+    dimensions beyond the frame cap, an unsupported encoding)."""
+
+    status = 422
+    code = "unrenderable"

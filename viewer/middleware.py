@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from viewer.errors import ViewerError
 
 POLICY = "; ".join(
     [
@@ -33,3 +35,21 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", POLICY)
         return response
+
+
+class ViewerErrorMiddleware:
+    """Turns a ViewerError raised by any plain Django view into JSON with its status.
+
+    DRF views have their own handler (``viewer.api.exceptions``); both give the same body.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, ViewerError):
+            return JsonResponse(exception.as_dict(), status=exception.status)
+        return None

@@ -121,6 +121,11 @@ class Instance(models.Model):
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
     window_presets = models.JSONField(default=list, blank=True)
+    # Cine: (0018,1063) Frame Time in ms, (0008,2144) Recommended Display Frame Rate, and
+    # (0018,0040) Cine Rate, in frames per second.
+    frame_time_ms = models.FloatField(null=True, blank=True)
+    recommended_display_frame_rate = models.FloatField(null=True, blank=True)
+    cine_rate = models.FloatField(null=True, blank=True)
     storage_key = models.CharField(max_length=128)
     sha256 = models.CharField(max_length=64, db_index=True)
     size_bytes = models.PositiveBigIntegerField()

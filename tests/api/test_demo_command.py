@@ -32,6 +32,7 @@ def test_demo_sets_up_phantom_prior_and_samples(settings: Any, tmp_path: Path) -
 
     patient = Patient.objects.get(patient_id=phantom.PATIENT_ID, issuer_of_patient_id="LOUPE")
     current, prior = Study.objects.filter(patient=patient).order_by("-study_date")
+    assert current.study_date and prior.study_date
     assert (current.study_date.year - prior.study_date.year) == 1
     assert current.number_of_study_related_instances == phantom.NUM_SLICES
     assert prior.number_of_study_related_instances == phantom.NUM_SLICES

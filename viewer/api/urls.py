@@ -4,4 +4,10 @@ from viewer.api import views
 
 urlpatterns = [
     path("instances", views.InstancesView.as_view(), name="api-instances"),
+    path("studies/<str:study>", views.study_metadata, name="api-study"),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>",
+        views.instance_metadata,
+        name="api-instance",
+    ),
 ]

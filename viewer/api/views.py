@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from rest_framework.decorators import api_view
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from viewer import access
+from viewer.api import serializers
 from viewer.dicom.archive import Item, iter_zip
 from viewer.errors import TooLarge, ViewerError
 from viewer.services import ingest
@@ -88,3 +91,18 @@ class InstancesView(APIView):
             yield from iter_zip(io.BytesIO(data), "upload.zip", limits)
         else:
             yield Item("body", data=data)
+
+
+@api_view(["GET"])
+def study_metadata(request: Request, study: str) -> Response:
+    """``GET /api/studies/{study}``: the study, its series and their ordered instances."""
+    return Response(serializers.study_json(access.study_for(request, study)))
+
+
+@api_view(["GET"])
+def instance_metadata(request: Request, study: str, series: str, instance: str) -> Response:
+    """``GET /api/studies/{study}/series/{series}/instances/{sop}``: one instance's geometry,
+    spacing, presets, frames, cine rate and tile pyramid."""
+    return Response(
+        serializers.instance_json(access.instance_for(request, study, series, instance))
+    )

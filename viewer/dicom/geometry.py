@@ -26,7 +26,7 @@ When none applies, sizes can be given in pixels only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -143,3 +143,41 @@ def _from_frame_groups(
             if found is not None:
                 return found
     return None
+
+
+class _Positioned(Protocol):
+    image_position_patient: Any
+    image_orientation_patient: Any
+    instance_number: int | None
+
+
+T = TypeVar("T", bound=_Positioned)
+
+
+def slice_normal(orientation: list[float]) -> tuple[float, float, float]:
+    """The normal of an image plane: row direction × column direction (PS3.3 C.7.6.2.1.1)."""
+    rx, ry, rz, cx, cy, cz = orientation
+    return (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+
+
+def slice_order(images: list[T]) -> list[T]:
+    """Images ordered by their position along the slice normal (ascending), when every
+    image has a position and they share one orientation; else by Instance Number.
+
+    Position along the normal is ``dot(ImagePositionPatient, row × column)``: it orders
+    tilted (gantry-tilt) and oblique stacks correctly where z alone would not.
+    """
+    orientations = {tuple(round(v, 4) for v in i.image_orientation_patient or ()) for i in images}
+    positioned = all(
+        isinstance(i.image_position_patient, list) and len(i.image_position_patient) == 3
+        for i in images
+    )
+    if positioned and len(orientations) == 1 and len(next(iter(orientations))) == 6:
+        normal = slice_normal(list(next(iter(orientations))))
+
+        def along_normal(image: T) -> tuple[float, int]:
+            x, y, z = image.image_position_patient
+            return (x * normal[0] + y * normal[1] + z * normal[2], image.instance_number or 0)
+
+        return sorted(images, key=along_normal)
+    return sorted(images, key=lambda i: (i.instance_number is None, i.instance_number or 0))

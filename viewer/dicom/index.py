@@ -214,5 +214,8 @@ def index_fields(
         "window_center": first["center"] if first else None,
         "window_width": first["width"] if first else None,
         "window_presets": presets,
+        "frame_time_ms": _float(dataset.get("FrameTime")),
+        "recommended_display_frame_rate": _float(dataset.get("RecommendedDisplayFrameRate")),
+        "cine_rate": _float(dataset.get("CineRate")),
     }
     return IndexFields(patient=patient, study=study, series=series, instance=instance)

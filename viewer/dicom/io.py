@@ -329,3 +329,14 @@ def _tag(tag: int) -> str:
 def _short(value: object, limit: int = 160) -> str:
     text = str(value).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def open_stored(data: bytes) -> Dataset:
+    """Open an object that ingest accepted (so it parses), with its transfer syntax set.
+
+    Bare data sets (no meta) get the transfer syntax pydicom detected, exactly as at
+    ingest, so that the pixel decoders know how to read them.
+    """
+    dataset = _parse(data)
+    _transfer_syntax(dataset, len(data) >= 132 and data[128:132] == b"DICM")
+    return dataset

@@ -1,0 +1,333 @@
+"""The pixel pipeline: decode a frame, then the grayscale chain of PS3.3 C.11 / PS3.4 N.2.
+
+For grayscale images the order of the standard is kept (PS3.4 N.2.1.1, Figure N.2-1):
+
+    stored values -> Modality LUT (C.11.1) -> VOI LUT or window (C.11.2) -> Presentation
+    LUT (C.11.6: MONOCHROME1 or INVERSE = inverted) -> 8-bit display values
+
+Because stored values are integers from a bounded range, the whole chain is evaluated
+once per distinct stored value into a 256-level lookup table, then applied to the frame
+with one ``take``: the result is the same as evaluating each step on every pixel (the
+steps are per-pixel functions), at a fraction of the cost. The Modality LUT and VOI LUT
+Sequence steps call pydicom's own ``apply_modality_lut`` and ``apply_voi``, so their
+quirks (LUT descriptors, signedness) are pydicom's; the windowing functions LINEAR,
+LINEAR_EXACT and SIGMOID are written out below after PS3.3 C.11.2.1.2 and C.11.2.1.3.
+
+Colour images (RGB, YBR_* converted to RGB by pydicom, PALETTE COLOR through its LUTs,
+PS3.3 C.7.6.3.1.5-6) are returned as 8-bit RGB; no VOI applies to them.
+
+Array conventions: ``(row, column)`` indexing, row 0 at the top; RGB arrays are
+``(rows, columns, 3)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
+from pydicom.uid import UID
+
+from viewer.dicom.index import window_presets
+from viewer.errors import UnrenderableFrame, ViewerError
+
+GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+# Largest stored-value range evaluated as a lookup table (a 32-bit RT dose is not).
+MAX_LUT_ENTRIES = 1 << 20
+
+# Attributes of the pixel pipeline that enhanced multi-frame objects carry in functional
+# groups (PS3.3 C.7.6.16.2.9 Pixel Value Transformation, C.7.6.16.2.10 Frame VOI LUT).
+_GROUP_MACROS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
+_PIPELINE_KEYWORDS = (
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "PresentationLUTShape",
+    "Modality",
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A VOI window (PS3.3 C.11.2.1.2): centre and width in modality units."""
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+
+    def __post_init__(self) -> None:
+        if self.function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+            raise ViewerError(
+                f"unknown VOI LUT function '{self.function}' (LINEAR, LINEAR_EXACT or SIGMOID)",
+                code="bad_window",
+            )
+        if not (math.isfinite(self.center) and math.isfinite(self.width)):
+            raise ViewerError("window centre and width must be finite numbers", code="bad_window")
+        if self.function == "LINEAR" and self.width < 1:
+            raise ViewerError("a LINEAR window needs a width of at least 1", code="bad_window")
+        if self.width <= 0:
+            raise ViewerError("a window needs a width above 0", code="bad_window")
+
+
+def number_of_frames(dataset: Dataset) -> int:
+    try:
+        return max(int(dataset.get("NumberOfFrames") or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def frame_size_bytes(dataset: Dataset) -> int:
+    """Bytes one decoded frame needs (before any colour conversion)."""
+    rows = int(dataset.get("Rows") or 0)
+    columns = int(dataset.get("Columns") or 0)
+    samples = int(dataset.get("SamplesPerPixel") or 1)
+    bits = int(dataset.get("BitsAllocated") or 8)
+    return rows * columns * samples * max(bits, 8) // 8
+
+
+def decode_frame(dataset: Dataset, index: int, *, max_frame_bytes: int) -> npt.NDArray[np.generic]:
+    """Decode frame ``index`` (0-based) to stored values; colour as RGB.
+
+    The frame's size is checked against ``max_frame_bytes`` before anything is allocated;
+    any decoder failure becomes :class:`UnrenderableFrame` naming the problem.
+    """
+    if "PixelData" not in dataset:
+        raise UnrenderableFrame("this object has no Pixel Data", code="no_pixel_data")
+    frames = number_of_frames(dataset)
+    if not 0 <= index < frames:
+        raise UnrenderableFrame(
+            f"frame {index + 1} does not exist (the object has {frames})", code="no_such_frame"
+        )
+    size = frame_size_bytes(dataset)
+    if size > max_frame_bytes or size <= 0:
+        raise UnrenderableFrame(
+            f"one frame would need {size} bytes to decode; the limit is {max_frame_bytes}",
+            code="frame_too_large",
+        )
+    syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    try:
+        array = pixel_array(dataset, index=index)
+    except Exception as exc:  # decoders raise many types; this is the boundary
+        message = " ".join(str(exc).split())[:300]
+        raise UnrenderableFrame(
+            f"frame {index + 1} cannot be decoded ({syntax.name}): {message}",
+            code="undecodable",
+        ) from None
+    expected = (int(dataset.Rows), int(dataset.Columns))
+    if tuple(array.shape[:2]) != expected:
+        raise UnrenderableFrame(
+            f"frame {index + 1} decoded to {array.shape[1]}×{array.shape[0]} pixels, "
+            f"the header says {expected[1]}×{expected[0]}",
+            code="undecodable",
+        )
+    return array
+
+
+def frame_view(dataset: Dataset, index: int) -> Dataset:
+    """The pipeline attributes that apply to frame ``index``, as one flat data set.
+
+    Top-level attributes first, then the shared functional groups, then the frame's own
+    (PS3.3 C.7.6.16: per-frame values override shared ones).
+    """
+    view = Dataset()
+    view.file_meta = dataset.file_meta  # LUT Data (OW) needs the transfer syntax's endianness
+    view.set_original_encoding(*dataset.original_encoding)
+    for keyword in _PIPELINE_KEYWORDS:
+        if keyword in dataset:
+            setattr(view, keyword, dataset.data_element(keyword).value)  # type: ignore[union-attr]
+    groups = [dataset.get("SharedFunctionalGroupsSequence")]
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and index < len(per_frame):
+        groups.append([per_frame[index]])
+    for group in groups:
+        if not group:
+            continue
+        for macro in _GROUP_MACROS:
+            items = group[0].get(macro)
+            if items:
+                for element in items[0]:
+                    setattr(view, element.keyword, element.value)
+    return view
+
+
+def is_greyscale(view: Dataset) -> bool:
+    return str(view.get("PhotometricInterpretation", "")).strip() in GREYSCALE
+
+
+def inverts(view: Dataset) -> bool:
+    """MONOCHROME1 shows low values bright (PS3.3 C.7.6.3.1.2); a Presentation LUT Shape of
+    INVERSE (C.11.6.1.2) asks for the same single inversion (DX pairs the two, C.8.11.6)."""
+    return (
+        str(view.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
+        or str(view.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
+    )
+
+
+def header_window(view: Dataset, index: int = 0) -> Window | None:
+    """Preset ``index`` of the header (Window Center/Width, PS3.3 C.11.2.1.2), if usable."""
+    windows = [p for p in window_presets(view) if p["kind"] == "window"]
+    if not 0 <= index < len(windows):
+        return None
+    preset = windows[index]
+    function = str(preset["function"]).upper()
+    try:
+        return Window(preset["center"], preset["width"], function)
+    except ViewerError:
+        return None
+
+
+def modality_values(stored: npt.NDArray[np.generic], view: Dataset) -> npt.NDArray[np.generic]:
+    """Modality LUT (PS3.3 C.11.1): Rescale Slope/Intercept or the Modality LUT Sequence."""
+    return np.asarray(apply_modality_lut(stored, view))
+
+
+def default_window(values: npt.NDArray[np.generic]) -> Window:
+    """Where the header has no VOI: the frame's full range of modality values."""
+    low, high = float(np.min(values)), float(np.max(values))
+    return Window(center=(low + high + 1) / 2, width=max(high - low + 1, 1.0), function="LINEAR")
+
+
+def window_unit(values: npt.NDArray[Any], window: Window) -> npt.NDArray[np.float64]:
+    """Window ``values`` to [0, 1] with the function of PS3.3 C.11.2.1.2 / C.11.2.1.3."""
+    x = values.astype(np.float64, copy=False)
+    c, w = window.center, window.width
+    if window.function == "SIGMOID":
+        return np.asarray(1.0 / (1.0 + np.exp(-4.0 * (x - c) / w)))
+    if window.function == "LINEAR":
+        c, w = c - 0.5, w - 1.0
+    if w == 0:  # LINEAR with width 1: a threshold at the centre
+        return np.asarray((x > c).astype(np.float64))
+    # Below c - w/2 -> 0, above c + w/2 -> 1, linear in between (the clip is the same).
+    return np.asarray(np.clip((x - c) / w + 0.5, 0.0, 1.0))
+
+
+def to_byte(unit: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
+    """[0, 1] -> 0..255, rounding half up."""
+    return np.asarray(np.floor(unit * 255.0 + 0.5), dtype=np.uint8)
+
+
+def _voi_lut_unit(
+    values: npt.NDArray[np.generic], view: Dataset, lut_index: int
+) -> npt.NDArray[np.float64]:
+    """VOI LUT Sequence item ``lut_index`` (PS3.3 C.11.2.1.1) through pydicom, scaled to [0, 1]
+    by the LUT's output depth (third value of its LUT Descriptor)."""
+    sequence = view.get("VOILUTSequence") or []
+    if not 0 <= lut_index < len(sequence):
+        raise ViewerError(
+            f"VOI LUT {lut_index + 1} does not exist in this object", code="bad_window"
+        )
+    item = sequence[lut_index]
+    bits = int(item.LUTDescriptor[2]) or 16
+    single = Dataset()
+    single.VOILUTSequence = [item]
+    out = apply_voi(np.asarray(values), single, 0).astype(np.float64)
+    top = float(2**bits - 1)
+    if out.max(initial=0) > top:  # descriptors that understate the depth exist in the wild
+        top = float(2 ** math.ceil(math.log2(out.max() + 1)) - 1)
+    return np.asarray(np.clip(out / top, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class GreyscaleRequest:
+    """What the caller wants: an explicit window, a header preset, or a VOI LUT."""
+
+    window: Window | None = None
+    preset: int | None = None
+    voi_lut: int | None = None
+
+
+def resolve_voi(
+    view: Dataset, request: GreyscaleRequest, values: npt.NDArray[np.generic]
+) -> Window | int:
+    """The window (or VOI LUT index) that applies: explicit, preset, LUT, header, default."""
+    if request.window is not None:
+        return request.window
+    if request.voi_lut is not None:
+        return request.voi_lut
+    if request.preset is not None:
+        found = header_window(view, request.preset)
+        if found is None:
+            raise ViewerError(
+                f"preset {request.preset + 1} does not exist in this object", code="bad_window"
+            )
+        return found
+    # The header's own default: a VOI LUT Sequence first (as pydicom's apply_voi_lut and
+    # most modalities that send both intend), else the first window, else the full range.
+    if view.get("VOILUTSequence"):
+        return 0
+    found = header_window(view, 0)
+    if found is not None:
+        return found
+    return default_window(values)
+
+
+def greyscale_to_display(
+    stored: npt.NDArray[np.generic], view: Dataset, request: GreyscaleRequest
+) -> tuple[npt.NDArray[np.uint8], Window | int]:
+    """Stored values -> 8-bit display values through the whole grayscale chain.
+
+    Returns the image and the VOI that was applied (a Window, or a VOI LUT index).
+    """
+    integral = np.issubdtype(stored.dtype, np.integer)
+    low = int(stored.min()) if integral else 0
+    high = int(stored.max()) if integral else 0
+    if integral and high - low < MAX_LUT_ENTRIES:
+        domain = np.arange(low, high + 1, dtype=np.int64)
+        domain_values = modality_values(domain.astype(stored.dtype), view)
+        voi = resolve_voi(view, request, domain_values)
+        unit = (
+            window_unit(domain_values, voi)
+            if isinstance(voi, Window)
+            else _voi_lut_unit(domain_values, view, voi)
+        )
+        lut = to_byte(unit)
+        if inverts(view):
+            lut = np.asarray(255 - lut, dtype=np.uint8)
+        index = cast(
+            npt.NDArray[np.integer[Any]], stored if low == 0 else stored.astype(np.int64) - low
+        )
+        return np.take(lut, index), voi
+    values = modality_values(stored, view)
+    voi = resolve_voi(view, request, values)
+    unit = window_unit(values, voi) if isinstance(voi, Window) else _voi_lut_unit(values, view, voi)
+    image = to_byte(unit)
+    if inverts(view):
+        image = np.asarray(255 - image, dtype=np.uint8)
+    return image, voi
+
+
+def colour_to_display(
+    array: npt.NDArray[np.generic], view: Dataset, dataset: Dataset
+) -> npt.NDArray[np.uint8]:
+    """RGB (YBR already converted by pydicom) or PALETTE COLOR -> 8-bit RGB.
+
+    Palette LUTs of 16 bits (PS3.3 C.7.6.3.1.5) and RGB samples of more than 8 bits are
+    reduced to their 8 most significant bits.
+    """
+    photometric = str(view.get("PhotometricInterpretation", "")).strip()
+    if photometric == "PALETTE COLOR":
+        array = apply_color_lut(array, dataset)
+        shift = 8 if array.dtype.itemsize > 1 else 0
+    else:
+        shift = max(int(view.get("BitsStored") or 8) - 8, 0)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if shift:
+        array = np.right_shift(array.astype(np.uint32), shift)
+    return np.asarray(array[..., :3], dtype=np.uint8)

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from viewer.dicomweb import views
+
+S = "studies/<str:study>"
+SE = f"{S}/series/<str:series>"
+I = f"{SE}/instances/<str:instance>"  # noqa: E741
+
+urlpatterns = [
+    path(f"{S}/thumbnail", views.study_thumbnail, name="study-thumbnail"),
+    path(f"{SE}/thumbnail", views.series_thumbnail, name="series-thumbnail"),
+    path(f"{I}/thumbnail", views.instance_thumbnail, name="instance-thumbnail"),
+    path(f"{I}/rendered", views.rendered, name="instance-rendered"),
+    path(f"{I}/frames/<int:frame>/rendered", views.rendered, name="frame-rendered"),
+    path(
+        f"{I}/frames/<int:frame>/tiles/<int:level>/<int:column>/<int:row>",
+        views.tile,
+        name="frame-tile",
+    ),
+]

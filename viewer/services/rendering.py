@@ -1,0 +1,203 @@
+"""Rendering: stored object -> decoded frame (cached) -> display image -> encoded bytes.
+
+Two caches, both bounded:
+
+* the frame cache (in-process LRU, ``settings.LOUPE_FRAME_CACHE_MB``) holds decoded
+  frames as *stored* values, per pyramid level, with the frame's pipeline attributes.
+  Modality values are one lookup away (``pixels.modality_values``); keeping the stored
+  integers lets one 256-level table apply Modality LUT, VOI and Presentation LUT at once;
+* rendered bytes go to Django's cache (local memory by default, Redis when configured),
+  keyed like the ETag: the object's SHA-256, the frame, every parameter and the
+  renderer's version. The same key answers ``If-None-Match`` with 304 before any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.conf import settings
+from django.core.cache import cache
+from pydicom.dataset import Dataset
+
+from viewer.dicom import pixels, render
+from viewer.dicom.io import open_stored
+from viewer.errors import UnrenderableFrame, ViewerError
+from viewer.models import Instance
+from viewer.services import storage
+
+# Bump when a change alters rendered pixels, so cached bytes and ETags are not reused.
+RENDERER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything that determines the rendered bytes (besides the stored object)."""
+
+    frame: int = 0  # 0-based
+    media_type: str = render.PNG
+    quality: int = render.DEFAULT_QUALITY
+    greyscale: pixels.GreyscaleRequest = field(default_factory=pixels.GreyscaleRequest)
+    viewport: render.Viewport | None = None
+    tile: tuple[int, int, int] | None = None  # (level, column, row)
+
+    def key(self, instance: Instance) -> str:
+        text = repr((RENDERER_VERSION, instance.sha256, self, settings.LOUPE_TILE_SIZE))
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    content: bytes
+    media_type: str
+    etag: str
+
+
+@dataclass
+class DecodedFrame:
+    """One frame's stored values at one pyramid level, with its pipeline attributes."""
+
+    values: npt.NDArray[Any]
+    view: Dataset
+    greyscale: bool
+    dataset: Dataset  # header only (no Pixel Data), for PALETTE COLOR LUTs
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes) + 4096
+
+
+class FrameCache:
+    """A thread-safe LRU of decoded frames, bounded by bytes."""
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity = capacity_bytes
+        self.used = 0
+        self._items: OrderedDict[tuple[str, int, int], DecodedFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, int]) -> DecodedFrame | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, int], frame: DecodedFrame) -> None:
+        if frame.nbytes > self.capacity:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.used -= old.nbytes
+            self._items[key] = frame
+            self.used += frame.nbytes
+            while self.used > self.capacity:
+                _, evicted = self._items.popitem(last=False)
+                self.used -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.used = 0
+
+
+frame_cache = FrameCache(settings.LOUPE_FRAME_CACHE_MB * 1024 * 1024)
+
+
+def _header(dataset: Dataset) -> Dataset:
+    header = Dataset()
+    header.file_meta = dataset.file_meta
+    header.set_original_encoding(*dataset.original_encoding)
+    for element in dataset:
+        if element.tag != 0x7FE00010:
+            header.add(element)
+    return header
+
+
+def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFrame:
+    """Frame ``frame`` (0-based) of ``instance`` at pyramid ``level``, from the cache or decoded."""
+    key = (instance.sha256, frame, level)
+    found = frame_cache.get(key)
+    if found is not None:
+        return found
+    if level > 0:
+        full = decoded_frame(instance, frame, 0)
+        reduced = DecodedFrame(
+            render.reduce_by(full.values, 2**level), full.view, full.greyscale, full.dataset
+        )
+        frame_cache.put(key, reduced)
+        return reduced
+    dataset = open_stored(storage.read(instance.storage_key))
+    values = pixels.decode_frame(dataset, frame, max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES)
+    view = pixels.frame_view(dataset, frame)
+    greyscale = pixels.is_greyscale(view)
+    if not greyscale:
+        values = pixels.colour_to_display(values, view, dataset)
+    decoded = DecodedFrame(np.ascontiguousarray(values), view, greyscale, _header(dataset))
+    frame_cache.put(key, decoded)
+    return decoded
+
+
+def display_image(instance: Instance, request: RenderRequest) -> npt.NDArray[np.uint8]:
+    """The 8-bit image for ``request`` (frame, VOI, tile or viewport), before encoding."""
+    level = request.tile[0] if request.tile else 0
+    decoded = decoded_frame(instance, request.frame, _checked_level(instance, level))
+    values = decoded.values
+    if request.tile:
+        levels = render.pyramid(instance.columns or 0, instance.rows or 0, settings.LOUPE_TILE_SIZE)
+        rows, columns = render.tile_region(
+            levels[level], request.tile[1], request.tile[2], settings.LOUPE_TILE_SIZE
+        )
+        values = values[rows, columns]
+    if decoded.greyscale:
+        image, _ = pixels.greyscale_to_display(values, decoded.view, _voi_for(instance, request))
+    else:
+        image = np.asarray(values, dtype=np.uint8)
+    if request.viewport is not None:
+        image = render.apply_viewport(image, request.viewport)
+    return image
+
+
+def _checked_level(instance: Instance, level: int) -> int:
+    levels = render.pyramid(instance.columns or 0, instance.rows or 0, settings.LOUPE_TILE_SIZE)
+    if not 0 <= level < len(levels):
+        raise ViewerError(
+            f"level {level} does not exist (0 to {len(levels) - 1})",
+            code="no_such_tile",
+            status=404,
+        )
+    return level
+
+
+def _voi_for(instance: Instance, request: RenderRequest) -> pixels.GreyscaleRequest:
+    """The VOI as an explicit window or LUT, resolved on the full-resolution frame, so
+    that every tile and every size of one frame gets the same one."""
+    asked = request.greyscale
+    if asked.window is not None or asked.preset is not None or asked.voi_lut is not None:
+        return asked
+    full = decoded_frame(instance, request.frame, 0)
+    extremes = np.array([full.values.min(), full.values.max()], dtype=full.values.dtype)
+    voi = pixels.resolve_voi(full.view, asked, pixels.modality_values(extremes, full.view))
+    if isinstance(voi, pixels.Window):
+        return pixels.GreyscaleRequest(window=voi)
+    return pixels.GreyscaleRequest(voi_lut=voi)
+
+
+def render_instance(instance: Instance, request: RenderRequest) -> Rendered:
+    """Encoded bytes for ``request``: from the rendered-bytes cache, or rendered now."""
+    if instance.number_of_frames < 1:
+        raise UnrenderableFrame("this object has no Pixel Data", code="no_pixel_data")
+    key = request.key(instance)
+    cached = cache.get(f"render:{key}")
+    if cached is not None:
+        return Rendered(cached, request.media_type, key)
+    content = render.encode(display_image(instance, request), request.media_type, request.quality)
+    if len(content) <= settings.LOUPE_RENDER_CACHE_MAX_ITEM_BYTES:
+        cache.set(f"render:{key}", content, timeout=settings.LOUPE_RENDER_CACHE_SECONDS)
+    return Rendered(content, request.media_type, key)
