@@ -208,7 +208,8 @@ def window_unit(values: npt.NDArray[Any], window: Window) -> npt.NDArray[np.floa
     x = values.astype(np.float64, copy=False)
     c, w = window.center, window.width
     if window.function == "SIGMOID":
-        return np.asarray(1.0 / (1.0 + np.exp(-4.0 * (x - c) / w)))
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> 0, the right limit
+            return np.asarray(1.0 / (1.0 + np.exp(-4.0 * (x - c) / w)))
     if window.function == "LINEAR":
         c, w = c - 0.5, w - 1.0
     if w == 0:  # LINEAR with width 1: a threshold at the centre
