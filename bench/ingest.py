@@ -219,7 +219,16 @@ def start_loupe(
         f"User.objects.create_user({USERNAME!r}, 'bench@example.org', {PASSWORD!r})",
     )
     port = free_port()
-    command = [str(GUNICORN), "config.wsgi", "-b", f"{HOST}:{port}", "-w", str(workers)]
+    # No control socket: two masters would share ~/.gunicorn/gunicorn.ctl otherwise.
+    command = [
+        str(GUNICORN),
+        "config.wsgi",
+        "-b",
+        f"{HOST}:{port}",
+        "-w",
+        str(workers),
+        "--no-control-socket",
+    ]
     if threads > 1:
         command += ["-k", "gthread", "--threads", str(threads)]
     with open(log, "ab") as out:

@@ -79,7 +79,7 @@ def pydicom_reference(
 
 
 def greyscale_cases(manifest: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    cases = []
+    cases: list[tuple[str, int]] = []
     for entry in manifest:
         if not entry["decodes"] or entry["samples_per_pixel"] != 1:
             continue
