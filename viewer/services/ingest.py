@@ -3,7 +3,7 @@
 ``ingest_bytes`` validates an object (``viewer.dicom.io``), stores its bytes unchanged in
 the content-addressed store (``viewer.services.storage``) and then creates or updates
 the Patient / Study / Series / Instance rows in one transaction. The file is durable
-before its row commits, and removed again if the transaction fails while no row refers
+(written and fsync'ed, then renamed under its key) before its row commits, and removed again if the transaction fails while no row refers
 to it, so there is never a row without its file; a crash between the two leaves an
 unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
@@ -40,8 +40,8 @@ from viewer.services import storage
 
 log = logging.getLogger(__name__)
 
-# Hashing and the file's write + fsync release the GIL: they run here, beside the parse
-# and the database work of the request thread.
+# Hashing and the temp file's write + fsync release the GIL: they run here, beside the
+# parse and validation on the request thread.
 _workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-ingest")
 
 STORED = "stored"
@@ -108,9 +108,16 @@ def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
 
 
 def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
-    """Validate, store and index one object; never raises for bad input."""
-    # SHA-256 runs on a worker thread (hashlib releases the GIL) while this one parses.
+    """Validate, store and index one object; never raises for bad input.
+
+    The bytes are hashed and written to a temp file with fsync on worker threads while
+    this one parses and validates them; only a valid object's file is then renamed under
+    its key, inside the transaction that creates its row.
+    """
+    # Hash and write + fsync run on two worker threads (both release the GIL), beside
+    # the parse on this one.
     hashing = _workers.submit(storage.sha256_hex, data) if data else None
+    writing = _workers.submit(storage.write_temp, data) if data else None
     try:
         parsed = read_object(
             data,
@@ -122,51 +129,60 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        assert hashing is not None  # read_object refuses empty data
-        return _store(data, hashing.result(), fields, source)
+        assert hashing is not None and writing is not None  # read_object refuses empty data
+        staged = storage.Staged(hashing.result(), _written(writing), len(data))
+    except ViewerError as error:
+        if writing is not None:
+            writing.add_done_callback(_discard_quietly)
+        return rejected(source, error)
+    try:
+        return _store(staged, fields, source)
     except ViewerError as error:
         return rejected(source, error)
+    finally:
+        storage.discard(staged)  # nothing left once the file was moved under its key
 
 
-def _store(data: bytes, sha256: str, fields: IndexFields, source: str) -> IngestResult:
+def _written(writing: Future[Path]) -> Path:
+    try:
+        return writing.result()
+    except OSError as exc:
+        raise ViewerError(
+            f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
+        ) from None
+
+
+def _discard_quietly(writing: Future[Path]) -> None:
+    if writing.exception() is None:
+        writing.result().unlink(missing_ok=True)
+
+
+def _store(staged: storage.Staged, fields: IndexFields, source: str) -> IngestResult:
     sop_uid = fields.instance["sop_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    existing = (
-        Instance.objects.filter(sop_instance_uid=sop_uid).values_list("sha256", flat=True).first()
-    )
-    if existing == sha256:
-        if not storage.exists(storage.key_for(sha256)):
+    existing = _stored_sha256(sop_uid)
+    if existing == staged.sha256:
+        if not storage.exists(storage.key_for(staged.sha256)):
             # The store lost this object (disk fault, hand deletion): the re-sent bytes,
             # whose hash matches the row, repair it.
-            storage.write(data, sha256)
+            storage.commit(staged)
             log.warning("a missing stored object was re-written from an identical re-send")
         return IngestResult(
             source=source, status=DUPLICATE, sop_instance_uid=sop_uid, study_instance_uid=study_uid
         )
     if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
         raise _conflict(sop_uid)
-    # The file is written and fsync'ed on another thread while this one prepares the
-    # rows; the transaction commits only once the file is durable.
-    writing = _workers.submit(storage.write, data, sha256)
+    created = not storage.exists(storage.key_for(staged.sha256))
     try:
-        status = _index(
-            fields, writing, sha256=sha256, size=len(data), replacing=existing is not None
-        )
+        status = _index(fields, staged, replacing=existing is not None)
     except BaseException:
-        key = _wait_quietly(writing)
-        if key and not Instance.objects.filter(sha256=sha256).exists():
+        key = storage.key_for(staged.sha256)
+        if created and not Instance.objects.filter(sha256=staged.sha256).exists():
             storage.delete(key)
         raise
     return IngestResult(
         source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
     )
-
-
-def _wait_quietly(writing: Future[str]) -> str | None:
-    try:
-        return writing.result()
-    except Exception:
-        return None
 
 
 def _conflict(sop_uid: str) -> Conflict:
@@ -177,89 +193,100 @@ def _conflict(sop_uid: str) -> Conflict:
     )
 
 
-def _index(
-    fields: IndexFields, writing: Future[str], *, sha256: str, size: int, replacing: bool
-) -> str:
-    """Create or update the rows for one object, in one transaction that commits only
-    after ``writing`` (the file's write + fsync) has finished. A new SOP Instance UID is
-    inserted directly; the unique constraint catches a concurrent insert of the same."""
+def _stored_sha256(sop_uid: str) -> str | None:
+    """The SHA-256 stored for a SOP Instance UID (plain SQL: this runs for every object)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sha256 FROM {Instance._meta.db_table} WHERE sop_instance_uid = %s",  # noqa: S608
+            [sop_uid],
+        )
+        row = cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> str:
+    """Create or update the rows for one object in one transaction; the file is moved
+    under its key (and its folder fsync'ed) before the transaction commits. A new SOP
+    Instance UID is inserted directly: the unique constraint catches a concurrent insert."""
     sop_uid = fields.instance["sop_instance_uid"]
     try:
         with transaction.atomic():
-            series, new_series = _series_for(fields)
+            parent = _parent_for(fields)
             previous = None
             if replacing:
                 previous = (
                     Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
                 )
             if previous is not None:
-                if previous.sha256 == sha256:
+                if previous.sha256 == staged.sha256:
                     return DUPLICATE
                 if settings.LOUPE_DUPLICATE_POLICY == "reject":
                     raise _conflict(sop_uid)
-                return _replace(
-                    previous, series, fields, key=writing.result(), sha256=sha256, size=size
-                )
+                return _replace(previous, parent, fields, key=storage.commit(staged), staged=staged)
             Instance.objects.create(
-                series=series,
-                storage_key=storage.key_for(sha256),
-                sha256=sha256,
-                size_bytes=size,
+                series_id=parent.series_id,
+                storage_key=storage.key_for(staged.sha256),
+                sha256=staged.sha256,
+                size_bytes=staged.size,
                 **fields.instance,
             )
-            writing.result()  # the file is durable before its row commits
+            storage.commit(staged)  # durable under its key before the row commits
             # Last, so that the series and study rows are locked only until the commit.
-            _count_new_instance(series, new_series)
+            _count_new_instance(parent)
             return STORED
     except IntegrityError:
         # Another process committed the same SOP Instance UID between our check and insert.
-        winner = (
-            Instance.objects.filter(sop_instance_uid=sop_uid)
-            .values_list("sha256", flat=True)
-            .first()
-        )
+        winner = _stored_sha256(sop_uid)
         if winner is None:
             raise
-        if winner == sha256:
+        if winner == staged.sha256:
             return DUPLICATE
         raise _conflict(sop_uid) from None
 
 
+@dataclass(frozen=True)
+class Parent:
+    series_id: int
+    study_id: int
+    new_series: bool
+
+
 def _replace(
-    previous: Instance, series: Series, fields: IndexFields, *, key: str, sha256: str, size: int
+    previous: Instance, parent: Parent, fields: IndexFields, *, key: str, staged: storage.Staged
 ) -> str:
-    old_key, old_series = previous.storage_key, previous.series
+    old_key, old_series_id = previous.storage_key, previous.series_id
     for name, value in fields.instance.items():
         setattr(previous, name, value)
-    previous.series = series
-    previous.storage_key, previous.sha256, previous.size_bytes = key, sha256, size
+    previous.series_id = parent.series_id
+    previous.storage_key, previous.sha256, previous.size_bytes = key, staged.sha256, staged.size
     previous.save()
-    _refresh_counts(series)
-    if old_series.pk != series.pk:
-        _refresh_counts(old_series)
+    _refresh_counts(parent.series_id)
+    if old_series_id != parent.series_id:
+        _refresh_counts(old_series_id)
     if old_key != key:
         transaction.on_commit(lambda: storage.delete(old_key))
     log.info("instance replaced under duplicate policy 'overwrite' (row %s)", previous.pk)
     return REPLACED
 
 
-def _patient_key(fields: IndexFields) -> tuple[str, str]:
-    return fields.patient["patient_id"], fields.patient["issuer_of_patient_id"]
-
-
-def _series_for(fields: IndexFields) -> tuple[Series, bool]:
-    """The Series row for this object (created with its Study and Patient if needed), and
-    whether it is new. Refuses UIDs that would move a series or study to another parent."""
+def _parent_for(fields: IndexFields) -> Parent:
+    """The Series row for this object (created with its Study and Patient if needed).
+    Refuses UIDs that would move a series or study to another parent."""
     series_uid = fields.series["series_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    series = (
-        Series.objects.select_related("study__patient")
-        .filter(series_instance_uid=series_uid)
-        .first()
-    )
-    if series is not None:
-        _check_parents(series.study, series_uid, study_uid, fields)
-        return series, False
+    with connection.cursor() as cursor:  # plain SQL: this runs for every object
+        cursor.execute(
+            f"SELECT se.id, se.study_id, st.study_instance_uid, pa.patient_id, "  # noqa: S608
+            f"pa.issuer_of_patient_id FROM {Series._meta.db_table} se "
+            f"JOIN {Study._meta.db_table} st ON st.id = se.study_id "
+            f"JOIN {Patient._meta.db_table} pa ON pa.id = st.patient_id "
+            f"WHERE se.series_instance_uid = %s",
+            [series_uid],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        _check_parents(row[2], (row[3], row[4]), series_uid, study_uid, fields)
+        return Parent(series_id=row[0], study_id=row[1], new_series=False)
     patient_fields = dict(fields.patient)
     patient, _ = Patient.objects.get_or_create(
         patient_id=patient_fields.pop("patient_id"),
@@ -271,7 +298,13 @@ def _series_for(fields: IndexFields) -> tuple[Series, bool]:
     study, _ = Study.objects.select_related("patient").get_or_create(
         study_instance_uid=study_uid, defaults={"patient": patient, **study_fields}
     )
-    _check_parents(study, series_uid, study_uid, fields)
+    _check_parents(
+        study.study_instance_uid,
+        (study.patient.patient_id, study.patient.issuer_of_patient_id),
+        series_uid,
+        study_uid,
+        fields,
+    )
     series_fields = dict(fields.series)
     del series_fields["series_instance_uid"]
     series, created = Series.objects.get_or_create(
@@ -281,15 +314,21 @@ def _series_for(fields: IndexFields) -> tuple[Series, bool]:
         raise Conflict(
             f"series {series_uid} is already stored in another study", code="study_mismatch"
         )
-    return series, created
+    return Parent(series_id=series.pk, study_id=study.pk, new_series=created)
 
 
-def _check_parents(study: Study, series_uid: str, study_uid: str, fields: IndexFields) -> None:
-    if study.study_instance_uid != study_uid:
+def _check_parents(
+    stored_study_uid: str,
+    stored_patient: tuple[str, str],
+    series_uid: str,
+    study_uid: str,
+    fields: IndexFields,
+) -> None:
+    if stored_study_uid != study_uid:
         raise Conflict(
             f"series {series_uid} is already stored in another study", code="study_mismatch"
         )
-    if (study.patient.patient_id, study.patient.issuer_of_patient_id) != _patient_key(fields):
+    if stored_patient != (fields.patient["patient_id"], fields.patient["issuer_of_patient_id"]):
         raise Conflict(
             f"study {study_uid} is already stored for another patient "
             "(Patient ID or its issuer differ)",
@@ -297,28 +336,34 @@ def _check_parents(study: Study, series_uid: str, study_uid: str, fields: IndexF
         )
 
 
-def _count_new_instance(series: Series, new_series: bool) -> None:
+def _count_new_instance(parent: Parent) -> None:
     """Add one instance to the derived counts (atomic increments, safe under concurrency)."""
-    Series.objects.filter(pk=series.pk).update(
-        number_of_series_related_instances=F("number_of_series_related_instances") + 1
-    )
-    if not new_series:
-        Study.objects.filter(pk=series.study_id).update(
-            number_of_study_related_instances=F("number_of_study_related_instances") + 1
-        )
+    if parent.new_series:
+        _refresh_counts(parent.series_id)
         return
-    _refresh_counts(series)
+    with connection.cursor() as cursor:  # plain SQL: this runs for every object
+        cursor.execute(
+            f"UPDATE {Series._meta.db_table} SET number_of_series_related_instances = "  # noqa: S608
+            "number_of_series_related_instances + 1 WHERE id = %s",
+            [parent.series_id],
+        )
+        cursor.execute(
+            f"UPDATE {Study._meta.db_table} SET number_of_study_related_instances = "  # noqa: S608
+            "number_of_study_related_instances + 1 WHERE id = %s",
+            [parent.study_id],
+        )
 
 
-def _refresh_counts(series: Series) -> None:
+def _refresh_counts(series_id: int) -> None:
     """Recompute the derived counts and modalities of a series and its study.
 
     The study row is locked first so that concurrent ingests that add series to one
     study recompute one after the other, each seeing the rows the previous one committed.
     """
+    series = Series.objects.get(pk=series_id)
     study = Study.objects.select_for_update().get(pk=series.study_id)
-    Series.objects.filter(pk=series.pk).update(
-        number_of_series_related_instances=Instance.objects.filter(series=series).count()
+    Series.objects.filter(pk=series_id).update(
+        number_of_series_related_instances=Instance.objects.filter(series_id=series_id).count()
     )
     per_series = Series.objects.filter(study=study).annotate(n=Count("instances"))
     modalities = sorted({s.modality for s in per_series if s.modality})

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -43,25 +44,53 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write(data: bytes, sha256: str) -> str:
-    """Store ``data`` (whose hash is ``sha256``) durably and return its key."""
-    key = key_for(sha256)
-    final = path_for(key)
-    if final.exists() and final.stat().st_size == len(data):
-        return key
-    final.parent.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Staged:
+    """Bytes written durably to a temp file, with their hash, not yet under their key."""
+
+    sha256: str
+    temp_path: Path
+    size: int
+
+
+def write_temp(data: bytes) -> Path:
+    """Write ``data`` to a temp file in the store's file system and fsync it."""
     fd, temp_name = tempfile.mkstemp(prefix="ingest-", suffix=".part", dir=settings.LOUPE_TEMP_DIR)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp_name, final)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    return Path(temp_name)
+
+
+def stage(data: bytes) -> Staged:
+    return Staged(sha256_hex(data), write_temp(data), len(data))
+
+
+def commit(staged: Staged) -> str:
+    """Move a staged file under its key (atomic rename, directory fsync'ed); return the key."""
+    key = key_for(staged.sha256)
+    final = path_for(key)
+    if final.exists() and final.stat().st_size == staged.size:
+        staged.temp_path.unlink(missing_ok=True)
+        return key
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged.temp_path, final)
     _fsync_dir(final.parent)
     return key
+
+
+def discard(staged: Staged) -> None:
+    staged.temp_path.unlink(missing_ok=True)
+
+
+def write(data: bytes) -> str:
+    """Store ``data`` durably under its key and return the key."""
+    return commit(stage(data))
 
 
 def read(key: str) -> bytes:
