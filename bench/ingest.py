@@ -22,17 +22,37 @@ What one run does:
 * checks that every response was 200 and accepted the object as new, and that every peer
   ends with the expected number of instances (Orthanc: ``/statistics``; Loupe: rows
   counted through ``manage.py shell`` with the peer's environment);
-* prints instances/s (median over rounds), per-request latency (median, p95), the server
-  CPU time per instance and the Loupe/Orthanc ratio, and writes everything as JSON to
-  ``bench/results/ingest-<timestamp>.json``.
+* prints instances/s (median over rounds, and each round), per-request latency (median,
+  p95), the server CPU time per instance and the Loupe/Orthanc ratio (ratio of the
+  medians, and the median of the per-round ratios, which cancels slow drift of the
+  machine), the CPU steal time seen during the timed runs, and writes everything as JSON
+  to ``bench/results/ingest-<timestamp>.json`` (gunicorn warnings, if any, go next to it).
 
-Every server it starts is stopped at the end, also on error, by the PID it was given.
+Orthanc is Debian's 1.10 as ``tests.servers.start_orthanc`` configures it (built-in
+SQLite index, no storage compression), without the DICOMweb plugin, which ``POST
+/instances`` does not use. Every server the bench starts is stopped at the end, also on
+error, by the PID it was given.
 
-Gunicorn configuration (``--workers/--threads``; chosen by measurement on the 2-core
-machine this was written on, see ``GUNICORN_NOTE``): sync workers, ``-w 4``. Sync workers
-close the connection after each response (gunicorn's sync worker has no keep-alive), so
-the client reconnects per request against Loupe; gthread workers keep connections
-alive but measured no faster here.
+Gunicorn configuration: sync workers, ``-w 2`` (= nproc here; ``--workers``/``--threads``
+change it). Chosen by an interleaved A/B on this 2-core VM (6 rounds each, both
+databases, median inst/s at concurrency 4, p95 latency in ms):
+
+    config                     SQLite          PostgreSQL
+    sync -w 2                  76.0 (p95  66)  65.1 (p95  79)
+    sync -w 3                  72.2 (p95  79)  67.9 (p95  83)
+    sync -w 4                  70.3 (p95 126)  67.6 (p95  83)
+    gthread -w 2 --threads 2   57.9 (p95 126)  62.3 (p95 106)
+    gthread -w 2 --threads 4   51.2 (p95 169)  61.3 (p95 100)
+
+At concurrency 1 all were within noise (33-38 inst/s). Ingest is CPU-bound in Python
+(~23 ms of server CPU per object), so more workers than cores only add time-slicing,
+and on SQLite more contenders for the write lock (whose busy handler sleeps); threads
+share one GIL per process. -w 2 was best on SQLite, within noise of the best on
+PostgreSQL, and had the shortest tail on both. Sync workers close the connection after
+every response (no keep-alive), so the client reconnects per request against Loupe.
+
+Noise: this is a shared VM; whole-run throughput drifted by up to ±30 % between runs of
+the same configuration, hence the interleaving and the per-round ratios.
 """
 
 from __future__ import annotations
@@ -89,13 +109,12 @@ WARMUP_OBJECTS = 12
 WARMUP_CONCURRENCY = 4
 USERNAME = "bench"
 PASSWORD = "a-long-bench-password-123"
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 1
 GUNICORN_NOTE = (
-    "sync workers, -w 4 (one per client thread at concurrency 4; measured against "
-    "-w 2 sync, -w 8 sync and -w 2/4 gthread --threads 2-4 on 2 cores: -w 4 sync was "
-    "as fast as or faster than the alternatives, see the report); sync workers close "
-    "the connection after each response, so the client reconnects per request"
+    "sync -w 2 (= nproc) chosen by an interleaved A/B against sync -w 3/-w 4 and gthread "
+    "-w 2 --threads 2/4 (see the module docstring): best or within noise of the best, "
+    "shortest p95; sync workers do not keep connections alive"
 )
 
 
@@ -129,6 +148,12 @@ def fresh_copy(datasets: list[pydicom.Dataset], count: int | None = None) -> lis
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[7] if len(values) > 7 else 0, sum(values[:8])
 
 
 def process_tree_cpu(root_pid: int) -> float:
@@ -210,14 +235,18 @@ def start_loupe(
         env["DATABASE_URL"] = database_url
     else:
         env.pop("DATABASE_URL", None)
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        f"User.objects.create_user({USERNAME!r}, 'bench@example.org', {PASSWORD!r})",
-    )
+    try:
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(
+            env,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            f"User.objects.create_user({USERNAME!r}, 'bench@example.org', {PASSWORD!r})",
+        )
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     port = free_port()
     # No control socket: two masters would share ~/.gunicorn/gunicorn.ctl otherwise.
     command = [
@@ -228,6 +257,8 @@ def start_loupe(
         "-w",
         str(workers),
         "--no-control-socket",
+        "--log-level",
+        "warning",
     ]
     if threads > 1:
         command += ["-k", "gthread", "--threads", str(threads)]
@@ -350,6 +381,8 @@ class Run:
     not_accepted: int
     errors: list[str]
     server_cpu_s: float
+    steal_ticks: int = 0
+    total_ticks: int = 0
 
     @property
     def instances_per_second(self) -> float:
@@ -414,13 +447,24 @@ def upload(peer: Peer, payloads: list[bytes], concurrency: int) -> Run:
     for thread in threads:
         thread.start()
     cpu_before = sum(process_tree_cpu(pid) for pid in peer.cpu_pids)
+    steal_before, total_before = cpu_ticks()
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    steal_after, total_after = cpu_ticks()
     cpu = sum(process_tree_cpu(pid) for pid in peer.cpu_pids) - cpu_before
-    return Run(seconds, latencies, statuses, not_accepted, errors, cpu)
+    return Run(
+        seconds,
+        latencies,
+        statuses,
+        not_accepted,
+        errors,
+        cpu,
+        steal_after - steal_before,
+        total_after - total_before,
+    )
 
 
 # --------------------------------------------------------------------------- peers
@@ -519,6 +563,10 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
             1000 * sum(run.server_cpu_s for run in runs) / objects, 1
         ),
         "statuses": _merge(run.statuses for run in runs),
+        "cpu_steal_percent": round(
+            100 * sum(run.steal_ticks for run in runs) / max(1, sum(r.total_ticks for r in runs)),
+            1,
+        ),
         "not_accepted": sum(run.not_accepted for run in runs),
         "errors": [error for run in runs for error in run.errors][:10],
     }
@@ -534,30 +582,35 @@ def _merge(dicts: Iterator[dict[str, int]]) -> dict[str, int]:
 
 def table(results: dict[str, dict[str, Any]], names: list[str], rounds: int) -> str:
     header = (
-        f"{'peer':<22} {'conc':>4} {'inst/s':>8} {'rounds':<24} {'lat med':>8} "
-        f"{'lat p95':>8} {'CPU ms/inst':>11} {'vs Orthanc':>10}"
+        f"{'peer':<24} {'conc':>4} {'inst/s':>8} {'rounds':<24} {'lat med':>8} "
+        f"{'lat p95':>8} {'CPU ms/inst':>11} {'vs Orthanc':>10} {'per-round':>9}"
     )
     lines = [header, "-" * len(header)]
     for concurrency in CONCURRENCIES:
-        base = results.get(f"orthanc@{concurrency}")
         for name in names:
             row = results.get(f"{name}@{concurrency}")
             if row is None:
                 continue
             ips = row["instances_per_second_median"]
-            ratio = f"{ips / base['instances_per_second_median']:.2f}" if base else "-"
+            ratio = f"{row['vs_orthanc']:.2f}" if "vs_orthanc" in row else "-"
+            per_ratio = (
+                f"{row['vs_orthanc_per_round_median']:.2f}"
+                if "vs_orthanc_per_round_median" in row
+                else "-"
+            )
             per_round = " / ".join(f"{v:.1f}" for v in row["instances_per_second_rounds"])
             lines.append(
-                f"{name:<22} {concurrency:>4} {ips:>8.1f} {per_round:<24} "
+                f"{name:<24} {concurrency:>4} {ips:>8.1f} {per_round:<24} "
                 f"{row['latency_ms_median']:>8.1f} {row['latency_ms_p95']:>8.1f} "
-                f"{row['server_cpu_ms_per_instance']:>11.1f} {ratio:>10}"
+                f"{row['server_cpu_ms_per_instance']:>11.1f} {ratio:>10} {per_ratio:>9}"
             )
         lines.append("")
     lines.append(
         f"inst/s: median over {rounds} round(s) of 99 objects; latency in ms per request "
         "(all rounds); CPU ms/inst: server process tree user+system CPU (Loupe on "
-        "PostgreSQL includes the postgres processes); vs Orthanc: inst/s ratio at the "
-        "same concurrency."
+        "PostgreSQL includes the postgres processes); vs Orthanc: ratio of the median "
+        "inst/s at the same concurrency; per-round: median of the ratios of rounds timed "
+        "back to back."
     )
     return "\n".join(lines)
 
@@ -699,6 +752,26 @@ def main(argv: list[str] | None = None) -> int:
         counts = {peer.name: peer.count() for peer in peers if not peer.multipart}
 
     results = {key: summarize(value) for key, value in runs.items()}
+    for concurrency in CONCURRENCIES:
+        base = runs.get(f"orthanc@{concurrency}")
+        if not base:
+            continue
+        for peer in peers:
+            key = f"{peer.name}@{concurrency}"
+            ratios = [
+                run.instances_per_second / orthanc.instances_per_second
+                for run, orthanc in zip(runs[key], base, strict=True)
+            ]
+            results[key]["vs_orthanc"] = round(
+                results[key]["instances_per_second_median"]
+                / results[f"orthanc@{concurrency}"]["instances_per_second_median"],
+                3,
+            )
+            results[key]["vs_orthanc_per_round"] = [round(r, 3) for r in ratios]
+            results[key]["vs_orthanc_per_round_median"] = round(statistics.median(ratios), 3)
+    steal = sum(run.steal_ticks for value in runs.values() for run in value)
+    ticks = sum(run.total_ticks for value in runs.values() for run in value)
+    steal_percent = round(100 * steal / max(1, ticks), 1)
     names = [peer.name for peer in peers]
     checks: list[str] = []
     for key, row in results.items():
@@ -710,15 +783,16 @@ def main(argv: list[str] | None = None) -> int:
 
     report = table(results, names, args.rounds)
     print()
-    print(f"Ingest of the {series_size}-slice CT series ({SERIES_DIR}), raw application/dicom")
+    bodies = "raw application/dicom" + (" and multipart/form-data" if args.multipart else "")
+    print(f"Ingest of the {series_size}-slice CT series ({SERIES_DIR}), {bodies} bodies")
     print(
         f"machine: nproc {facts['nproc']}, {facts['cpu_model']}, Python {facts['python']}, "
         f"Orthanc {facts['orthanc']}, {facts['postgres']}, SQLite {facts['sqlite']}, "
         f"temp fs {facts['temp_filesystem']}"
     )
-    print(
-        f"Loupe: {gunicorn_config}: {GUNICORN_NOTE if args.workers == DEFAULT_WORKERS and args.threads == DEFAULT_THREADS else 'non-default'}"
-    )
+    default = (args.workers, args.threads) == (DEFAULT_WORKERS, DEFAULT_THREADS)
+    print(f"Loupe: {gunicorn_config}: {GUNICORN_NOTE if default else 'not the default'}")
+    print(f"CPU steal during the timed runs: {steal_percent} %")
     print()
     print(report)
     print()
@@ -747,6 +821,7 @@ def main(argv: list[str] | None = None) -> int:
                 "per_round_seconds": {
                     key: [round(run.seconds, 3) for run in value] for key, value in runs.items()
                 },
+                "cpu_steal_percent": steal_percent,
                 "instances_stored": counts,
                 "instances_expected": expected,
                 "checks_passed": not checks,
