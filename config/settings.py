@@ -19,9 +19,9 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_ZIP_MAX_RATIO | 200 | refuse zip members compressed more than this (bombs) |
 | LOUPE_ZIP_MAX_TOTAL_MB | 16384 | refuse zips that expand to more than this |
 | LOUPE_DUPLICATE_POLICY | reject | same SOP Instance UID, other bytes: reject (409) or overwrite |
-| LOUPE_FRAME_CACHE_MB | 512 | decoded-frame cache per process |
+| LOUPE_FRAME_CACHE_MB | 512 | decoded-frame cache, per worker process |
 | LOUPE_REDIS_URL | (none) | rendered-bytes cache in Redis instead of local memory |
-| LOUPE_RENDER_CACHE_ENTRIES | 4000 | local-memory rendered-bytes cache size (entries) |
+| LOUPE_RENDER_CACHE_ENTRIES | 1000 | local-memory rendered-bytes cache, entries per worker (~100 KB each) |
 | LOUPE_RENDER_CACHE_SECONDS | 3600 | how long rendered bytes stay cached |
 | LOUPE_TILE_SIZE | 256 | tile edge in pixels (256 or 512) |
 """
@@ -148,7 +148,7 @@ CACHES: dict[str, dict[str, object]] = {
         if _REDIS_URL
         else {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "OPTIONS": {"MAX_ENTRIES": env_int("LOUPE_RENDER_CACHE_ENTRIES", 4000, minimum=10)},
+            "OPTIONS": {"MAX_ENTRIES": env_int("LOUPE_RENDER_CACHE_ENTRIES", 1000, minimum=10)},
         }
     )
 }

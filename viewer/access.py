@@ -61,18 +61,24 @@ def series_for(request: HttpRequest, study_uid: str, series_uid: str) -> Series:
     return found
 
 
+def can_see(request: HttpRequest, study: Study) -> bool:
+    """Whether this session may see ``study`` (the per-object form of visible_studies)."""
+    return bool(request.user.is_authenticated)
+
+
 def instance_for(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
-    """The instance at this path, or the same 404 whether it is missing or not visible."""
+    """The instance at this path, or the same 404 whether it is missing or not visible.
+
+    One indexed lookup by SOP Instance UID (this runs for every image and tile); the
+    path's series and study UIDs and the session's scope are then checked on the row."""
     found = (
-        Instance.objects.select_related("series__study")
-        .filter(
-            sop_instance_uid=sop_uid,
-            series__series_instance_uid=series_uid,
-            series__study__study_instance_uid=study_uid,
-            series__study__in=visible_studies(request),
-        )
-        .first()
+        Instance.objects.select_related("series__study").filter(sop_instance_uid=sop_uid).first()
     )
-    if found is None:
+    if (
+        found is None
+        or found.series.series_instance_uid != series_uid
+        or found.series.study.study_instance_uid != study_uid
+        or not can_see(request, found.series.study)
+    ):
         raise NotFound("no such instance", code="not_found")
     return found

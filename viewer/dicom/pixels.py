@@ -28,9 +28,11 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
-from pydicom.uid import UID
+from pydicom.uid import UID, JPEGBaseline8Bit
 
 from viewer.dicom.index import window_presets
 from viewer.errors import UnrenderableFrame, ViewerError
@@ -122,7 +124,10 @@ def decode_frame(dataset: Dataset, index: int, *, max_frame_bytes: int) -> npt.N
         )
     syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
     try:
-        array = pixel_array(dataset, index=index)
+        if _turbo_decodable(dataset, syntax):
+            array = _decode_jpeg_baseline_grey(dataset, index, frames)
+        else:
+            array = pixel_array(dataset, index=index)
     except Exception as exc:  # decoders raise many types; this is the boundary
         message = " ".join(str(exc).split())[:300]
         raise UnrenderableFrame(
@@ -137,6 +142,23 @@ def decode_frame(dataset: Dataset, index: int, *, max_frame_bytes: int) -> npt.N
             code="undecodable",
         )
     return array
+
+
+def _turbo_decodable(dataset: Dataset, syntax: UID) -> bool:
+    """8-bit grey JPEG Baseline (1.2.840.10008.1.2.4.50): libjpeg-turbo decodes it about
+    four times faster than the plugin pydicom picks. Two conforming JPEG decoders may
+    differ by one grey level (their IDCTs), which PS3.5 §8.2.1 lossy coding allows."""
+    return (
+        syntax == JPEGBaseline8Bit
+        and int(dataset.get("SamplesPerPixel") or 1) == 1
+        and int(dataset.get("BitsAllocated") or 0) == 8
+    )
+
+
+def _decode_jpeg_baseline_grey(dataset: Dataset, index: int, frames: int) -> npt.NDArray[np.uint8]:
+    codestream = get_frame(dataset.PixelData, index, number_of_frames=frames)
+    decoded = simplejpeg.decode_jpeg(codestream, colorspace="GRAY")
+    return np.asarray(decoded[..., 0])
 
 
 def frame_view(dataset: Dataset, index: int) -> Dataset:

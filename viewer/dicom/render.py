@@ -11,8 +11,8 @@ issue's note and ``bench/render.py``):
 * WebP: Pillow (libwebp), lossy at the requested quality, fastest method.
 
 Tile pyramid (Deep Zoom convention, level 0 at full resolution): level ``k`` is the
-frame reduced by ``2**k`` in each direction (box average of the source pixels, rounded
-up at the right and bottom edges); the top level is the first that fits in one tile.
+frame reduced by ``2**k`` in each direction (box average of the source pixels; the
+level's size is rounded up); the top level is the first that fits in one tile.
 Tile ``(col, row)`` of level ``k`` covers the level's pixels
 ``[col*T, min((col+1)*T, width_k))`` × ``[row*T, …)``; edge tiles are smaller than T.
 """
@@ -24,6 +24,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -180,21 +181,32 @@ def pyramid(width: int, height: int, tile_size: int) -> list[Level]:
         k += 1
 
 
-def reduce_by(values: npt.NDArray[np.generic], factor: int) -> npt.NDArray[np.generic]:
-    """Box-average a frame by ``factor`` in each direction (edges padded by replication)."""
+def reduce_by(values: npt.NDArray[Any], factor: int) -> npt.NDArray[Any]:
+    """Box-average a frame by ``factor`` (a power of two) in each direction, rounding half
+    up. Odd edges are padded by replicating the last row or column before each halving.
+
+    8-bit images go through Pillow's ``reduce``; other integers are summed in int32 by
+    repeated 2×2 halving and divided once at the end, so the average is exact."""
     if factor == 1:
         return values
-    height, width = values.shape[:2]
-    pad_h, pad_w = (-height) % factor, (-width) % factor
-    if pad_h or pad_w:
-        pad = ((0, pad_h), (0, pad_w)) + (((0, 0),) if values.ndim == 3 else ())
-        values = np.pad(values, pad, mode="edge")
-    h, w = values.shape[0] // factor, values.shape[1] // factor
-    shape = (h, factor, w, factor, *values.shape[2:])
-    reduced = values.reshape(shape).mean(axis=(1, 3))
-    if np.issubdtype(values.dtype, np.integer):
-        return np.asarray(np.round(reduced).astype(values.dtype))
-    return np.asarray(reduced.astype(values.dtype))
+    if factor & (factor - 1):
+        raise ValueError(f"reduction factor {factor} is not a power of two")
+    if values.dtype == np.uint8:
+        return np.asarray(Image.fromarray(values).reduce(factor))
+    if not np.issubdtype(values.dtype, np.integer):
+        reduced = np.asarray(Image.fromarray(values.astype(np.float32), mode="F").reduce(factor))
+        return reduced.astype(values.dtype)
+    sums = values.astype(np.int32)
+    step = 1
+    while step < factor:
+        height, width = sums.shape[:2]
+        if height % 2 or width % 2:
+            pad = ((0, height % 2), (0, width % 2)) + ((0, 0),) * (sums.ndim - 2)
+            sums = np.pad(sums, pad, mode="edge")
+        sums = sums[0::2, 0::2] + sums[1::2, 0::2] + sums[0::2, 1::2] + sums[1::2, 1::2]
+        step *= 2
+    area = factor * factor
+    return ((sums + area // 2) // area).astype(values.dtype)
 
 
 def tile_region(level: Level, column: int, row: int, tile_size: int) -> tuple[slice, slice]:

@@ -60,12 +60,12 @@ class Rendered:
 
 @dataclass
 class DecodedFrame:
-    """One frame's stored values at one pyramid level, with its pipeline attributes."""
+    """One frame's stored values (grey) or 8-bit RGB (colour, converted at decode time)
+    at one pyramid level, with its pipeline attributes."""
 
     values: npt.NDArray[Any]
     view: Dataset
     greyscale: bool
-    dataset: Dataset  # header only (no Pixel Data), for PALETTE COLOR LUTs
 
     @property
     def nbytes(self) -> int:
@@ -110,16 +110,6 @@ class FrameCache:
 frame_cache = FrameCache(settings.LOUPE_FRAME_CACHE_MB * 1024 * 1024)
 
 
-def _header(dataset: Dataset) -> Dataset:
-    header = Dataset()
-    header.file_meta = dataset.file_meta
-    header.set_original_encoding(*dataset.original_encoding)
-    for element in dataset:
-        if element.tag != 0x7FE00010:
-            header.add(element)
-    return header
-
-
 def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFrame:
     """Frame ``frame`` (0-based) of ``instance`` at pyramid ``level``, from the cache or decoded."""
     key = (instance.sha256, frame, level)
@@ -128,9 +118,7 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
         return found
     if level > 0:
         full = decoded_frame(instance, frame, 0)
-        reduced = DecodedFrame(
-            render.reduce_by(full.values, 2**level), full.view, full.greyscale, full.dataset
-        )
+        reduced = DecodedFrame(render.reduce_by(full.values, 2**level), full.view, full.greyscale)
         frame_cache.put(key, reduced)
         return reduced
     dataset = open_stored(storage.read(instance.storage_key))
@@ -139,7 +127,7 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
     greyscale = pixels.is_greyscale(view)
     if not greyscale:
         values = pixels.colour_to_display(values, view, dataset)
-    decoded = DecodedFrame(np.ascontiguousarray(values), view, greyscale, _header(dataset))
+    decoded = DecodedFrame(np.ascontiguousarray(values), view, greyscale)
     frame_cache.put(key, decoded)
     return decoded
 

@@ -1,0 +1,1048 @@
+"""Rendering speed: Loupe's rendered resources and tiles against Debian's Orthanc 1.10.
+
+Run from the project folder::
+
+    .venv/bin/python -m bench.render [--quick] [--rounds N] [--cold-trials N]
+                                     [--frame-cache-mb MB]
+
+A full run takes about two minutes on the 2-core VM, ``--quick`` about one.
+
+What one run does, on 127.0.0.1 and on the very same files for every peer:
+
+* the 99-slice CT series (/work/shared/dicom/ct-series, 512×512, 16-bit, uncompressed)
+  and the 2446×2010 MONOCHROME1 radiograph (JPEG baseline, 8-bit) are read in place
+  (never copied into the project);
+* Orthanc (``tests.servers.start_orthanc``, with the DICOMweb plugin) receives them
+  through ``POST /instances``; Loupe gets a fresh data folder and database from
+  ``bench.ingest.start_loupe``, its first gunicorn is ended, the files are imported with
+  ``manage.py import_dicom`` and gunicorn is started again on the same command line
+  (``-w 2`` sync workers, the configuration ``bench.ingest`` chose) with
+  ``LOUPE_FRAME_CACHE_MB`` set; the bench logs in (session cookie);
+* three peers are timed with identical client code (``http.client``, one connection per
+  client thread, kept alive where the server offers it: Orthanc does, gunicorn's sync
+  workers close after every response, so the Loupe client reconnects per request):
+  ``loupe`` (``/dicom-web/…/rendered``), ``orthanc`` (``/instances/{id}/rendered``) and
+  ``orthanc-dicomweb`` (the plugin's ``/dicom-web/…/rendered``); every request asks for
+  PNG with ``Accept: image/png`` and gives an explicit linear window (DICOMweb 1.7 wants
+  ``window=C,W,linear``);
+* (a) one CT slice (the middle one), one client: (a1) every request a window never asked
+  before (centres cycle over 1201 values, widths grow each cycle), so Loupe's
+  rendered-bytes cache never answers, but its decoded-frame cache holds the slice (the
+  warm-up decoded it in both workers): this is the window → LUT → PNG path; (a2) one
+  request repeated (Loupe: a rendered-bytes cache hit once each worker has rendered it);
+  after warm-up, in rounds whose peer order rotates; medians, p95 and response sizes;
+* (b) images/s from 4 client threads over the 99 slices in order, a new window every
+  request, after a warm-up of several passes (which fills the frame cache of both
+  workers, and Orthanc's own caches), in rotated rounds;
+* (c) cold: both servers are restarted (new gunicorn master and workers; Orthanc ended
+  and started again on the same storage), then one client renders each of the 99 slices
+  once (window 40/400) on each peer; the DICOMweb peer gets its own Orthanc restart.
+  This is repeated ``--cold-trials`` times (3; 1 with ``--quick``), Loupe and Orthanc
+  taking turns at going first; medians and p95 are over all those requests, the total
+  is the median pass. Rendered bytes stay in local memory (``LOUPE_REDIS_URL`` is
+  removed from Loupe's environment), so a restart empties them. Process start-up is kept out: the readiness check and a few concurrent ``GET /login/``
+  make both workers import Django's URLconf (and with it the rendering modules). The OS
+  page cache is not dropped (the files were read moments before);
+* (d) the radiograph: Loupe's tile (0, 0) at the fit-to-screen level (the smallest level
+  whose image fits 1024×1024, computed from ``GET /api/studies/…/instances/…``) against
+  Orthanc's full-size render, both PNG: cold (the first request for the image after
+  each restart of (c), median over the trials) and warm (the same request repeated; and a new window each request,
+  which Loupe answers from its decoded-frame cache);
+* (e) peak memory: a sampler reads ``VmHWM`` (and ``VmRSS``) from /proc every 0.2 s for
+  the gunicorn master and its workers (summed) and for Orthanc, over the whole run and
+  across the restarts;
+* checks that every response (warm-ups included) is 200 and a decodable PNG of the
+  expected size, and compares Loupe's pixels with Orthanc's on one windowed slice;
+* prints a table of Loupe against both Orthanc routes with the targets of the rendering
+  issue ("met" = the target holds against both routes), and writes everything as JSON to ``bench/results/render-<timestamp>.json``.
+
+Every server the bench starts is stopped at the end, also on error, by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from http.client import HTTPConnection
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from bench.ingest import (
+    DEFAULT_THREADS,
+    DEFAULT_WORKERS,
+    HOST,
+    PROJECT_DIR,
+    RESULTS_DIR,
+    SERIES_DIR,
+    Gunicorn,
+    cpu_ticks,
+    login,
+    machine_facts,
+    manage,
+    percentile,
+    process_tree_cpu,
+    request_once,
+    start_loupe,
+)
+from tests.servers import Server, orthanc_available, start_orthanc
+
+RADIOGRAPH = Path(
+    os.environ.get(
+        "LOUPE_BENCH_RADIOGRAPH", "/work/shared/dicom/cr-monochrome1/Monochrome1-Jpeg.dcm"
+    )
+)
+PEERS = ("loupe", "orthanc", "orthanc-dicomweb")
+LOUPE, ORTHANC, DICOMWEB = PEERS
+SCREEN = 1024  # (d): the fit-to-screen level is the first whose image fits SCREEN×SCREEN
+CT_WINDOW = (40.0, 400.0)  # (a2), (c): a soft-tissue window
+CR_WINDOW = (114.516, 255.0623)  # (d): the radiograph's own header window
+DEFAULT_FRAME_CACHE_MB = 512  # Loupe's default (config/settings.py)
+RSS_ALLOWANCE_MB = 300  # (e): peak RSS <= frame cache cap + this
+SAMPLE_SECONDS = 0.2
+
+
+# --------------------------------------------------------------------------- test data
+
+
+@dataclass(frozen=True)
+class DicomObject:
+    path: Path
+    study: str
+    series: str
+    sop: str
+    rows: int
+    columns: int
+    orthanc_id: str = ""
+
+    @property
+    def dicomweb(self) -> str:
+        return f"/dicom-web/studies/{self.study}/series/{self.series}/instances/{self.sop}"
+
+
+def read_objects(paths: list[Path]) -> list[DicomObject]:
+    objects = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        objects.append(
+            DicomObject(
+                path,
+                str(ds.StudyInstanceUID),
+                str(ds.SeriesInstanceUID),
+                str(ds.SOPInstanceUID),
+                int(ds.Rows),
+                int(ds.Columns),
+            )
+        )
+    return objects
+
+
+class Windows:
+    """A sequence of (centre, width) that never repeats; ``take(n)`` hands out the next n."""
+
+    def __init__(self, nth: Callable[[int], tuple[float, float]]):
+        self._nth = nth
+        self._next = itertools.count()
+
+    def take(self, count: int) -> list[tuple[float, float]]:
+        return [self._nth(next(self._next)) for _ in range(count)]
+
+
+# CT: centres -600..600 HU (37 steps around a prime cycle of 1201), width + 1 each cycle.
+CT_WINDOWS = Windows(lambda i: (-600.0 + (i * 37) % 1201, 350.0 + i // 1201))
+# Radiograph (8-bit stored values): centres 40..202, width + 1 each cycle of 163.
+CR_WINDOWS = Windows(lambda i: (40.0 + (i * 11) % 163, 180.0 + i // 163))
+
+
+def render_path(peer: str, obj: DicomObject, window: tuple[float, float]) -> str:
+    """The full-size rendered resource of ``obj`` with a linear window, on ``peer``."""
+    center, width = window
+    if peer == ORTHANC:
+        return (
+            f"/instances/{obj.orthanc_id}/rendered?window-center={center:g}&window-width={width:g}"
+        )
+    # Commas unescaped: the DICOMweb plugin 1.7 does not decode %2C.
+    return f"{obj.dicomweb}/rendered?window={center:g},{width:g},linear"
+
+
+def tile_path(obj: DicomObject, level: int, window: tuple[float, float]) -> str:
+    center, width = window
+    return f"{obj.dicomweb}/frames/1/tiles/{level}/0/0?window={center:g},{width:g},linear"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def end(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM by PID, SIGKILL by PID if it has not exited after 30 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def relaunch(
+    process: subprocess.Popen[bytes], port: int, env: dict[str, str] | None, log: Path, ready: str
+) -> subprocess.Popen[bytes]:
+    """Run the command ``process`` ran (it has ended) again, on the same port with the
+    same environment, and wait until ``GET ready`` answers 200."""
+    with open(log, "ab") as out:
+        started = subprocess.Popen(
+            process.args,
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if started.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited during start-up: see {log}")
+        try:
+            if request_once(port, "GET", ready)[0] == 200:
+                return started
+        except OSError:
+            pass
+        time.sleep(0.2)
+    end(started)
+    raise RuntimeError(f"{process.args!r} did not answer within 60 s: see {log}")
+
+
+class Servers:
+    """The running Orthanc and Loupe; restarts replace the processes, not the storage.
+    ``stop()`` ends whichever processes are current."""
+
+    def __init__(self, orthanc: Server, log: Path):
+        self.orthanc = orthanc
+        self._loupe: Gunicorn | None = None
+        self.log = log
+        self.headers: dict[str, str] = {}
+        self.before_stop: Callable[[], None] = lambda: None
+
+    @property
+    def loupe(self) -> Gunicorn:
+        assert self._loupe is not None, "Loupe has not been started"
+        return self._loupe
+
+    def use_loupe(self, server: Gunicorn) -> None:
+        """Take ``server`` over (it is stopped with the rest from now on) and log in."""
+        self._loupe = server
+        prime_workers(server.port)
+        self.headers = {**login(server.port), "Accept": "image/png"}
+
+    def restart_loupe(self) -> None:
+        self.before_stop()
+        end(self.loupe.process)
+        process = relaunch(self.loupe.process, self.loupe.port, self.loupe.env, self.log, "/login/")
+        self.use_loupe(replace(self.loupe, process=process))
+
+    def restart_orthanc(self) -> None:
+        self.before_stop()
+        end(self.orthanc.process)
+        process = relaunch(
+            self.orthanc.process,
+            self.orthanc.port,
+            None,
+            self.orthanc.root / "orthanc.log",
+            "/system",
+        )
+        self.orthanc = replace(self.orthanc, process=process)
+
+    def stop(self) -> None:
+        try:
+            if self._loupe is not None:
+                self._loupe.stop()
+        finally:
+            self.orthanc.stop()
+
+    def root_pid(self, peer: str) -> int:
+        return self.loupe.process.pid if peer == LOUPE else self.orthanc.process.pid
+
+    def port(self, peer: str) -> int:
+        return self.loupe.port if peer == LOUPE else self.orthanc.port
+
+    def peer_headers(self, peer: str) -> dict[str, str]:
+        return self.headers if peer == LOUPE else {"Accept": "image/png"}
+
+
+def prime_workers(port: int) -> None:
+    """A few concurrent ``GET /login/`` so that every sync worker has loaded the URLconf."""
+
+    def get() -> None:
+        try:
+            request_once(port, "GET", "/login/")
+        except OSError:
+            pass  # the login that follows fails loudly if the server is really gone
+
+    threads = [threading.Thread(target=get) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def upload_to_orthanc(server: Server, objects: list[DicomObject]) -> list[DicomObject]:
+    conn = HTTPConnection(HOST, server.port, timeout=60)
+    stored = []
+    try:
+        for obj in objects:
+            conn.request("POST", "/instances", body=obj.path.read_bytes())
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            if response.status != 200 or answer.get("Status") not in ("Success", "AlreadyStored"):
+                raise RuntimeError(f"Orthanc refused {obj.path}: {response.status} {answer}")
+            stored.append(replace(obj, orthanc_id=answer["ID"]))
+    finally:
+        conn.close()
+    return stored
+
+
+def prepare_loupe(log: Path, paths: list[Path], objects: int, frame_cache_mb: int) -> Gunicorn:
+    """A fresh Loupe (``start_loupe``) whose gunicorn is restarted after the import."""
+    first = start_loupe("render", None, workers=DEFAULT_WORKERS, threads=DEFAULT_THREADS, log=log)
+    try:
+        end(first.process)
+        out = manage(first.env, "import_dicom", *map(str, paths), "--no-progress")
+        summary = out.strip().splitlines()[-1]
+        if f"{objects} object(s): {objects} stored" not in summary:
+            raise RuntimeError(f"import_dicom: {summary}")
+        first.env["LOUPE_FRAME_CACHE_MB"] = str(frame_cache_mb)
+        # Rendered bytes in local memory (per process), so that a restart is really cold.
+        first.env.pop("LOUPE_REDIS_URL", None)
+        process = relaunch(first.process, first.port, first.env, log, "/login/")
+    except BaseException:
+        first.stop()
+        raise
+    return replace(first, process=process)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def process_tree(root: int) -> list[int]:
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+@dataclass
+class PeakMemory:
+    """Peak of the summed VmHWM (and of the summed VmRSS) of each server's process tree."""
+
+    roots: Callable[[], dict[str, int]]
+    hwm_kb: dict[str, int] = field(default_factory=dict)
+    rss_kb: dict[str, int] = field(default_factory=dict)
+    per_process_hwm_kb: dict[str, dict[int, int]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def sample(self) -> None:
+        with self._lock:
+            for name, root in self.roots().items():
+                hwm = {pid: _status_kb(pid, "VmHWM") for pid in process_tree(root)}
+                rss = sum(_status_kb(pid, "VmRSS") for pid in hwm)
+                self.hwm_kb[name] = max(self.hwm_kb.get(name, 0), sum(hwm.values()))
+                self.rss_kb[name] = max(self.rss_kb.get(name, 0), rss)
+                known = self.per_process_hwm_kb.setdefault(name, {})
+                for pid, kb in hwm.items():
+                    known[pid] = max(known.get(pid, 0), kb)
+
+    def run(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self.sample()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sample()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Run:
+    seconds: float
+    latencies_ms: list[float]
+    sizes: list[int]
+    statuses: dict[str, int]
+    problems: list[str]
+    server_cpu_s: float
+    steal_ticks: int
+    total_ticks: int
+    first_body: bytes = b""
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+
+def png_problem(body: bytes, size: tuple[int, int]) -> str | None:
+    """None when ``body`` is a PNG of ``size`` (width, height) that decodes."""
+    try:
+        with Image.open(BytesIO(body)) as image:
+            if image.format != "PNG":
+                return f"not a PNG ({image.format})"
+            if image.size != size:
+                return f"{image.size[0]}×{image.size[1]}, expected {size[0]}×{size[1]}"
+            image.load()
+    except Exception as exc:  # Pillow raises many types for broken files
+        return f"undecodable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def fetch_all(
+    servers: Servers,
+    peer: str,
+    paths: list[str],
+    size: tuple[int, int],
+    concurrency: int = 1,
+) -> Run:
+    """GET every path once from ``concurrency`` threads, each with its own connection;
+    check every answer (after the clock stops)."""
+    port, headers = servers.port(peer), servers.peer_headers(peer)
+    lock = threading.Lock()
+    position = iter(range(len(paths)))
+    latencies: list[float] = []
+    answers: list[tuple[int, int, bytes]] = []  # (index, status, body)
+    problems: list[str] = []
+    barrier = threading.Barrier(concurrency + 1)
+
+    def worker() -> None:
+        conn = HTTPConnection(HOST, port, timeout=120)
+        barrier.wait()
+        try:
+            while True:
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                started = time.perf_counter()
+                try:
+                    conn.request("GET", paths[index], headers=headers)
+                    response = conn.getresponse()
+                    body = response.read()
+                except OSError as exc:
+                    conn.close()
+                    with lock:
+                        problems.append(f"{paths[index]}: {type(exc).__name__}: {exc}")
+                    continue
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    answers.append((index, response.status, body))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    root = servers.root_pid(peer)
+    cpu_before = process_tree_cpu(root)
+    steal_before, total_before = cpu_ticks()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    steal_after, total_after = cpu_ticks()
+    cpu = process_tree_cpu(root) - cpu_before
+    statuses: dict[str, int] = {}
+    for index, status, body in answers:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        problem = png_problem(body, size) if status == 200 else f"{status} {body[:200]!r}".strip()
+        if problem and len(problems) < 10:
+            problems.append(f"{paths[index]}: {problem}")
+    first = min(answers, key=lambda answer: answer[0])[2] if answers else b""
+    return Run(
+        seconds,
+        latencies,
+        [len(body) for _, _, body in answers],
+        statuses,
+        problems,
+        cpu,
+        steal_after - steal_before,
+        total_after - total_before,
+        first,
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def summarize(runs: list[Run]) -> dict[str, Any]:
+    latencies = [value for run in runs for value in run.latencies_ms]
+    sizes = [value for run in runs for value in run.sizes]
+    images = max(1, len(latencies))
+    statuses: dict[str, int] = {}
+    for run in runs:
+        for key, count in run.statuses.items():
+            statuses[key] = statuses.get(key, 0) + count
+    return {
+        "requests": len(latencies),
+        "latency_ms_median": round(statistics.median(latencies), 2) if latencies else None,
+        "latency_ms_p95": round(percentile(latencies, 0.95), 2) if latencies else None,
+        # First request of each run, and each run's duration: median over the runs.
+        "latency_ms_first": round(
+            statistics.median(run.latencies_ms[0] for run in runs if run.latencies_ms), 2
+        )
+        if latencies
+        else None,
+        "seconds_median": round(statistics.median(run.seconds for run in runs), 3),
+        "images_per_second_median": round(
+            statistics.median(run.images_per_second for run in runs), 2
+        ),
+        "images_per_second_rounds": [round(run.images_per_second, 2) for run in runs],
+        "seconds_total": round(sum(run.seconds for run in runs), 3),
+        "size_bytes_median": int(statistics.median(sizes)) if sizes else None,
+        "server_cpu_ms_per_image": round(1000 * sum(r.server_cpu_s for r in runs) / images, 2),
+        "statuses": statuses,
+        "problems": [problem for run in runs for problem in run.problems][:10],
+    }
+
+
+def round_ratios(runs: dict[str, list[Run]], peer: str, base: str, key: str) -> list[float]:
+    """Loupe/Orthanc per round (rounds were timed back to back), for drift."""
+    values: Callable[[Run], float] = (
+        (lambda run: run.images_per_second)
+        if key == "ips"
+        else (lambda run: statistics.median(run.latencies_ms))
+    )
+    return [
+        round(values(a) / values(b), 3)
+        for a, b in zip(runs.get(peer, []), runs.get(base, []), strict=False)
+        if values(b)
+    ]
+
+
+def agreement(a: bytes, b: bytes) -> dict[str, float]:
+    """How far two PNGs of the same request are apart, in grey levels."""
+    try:
+        with Image.open(BytesIO(a)) as first, Image.open(BytesIO(b)) as second:
+            x = np.asarray(first.convert("L"), dtype=np.int16)
+            y = np.asarray(second.convert("L"), dtype=np.int16)
+    except Exception:  # a broken answer is reported by the checks already
+        x, y = np.zeros(1, dtype=np.int16), np.zeros(2, dtype=np.int16)
+    if x.shape != y.shape:
+        return {"max_abs": float("nan"), "mean_abs": float("nan"), "over_1_percent": 100.0}
+    diff = np.abs(x - y)
+    return {
+        "max_abs": float(diff.max()),
+        "mean_abs": round(float(diff.mean()), 4),
+        "over_1_percent": round(100 * float((diff > 1).mean()), 3),
+    }
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+@dataclass
+class Plan:
+    rounds: int
+    a_requests: int
+    b_passes: int
+    b_warmup_passes: int
+    d_loupe: int
+    d_orthanc: int
+    cold_trials: int
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    if args.quick:
+        return Plan(
+            1, a_requests=30, b_passes=1, b_warmup_passes=2, d_loupe=10, d_orthanc=3, cold_trials=1
+        )
+    return Plan(
+        args.rounds,
+        a_requests=40,
+        b_passes=2,
+        b_warmup_passes=3,
+        d_loupe=20,
+        d_orthanc=6,
+        cold_trials=args.cold_trials,
+    )
+
+
+def rotated(round_index: int) -> list[str]:
+    shift = round_index % len(PEERS)
+    return list(PEERS[shift:] + PEERS[:shift])
+
+
+def measure(
+    servers: Servers,
+    ct: list[DicomObject],
+    radiograph: DicomObject,
+    p: Plan,
+    say: Callable[[str], None],
+) -> tuple[dict[str, list[Run]], list[str], dict[str, Any]]:
+    """All timed parts; returns the runs by key, warm-up problems and facts found on the way."""
+    runs: dict[str, list[Run]] = {}
+    warm_problems: list[str] = []
+    facts: dict[str, Any] = {}
+    ct_size = (ct[0].columns, ct[0].rows)
+    middle = ct[len(ct) // 2]
+
+    def keep(key: str, run: Run) -> Run:
+        runs.setdefault(key, []).append(run)
+        return run
+
+    def warm(run: Run, what: str) -> None:
+        warm_problems.extend(f"warm-up {what}: {problem}" for problem in run.problems)
+
+    # (a) one slice, one client
+    say(f"(a) slice {middle.path.name}: warm-up, then {p.rounds} round(s) per peer")
+    for peer in PEERS:
+        # Two clients, so that both sync workers decode the slice and render the
+        # repeated request once (each worker has its own caches).
+        paths = [render_path(peer, middle, w) for w in CT_WINDOWS.take(12)]
+        paths += [render_path(peer, middle, CT_WINDOW)] * 6
+        warm(fetch_all(servers, peer, paths, ct_size, concurrency=2), f"(a) {peer}")
+    for r in range(p.rounds):
+        windows = CT_WINDOWS.take(p.a_requests)
+        for peer in rotated(r):
+            new = keep(
+                f"a1/{peer}",
+                fetch_all(servers, peer, [render_path(peer, middle, w) for w in windows], ct_size),
+            )
+            same = keep(
+                f"a2/{peer}",
+                fetch_all(
+                    servers, peer, [render_path(peer, middle, CT_WINDOW)] * p.a_requests, ct_size
+                ),
+            )
+            say(
+                f"  round {r + 1} {peer:<17} a1 {statistics.median(new.latencies_ms):7.2f} ms"
+                f"  a2 {statistics.median(same.latencies_ms):7.2f} ms"
+            )
+    firsts = {peer: runs[f"a2/{peer}"][0].first_body for peer in PEERS}
+    facts["pixel_agreement_window_40_400"] = {
+        f"{LOUPE} vs {peer}": agreement(firsts[LOUPE], firsts[peer]) for peer in (ORTHANC, DICOMWEB)
+    }
+
+    # (b) 4 clients over the series
+    say(f"(b) 4 clients: warm-up {p.b_warmup_passes} passes, then {p.rounds} round(s)")
+    for peer in PEERS:
+        windows = CT_WINDOWS.take(p.b_warmup_passes * len(ct))
+        paths = [render_path(peer, ct[i % len(ct)], w) for i, w in enumerate(windows)]
+        warm(fetch_all(servers, peer, paths, ct_size, concurrency=4), f"(b) {peer}")
+    for r in range(p.rounds):
+        windows = CT_WINDOWS.take(p.b_passes * len(ct))
+        for peer in rotated(r):
+            paths = [render_path(peer, ct[i % len(ct)], w) for i, w in enumerate(windows)]
+            run = keep(f"b/{peer}", fetch_all(servers, peer, paths, ct_size, concurrency=4))
+            say(f"  round {r + 1} {peer:<17} {run.images_per_second:7.1f} images/s")
+
+    # (c) and (d) cold, after restarts
+    cr_size = (radiograph.columns, radiograph.rows)
+    fit: dict[str, int] = {}
+    tile_size = (0, 0)
+
+    def d_paths(peer: str, windows: list[tuple[float, float]]) -> list[str]:
+        if peer == LOUPE:
+            return [tile_path(radiograph, fit["level"], w) for w in windows]
+        return [render_path(peer, radiograph, w) for w in windows]
+
+    def d_size(peer: str) -> tuple[int, int]:
+        return tile_size if peer == LOUPE else cr_size
+
+    for t in range(p.cold_trials):
+        say(f"(c) trial {t + 1}: restarting Loupe and Orthanc")
+        servers.restart_loupe()
+        servers.restart_orthanc()
+        # What a viewer asks first: the pyramid, to pick the level (not timed).
+        status, _, body = request_once(
+            servers.loupe.port,
+            "GET",
+            f"/api/studies/{radiograph.study}/series/{radiograph.series}"
+            f"/instances/{radiograph.sop}",
+            headers={**servers.headers, "Accept": "application/json"},
+        )
+        if status != 200:
+            raise RuntimeError(f"Loupe's instance metadata: {status} {body[:300]!r}")
+        tiles = json.loads(body)["tiles"]
+        fit = next(lv for lv in tiles["levels"] if lv["width"] <= SCREEN and lv["height"] <= SCREEN)
+        tile_size = (min(tiles["size"], fit["width"]), min(tiles["size"], fit["height"]))
+        facts["radiograph_fit_level"] = fit
+        facts["radiograph_tile_size"] = tiles["size"]
+        # Loupe and native Orthanc alternate in going first; DICOMweb gets its own restart.
+        for peer in [*([LOUPE, ORTHANC] if t % 2 == 0 else [ORTHANC, LOUPE]), DICOMWEB]:
+            if peer == DICOMWEB:
+                servers.restart_orthanc()
+            paths = [render_path(peer, obj, CT_WINDOW) for obj in ct]
+            run = keep(f"c/{peer}", fetch_all(servers, peer, paths, ct_size))
+            cold = keep(
+                f"d-cold/{peer}",
+                fetch_all(servers, peer, d_paths(peer, [CR_WINDOW]), d_size(peer)),
+            )
+            say(
+                f"  {peer:<17} (c) pass {run.seconds:6.2f} s, median "
+                f"{statistics.median(run.latencies_ms):6.1f} ms;"
+                f"  (d) cold {cold.latencies_ms[0]:7.1f} ms"
+            )
+
+    # (d) warm
+    say("(d) warm")
+    for peer in PEERS:
+        count = p.d_loupe if peer == LOUPE else p.d_orthanc
+        paths = d_paths(peer, CR_WINDOWS.take(6)) + d_paths(peer, [CR_WINDOW]) * 4
+        warm(fetch_all(servers, peer, paths, d_size(peer), concurrency=2), f"(d) {peer}")
+        same = keep(
+            f"d-same/{peer}",
+            fetch_all(servers, peer, d_paths(peer, [CR_WINDOW]) * count, d_size(peer)),
+        )
+        new = keep(
+            f"d-new/{peer}",
+            fetch_all(servers, peer, d_paths(peer, CR_WINDOWS.take(count)), d_size(peer)),
+        )
+        say(
+            f"  {peer:<17} same {statistics.median(same.latencies_ms):8.1f} ms"
+            f"  new window {statistics.median(new.latencies_ms):8.1f} ms"
+        )
+    return runs, warm_problems, facts
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    key: str  # a prefix of the runs' keys ("a1", "b", …)
+    stat: str  # a field of summarize()
+    scale: float = 1.0
+    target: str = ""  # "<=0.5x", ">=2x" (ratio to Orthanc) or "" (none)
+
+
+ROWS = (
+    Row("(a1) CT PNG, new window: median ms", "a1", "latency_ms_median", target="<=0.5x"),
+    Row("(a1)   p95 ms", "a1", "latency_ms_p95"),
+    Row("(a1)   server CPU ms/image", "a1", "server_cpu_ms_per_image"),
+    Row("(a2) CT PNG, same request: median ms", "a2", "latency_ms_median", target="<=0.5x"),
+    Row("(a2)   p95 ms", "a2", "latency_ms_p95"),
+    Row("(a)  PNG size KB (a1 median)", "a1", "size_bytes_median", 1 / 1024),
+    Row("(b)  4 clients, new windows: images/s", "b", "images_per_second_median", target=">=2x"),
+    Row("(b)   latency median ms", "b", "latency_ms_median"),
+    Row("(b)   latency p95 ms", "b", "latency_ms_p95"),
+    Row("(b)   server CPU ms/image", "b", "server_cpu_ms_per_image"),
+    Row("(c)  cold, 99 slices: median ms", "c", "latency_ms_median", target="<=1x"),
+    Row("(c)   p95 ms", "c", "latency_ms_p95", target="<=1x"),
+    Row("(c)   total s (one pass)", "c", "seconds_median", target="<=1x"),
+    Row("(c)   first request ms", "c", "latency_ms_first"),
+    Row("(d)  cold: tile vs full render ms", "d-cold", "latency_ms_median", target="<=0.25x"),
+    Row("(d)  warm, same request: median ms", "d-same", "latency_ms_median", target="<=0.25x"),
+    Row("(d)  warm, new window: median ms", "d-new", "latency_ms_median", target="<=0.25x"),
+    Row("(d)   PNG size KB (median)", "d-same", "size_bytes_median", 1 / 1024),
+)
+
+
+def meets(ratio: float, target: str) -> bool:
+    limit = float(target.lstrip("<>=").rstrip("x"))
+    return ratio >= limit if target.startswith(">=") else ratio <= limit
+
+
+def table(
+    results: dict[str, dict[str, Any]], memory: dict[str, Any], cap_mb: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """The printed table, and its rows as data (values, ratios, target, met)."""
+    header = (
+        f"{'measure':<40} {'Loupe':>9} {'Orthanc':>9} {'Orth.DW':>9} "
+        f"{'L/O':>6} {'L/DW':>6} {'target':>9} {'met':>4}"
+    )
+    lines, data = [header, "-" * len(header)], []
+    for row in ROWS:
+        values = {}
+        for peer in PEERS:
+            value = results.get(f"{row.key}/{peer}", {}).get(row.stat)
+            values[peer] = None if value is None else value * row.scale
+        loupe = values[LOUPE]
+        ratios = {
+            peer: (loupe / values[peer] if loupe is not None and values[peer] else None)
+            for peer in (ORTHANC, DICOMWEB)
+        }
+        met = None
+        if row.target and all(r is not None for r in ratios.values()):
+            met = all(meets(r, row.target) for r in ratios.values() if r is not None)
+        cells = [f"{v:9.1f}" if v is not None else f"{'-':>9}" for v in values.values()]
+        ratio_cells = [f"{r:6.2f}" if r is not None else f"{'-':>6}" for r in ratios.values()]
+        verdict = "" if met is None else ("yes" if met else "NO")
+        lines.append(
+            f"{row.label:<40} {' '.join(cells)} {' '.join(ratio_cells)} "
+            f"{row.target:>9} {verdict:>4}"
+        )
+        data.append(
+            {
+                "measure": row.label.strip(),
+                "values": values,
+                "ratio_to_orthanc": ratios[ORTHANC],
+                "ratio_to_orthanc_dicomweb": ratios[DICOMWEB],
+                "target": row.target,
+                "met": met,
+            }
+        )
+    limit = cap_mb + RSS_ALLOWANCE_MB
+    loupe_mb, orthanc_mb = memory["peak_hwm_mb"][LOUPE], memory["peak_hwm_mb"][ORTHANC]
+    rss_met = loupe_mb <= limit
+    target = f"<={limit}MB"
+    lines.append(
+        f"{'(e)  peak RSS MB (sum of VmHWM)':<40} {loupe_mb:9.1f} {orthanc_mb:9.1f} "
+        f"{'(same)':>9} {'-':>6} {'-':>6} {target:>9} {'yes' if rss_met else 'NO':>4}"
+    )
+    data.append(
+        {
+            "measure": "(e) peak RSS MB (sum of VmHWM)",
+            "values": {LOUPE: loupe_mb, ORTHANC: orthanc_mb},
+            "target": target,
+            "met": rss_met,
+        }
+    )
+    return "\n".join(lines), data
+
+
+def memory_report(peak: PeakMemory) -> dict[str, Any]:
+    def mb(kb: int) -> float:
+        return round(kb / 1024, 1)
+
+    return {
+        "peak_hwm_mb": {name: mb(kb) for name, kb in peak.hwm_kb.items()},
+        "peak_sampled_rss_mb": {name: mb(kb) for name, kb in peak.rss_kb.items()},
+        "per_process_hwm_mb": {
+            name: {str(pid): mb(kb) for pid, kb in sorted(found.items())}
+            for name, found in peak.per_process_hwm_kb.items()
+        },
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.render",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of (a), (b)")
+    parser.add_argument(
+        "--cold-trials", type=int, default=3, help="restarts for (c) and (d) cold (default 3)"
+    )
+    parser.add_argument("--quick", action="store_true", help="one round, fewer requests")
+    parser.add_argument(
+        "--frame-cache-mb",
+        type=int,
+        default=DEFAULT_FRAME_CACHE_MB,
+        help=f"LOUPE_FRAME_CACHE_MB for the server (default {DEFAULT_FRAME_CACHE_MB})",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.cold_trials < 1:
+        parser.error("--rounds and --cold-trials must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    reason = orthanc_available()
+    if reason:
+        sys.exit(f"bench.render: {reason}")
+    ct_files = sorted(SERIES_DIR.glob("*.dcm"))
+    if not ct_files or not RADIOGRAPH.exists():
+        sys.exit(
+            f"bench.render: needs the CT series in {SERIES_DIR} (LOUPE_BENCH_SERIES) and the "
+            f"radiograph {RADIOGRAPH} (LOUPE_BENCH_RADIOGRAPH)"
+        )
+    p = plan(args)
+    started = time.monotonic()
+    ct = read_objects(ct_files)
+    radiograph = read_objects([RADIOGRAPH])[0]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    log = RESULTS_DIR / f"render-{stamp}.gunicorn.log"
+    gunicorn_config = f"gunicorn -w {DEFAULT_WORKERS} (sync)"
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    with ExitStack() as stack:
+        servers = Servers(start_orthanc(dicomweb=True), log)
+        stack.callback(servers.stop)
+        facts = machine_facts(servers.orthanc)
+        say(f"machine: {json.dumps(facts)}")
+        say(f"uploading {len(ct) + 1} objects to Orthanc, importing them into Loupe ...")
+        stored = upload_to_orthanc(servers.orthanc, [*ct, radiograph])
+        ct, radiograph = stored[:-1], stored[-1]
+        servers.use_loupe(
+            prepare_loupe(log, [SERIES_DIR, RADIOGRAPH], len(ct) + 1, args.frame_cache_mb)
+        )
+        peak = PeakMemory(
+            lambda: {LOUPE: servers.loupe.process.pid, ORTHANC: servers.orthanc.process.pid}
+        )
+        servers.before_stop = peak.sample
+        peak.start()
+        stack.callback(peak.stop)
+        say(
+            f"ready after {time.monotonic() - started:.1f} s; Loupe: {gunicorn_config}, "
+            f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}"
+        )
+        steal_before, total_before = cpu_ticks()
+        runs, warm_problems, found = measure(servers, ct, radiograph, p, say)
+        steal_after, total_after = cpu_ticks()
+        peak.stop()
+    memory = memory_report(peak)
+
+    results = {key: summarize(value) for key, value in runs.items()}
+    per_round = {
+        f"{part}/{peer}": round_ratios(runs, f"{part}/{LOUPE}", f"{part}/{peer}", metric)
+        for part, metric in (
+            ("a1", "latency"),
+            ("a2", "latency"),
+            ("b", "ips"),
+            ("c", "latency"),
+            ("d-cold", "latency"),
+        )
+        for peer in (ORTHANC, DICOMWEB)
+    }
+    checks = list(warm_problems)
+    for key, row in results.items():
+        if set(row["statuses"]) != {"200"} or row["problems"]:
+            checks.append(f"{key}: statuses {row['statuses']}, {row['problems'][:3]}")
+    steal_percent = round(
+        100 * (steal_after - steal_before) / max(1, total_after - total_before), 1
+    )
+    report, rows = table(results, memory, args.frame_cache_mb)
+    fit = found["radiograph_fit_level"]
+    agree = found["pixel_agreement_window_40_400"]
+    notes = [
+        f"Times in ms per request at the client (median, nearest-rank p95); (a), (b): after "
+        f"warm-up, {p.rounds} round(s) with the peer order rotated; (a) {p.a_requests} requests "
+        f"per round and peer, one client; (b) {p.b_passes} pass(es) over the {len(ct)} slices "
+        "per round, 4 client threads, images/s = median over rounds.",
+        "(a1): every request a window not asked before, so no rendered-bytes cache helps; "
+        "Loupe's decoded-frame cache is warm for the slice (decoded by both workers during "
+        "warm-up). (a2): the same request repeated (Loupe: rendered-bytes cache hit).",
+        "Loupe's sync workers close the connection after every response: its times include a "
+        "new TCP connection per request; Orthanc keeps the connection alive.",
+        f"(c): first render of each slice after restarting both servers (Orthanc again before "
+        f"its DICOMweb route), one client, window 40/400, {p.cold_trials} trial(s) (a restart "
+        "each): median and p95 over all their requests, total = median pass time; the first "
+        "peer alternates between Loupe and Orthanc; OS page cache not dropped.",
+        f"(d): Loupe's tile (0,0) of level {fit['level']} ({fit['width']}×{fit['height']}, "
+        f"the first level fitting {SCREEN}×{SCREEN}) against Orthanc's full "
+        f"{radiograph.columns}×{radiograph.rows} render, PNG; cold = the first request for "
+        f"the image after each restart of (c), median of {p.cold_trials}; warm: after a "
+        "warm-up by 2 clients, the same request repeated, or a new window each request "
+        f"({p.d_loupe} requests on Loupe, {p.d_orthanc} on each Orthanc route).",
+        f"(e): peak of the summed VmHWM of gunicorn master + workers (Loupe) and of Orthanc, "
+        f"sampled every {SAMPLE_SECONDS} s over the whole run; LOUPE_FRAME_CACHE_MB="
+        f"{args.frame_cache_mb} per process; target = cap + {RSS_ALLOWANCE_MB} MB. Peak of "
+        f"the summed VmRSS samples: Loupe {memory['peak_sampled_rss_mb'][LOUPE]} MB, Orthanc "
+        f"{memory['peak_sampled_rss_mb'][ORTHANC]} MB.",
+        "met: the target holds against both Orthanc routes. Loupe/Orthanc per round (a, b) "
+        "or cold trial (c: median, d: cold), native | DICOMweb: "
+        + "; ".join(
+            f"{part} {per_round[f'{part}/{ORTHANC}']} | {per_round[f'{part}/{DICOMWEB}']}"
+            for part in ("a1", "a2", "b", "c", "d-cold")
+        )
+        + ".",
+        f"Pixels, slice {ct[len(ct) // 2].path.name} at 40/400: Loupe vs Orthanc max |diff| "
+        f"{agree[f'{LOUPE} vs {ORTHANC}']['max_abs']:g}, vs DICOMweb "
+        f"{agree[f'{LOUPE} vs {DICOMWEB}']['max_abs']:g} grey levels.",
+    ]
+
+    print()
+    print(
+        f"Rendering: {len(ct)}-slice CT series ({SERIES_DIR}) and radiograph {RADIOGRAPH.name} "
+        f"({radiograph.columns}×{radiograph.rows})"
+    )
+    print(
+        f"machine: nproc {facts['nproc']}, {facts['cpu_model']}, Python {facts['python']}, "
+        f"Orthanc {facts['orthanc']} + DICOMweb plugin; Loupe {gunicorn_config}, "
+        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; CPU steal {steal_percent} %"
+    )
+    print()
+    print(report)
+    print()
+    for note in notes:
+        print(f"* {note}")
+    print()
+    print(
+        "checks: "
+        + ("every response 200 and a PNG of the expected size" if not checks else "FAILED")
+    )
+    for problem in checks[:20]:
+        print(f"  {problem}")
+
+    output = RESULTS_DIR / f"render-{stamp}.json"
+    output.write_text(
+        json.dumps(
+            {
+                "benchmark": "render",
+                "timestamp": stamp,
+                "quick": args.quick,
+                "series": str(SERIES_DIR),
+                "radiograph": str(RADIOGRAPH),
+                "loupe_server": gunicorn_config,
+                "loupe_frame_cache_mb": args.frame_cache_mb,
+                "plan": vars(p),
+                "machine": facts,
+                "cpu_steal_percent": steal_percent,
+                "results": results,
+                "per_round_ratios": per_round,
+                "rows": rows,
+                "memory": memory,
+                "radiograph_fit_level": fit,
+                "pixel_agreement_window_40_400": agree,
+                "checks_passed": not checks,
+                "problems": checks,
+                "notes": notes,
+                "table": report,
+                "wall_seconds": round(time.monotonic() - started, 1),
+            },
+            indent=2,
+        )
+    )
+    if log.exists() and log.stat().st_size == 0:
+        log.unlink()
+    print(f"results: {output.relative_to(PROJECT_DIR)} ({time.monotonic() - started:.0f} s)")
+    return 1 if checks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
