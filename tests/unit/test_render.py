@@ -30,11 +30,8 @@ def test_jpeg_and_webp_decode_to_the_right_size() -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
 def test_reduce_by_is_the_exact_box_average_on_even_sizes(dtype: type) -> None:
-    values = (RNG.random((64, 48)) * 1000 - (500 if dtype in (np.int16, np.float32) else 0)).astype(
-        dtype
-    )
-    if dtype == np.uint8:
-        values = (RNG.random((64, 48)) * 255).astype(np.uint8)
+    low, high = {np.uint8: (0, 255), np.uint16: (0, 4095)}.get(dtype, (-500, 500))
+    values: np.ndarray = (low + RNG.random((64, 48)) * (high - low)).astype(dtype)
     reduced = render.reduce_by(values, 4)
     expected = values.astype(np.float64).reshape(16, 4, 12, 4).mean(axis=(1, 3))
     tolerance = 1e-3 if dtype == np.float32 else 0.5
