@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def test_jpeg_and_webp_decode_to_the_right_size() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
-def test_reduce_by_is_the_exact_box_average_on_even_sizes(dtype: type) -> None:
+def test_reduce_by_is_the_exact_box_average_on_even_sizes(dtype: Any) -> None:
     low, high = {np.uint8: (0, 255), np.uint16: (0, 4095)}.get(dtype, (-500, 500))
     values: np.ndarray = (low + RNG.random((64, 48)) * (high - low)).astype(dtype)
     reduced = render.reduce_by(values, 4)
