@@ -48,6 +48,10 @@ def test_upload_then_open_from_the_worklist(
     page.screenshot(path=str(artifacts_dir / "archive-worklist.png"), full_page=True)
     row.locator("a.open").click()
     expect(page.locator(".study-head h1")).to_be_visible()
+    # The series thumbnail is rendered on the server and actually decodes in the browser.
+    thumbnail = page.locator("td.thumb img").first
+    expect(thumbnail).to_have_js_property("complete", True)
+    expect(thumbnail).to_have_js_property("naturalWidth", 128)  # 256² MR fitted to 128²
     page.screenshot(path=str(artifacts_dir / "archive-study.png"), full_page=True)
 
 

@@ -131,10 +131,12 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
         )
         assert hashing is not None and writing is not None  # read_object refuses empty data
         staged = storage.Staged(hashing.result(), _written(writing), len(data))
-    except ViewerError as error:
+    except BaseException as error:
         if writing is not None:
             writing.add_done_callback(_discard_quietly)
-        return rejected(source, error)
+        if isinstance(error, ViewerError):
+            return rejected(source, error)
+        raise
     try:
         return _store(staged, fields, source)
     except ViewerError as error:
