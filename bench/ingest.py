@@ -626,6 +626,19 @@ def stopping(server: Server | Gunicorn) -> Iterator[None]:
         server.stop()
 
 
+def write_results(
+    name: str, stamp: str, payload: dict[str, Any], *, log: Path, started: float, checks: list[str]
+) -> int:
+    """Write ``payload`` to bench/results/<name>-<stamp>.json, drop an empty server log,
+    and return the exit status (1 when a check failed)."""
+    output = RESULTS_DIR / f"{name}-{stamp}.json"
+    output.write_text(json.dumps(payload, indent=2))
+    if log.exists() and log.stat().st_size == 0:
+        log.unlink()
+    print(f"results: {output.relative_to(PROJECT_DIR)} ({time.monotonic() - started:.0f} s)")
+    return 1 if checks else 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
@@ -803,39 +816,36 @@ def main(argv: list[str] | None = None) -> int:
     for problem in checks:
         print(f"  {problem}")
 
-    output = RESULTS_DIR / f"ingest-{stamp}.json"
-    output.write_text(
-        json.dumps(
-            {
-                "benchmark": "ingest",
-                "timestamp": stamp,
-                "series": str(SERIES_DIR),
-                "objects_per_round": series_size,
-                "rounds": args.rounds,
-                "concurrencies": list(CONCURRENCIES),
-                "warmup_objects": WARMUP_OBJECTS,
-                "loupe_server": gunicorn_config,
-                "loupe_server_note": GUNICORN_NOTE,
-                "machine": facts,
-                "results": results,
-                "per_round_seconds": {
-                    key: [round(run.seconds, 3) for run in value] for key, value in runs.items()
-                },
-                "cpu_steal_percent": steal_percent,
-                "instances_stored": counts,
-                "instances_expected": expected,
-                "checks_passed": not checks,
-                "problems": checks,
-                "wall_seconds": round(time.monotonic() - started, 1),
-                "table": report,
+    return write_results(
+        "ingest",
+        stamp,
+        {
+            "benchmark": "ingest",
+            "timestamp": stamp,
+            "series": str(SERIES_DIR),
+            "objects_per_round": series_size,
+            "rounds": args.rounds,
+            "concurrencies": list(CONCURRENCIES),
+            "warmup_objects": WARMUP_OBJECTS,
+            "loupe_server": gunicorn_config,
+            "loupe_server_note": GUNICORN_NOTE,
+            "machine": facts,
+            "results": results,
+            "per_round_seconds": {
+                key: [round(run.seconds, 3) for run in value] for key, value in runs.items()
             },
-            indent=2,
-        )
+            "cpu_steal_percent": steal_percent,
+            "instances_stored": counts,
+            "instances_expected": expected,
+            "checks_passed": not checks,
+            "problems": checks,
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "table": report,
+        },
+        log=log,
+        started=started,
+        checks=checks,
     )
-    if log.exists() and log.stat().st_size == 0:
-        log.unlink()
-    print(f"results: {output.relative_to(PROJECT_DIR)} ({time.monotonic() - started:.0f} s)")
-    return 1 if checks else 0
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ from bench.ingest import (
     process_tree_cpu,
     request_once,
     start_loupe,
+    write_results,
 )
 from tests.servers import Server, orthanc_available, start_orthanc
 
@@ -1009,39 +1010,36 @@ def main(argv: list[str] | None = None) -> int:
     for problem in checks[:20]:
         print(f"  {problem}")
 
-    output = RESULTS_DIR / f"render-{stamp}.json"
-    output.write_text(
-        json.dumps(
-            {
-                "benchmark": "render",
-                "timestamp": stamp,
-                "quick": args.quick,
-                "series": str(SERIES_DIR),
-                "radiograph": str(RADIOGRAPH),
-                "loupe_server": gunicorn_config,
-                "loupe_frame_cache_mb": args.frame_cache_mb,
-                "plan": vars(p),
-                "machine": facts,
-                "cpu_steal_percent": steal_percent,
-                "results": results,
-                "per_round_ratios": per_round,
-                "rows": rows,
-                "memory": memory,
-                "radiograph_fit_level": fit,
-                "pixel_agreement_window_40_400": agree,
-                "checks_passed": not checks,
-                "problems": checks,
-                "notes": notes,
-                "table": report,
-                "wall_seconds": round(time.monotonic() - started, 1),
-            },
-            indent=2,
-        )
+    return write_results(
+        "render",
+        stamp,
+        {
+            "benchmark": "render",
+            "timestamp": stamp,
+            "quick": args.quick,
+            "series": str(SERIES_DIR),
+            "radiograph": str(RADIOGRAPH),
+            "loupe_server": gunicorn_config,
+            "loupe_frame_cache_mb": args.frame_cache_mb,
+            "plan": vars(p),
+            "machine": facts,
+            "cpu_steal_percent": steal_percent,
+            "results": results,
+            "per_round_ratios": per_round,
+            "rows": rows,
+            "memory": memory,
+            "radiograph_fit_level": fit,
+            "pixel_agreement_window_40_400": agree,
+            "checks_passed": not checks,
+            "problems": checks,
+            "notes": notes,
+            "table": report,
+            "wall_seconds": round(time.monotonic() - started, 1),
+        },
+        log=log,
+        started=started,
+        checks=checks,
     )
-    if log.exists() and log.stat().st_size == 0:
-        log.unlink()
-    print(f"results: {output.relative_to(PROJECT_DIR)} ({time.monotonic() - started:.0f} s)")
-    return 1 if checks else 0
 
 
 if __name__ == "__main__":
