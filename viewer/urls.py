@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("upload/", views.upload, name="upload"),
     path("studies/<str:study_instance_uid>/", views.study, name="study"),
+    path("viewer/<str:study_instance_uid>/", views.viewer, name="viewer"),
 ]

@@ -44,3 +44,10 @@ def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "viewer/upload.html")
+
+
+@login_required
+def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
+    """The image viewer; it loads the study through ``/api/studies/<uid>``."""
+    found = get_object_or_404(Study, study_instance_uid=study_instance_uid)
+    return render(request, "viewer/viewer.html", {"study": found})

@@ -1,0 +1,35 @@
+// Talking to Loupe's server: the study's metadata and the URLs of rendered frames.
+
+export async function fetchStudy(studyUid) {
+  const response = await fetch(`/api/studies/${encodeURIComponent(studyUid)}`, {
+    headers: { Accept: "application/json" },
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new Error(`the study could not be loaded (${response.status})`);
+  return response.json();
+}
+
+// PS3.18 rendered frame URL; window as center,width (linear), format and size options.
+export function renderedUrl(instance, frame, { window, accept = "image/png", quality, viewport } = {}) {
+  const url = new URL(instance.urls.rendered.replace("{frame}", String(frame)), location.origin);
+  if (window) url.searchParams.set("window", `${round(window.center)},${round(window.width)}`);
+  url.searchParams.set("accept", accept);
+  if (quality) url.searchParams.set("quality", String(quality));
+  if (viewport) url.searchParams.set("viewport", `${viewport.width},${viewport.height}`);
+  return url.pathname + url.search;
+}
+
+// The JSON error body of a failed image request, as a sentence for the viewport.
+export async function errorMessage(url) {
+  try {
+    const response = await fetch(url, { credentials: "same-origin" });
+    const body = await response.json();
+    return body.message || `the server answered ${response.status}`;
+  } catch {
+    return "the image could not be loaded";
+  }
+}
+
+function round(value) {
+  return Math.round(value * 100) / 100;
+}

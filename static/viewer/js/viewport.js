@@ -1,0 +1,270 @@
+// One viewport showing a stack: the frames of a series in slice order, drawn from
+// server-rendered images. Neighbouring slices are fetched ahead at the current window,
+// so scrolling through a loaded series does not wait for the server.
+
+import { errorMessage, renderedUrl } from "./api.js";
+
+const PREFETCH = 10; // slices ahead and behind
+const CACHE_LIMIT = 400; // decoded images kept
+
+export class StackViewport {
+  constructor(element, study) {
+    this.element = element;
+    this.canvas = element.querySelector("canvas");
+    this.context = this.canvas.getContext("2d");
+    this.message = element.querySelector("#message");
+    this.overlays = {
+      tl: element.querySelector("#overlay-tl"),
+      tr: element.querySelector("#overlay-tr"),
+      bl: element.querySelector("#overlay-bl"),
+      br: element.querySelector("#overlay-br"),
+    };
+    this.study = study;
+    this.images = new Map(); // url -> Promise<HTMLImageElement>
+    this.series = null;
+    this.stack = [];
+    this.slice = 0;
+    this.window = null; // null: the server's default for the image
+    this.inverted = false;
+    this.interactive = null; // in-flight cheap render while dragging
+    this.onchange = () => {};
+    new ResizeObserver(() => this.draw()).observe(element);
+  }
+
+  get count() {
+    return this.stack.length;
+  }
+
+  get current() {
+    return this.stack[this.slice];
+  }
+
+  setSeries(series) {
+    this.series = series;
+    this.stack = series.instances.flatMap((instance) =>
+      Array.from({ length: Math.max(instance.number_of_frames, 1) }, (_, i) => ({ instance, frame: i + 1 })),
+    );
+    this.window = null;
+    const first = this.stack[0]?.instance;
+    const preset = first?.presets?.find((p) => p.kind === "window");
+    if (preset) this.window = { center: preset.center, width: preset.width };
+    this.slice = 0;
+    this.onchange();
+    return this.show();
+  }
+
+  setSlice(index) {
+    const clamped = Math.min(Math.max(index, 0), this.count - 1);
+    if (clamped === this.slice && this.drawn) return Promise.resolve();
+    this.slice = clamped;
+    this.onchange();
+    return this.show();
+  }
+
+  setWindow(window, { interactive = false } = {}) {
+    this.window = window ? { center: window.center, width: Math.max(window.width, 1) } : null;
+    this.onchange();
+    if (interactive) return this.showInteractive();
+    return this.show();
+  }
+
+  setInverted(inverted) {
+    this.inverted = inverted;
+    this.draw();
+  }
+
+  guessWindow() {
+    const instance = this.current?.instance;
+    const bits = instance?.bits_stored || 8;
+    const slope = instance?.rescale_slope ?? 1;
+    const intercept = instance?.rescale_intercept ?? 0;
+    const top = 2 ** bits * slope;
+    return { center: intercept + top / 2, width: top };
+  }
+
+  urlFor(entry, options = {}) {
+    const { instance, frame } = entry;
+    const longest = Math.max(instance.columns || 0, instance.rows || 0);
+    const box = this.pixelSize();
+    // Large images come at the canvas's size; small ones at their own.
+    const viewport = longest > Math.max(box.width, box.height) ? box : undefined;
+    return renderedUrl(instance, frame, { window: this.window, viewport, ...options });
+  }
+
+  pixelSize() {
+    const ratio = window.devicePixelRatio || 1;
+    return {
+      width: Math.max(1, Math.round(this.element.clientWidth * ratio)),
+      height: Math.max(1, Math.round(this.element.clientHeight * ratio)),
+    };
+  }
+
+  load(url) {
+    let promise = this.images.get(url);
+    if (!promise) {
+      promise = new Promise((resolve, reject) => {
+        const image = new Image();
+        image.decoding = "async";
+        image.onload = () => resolve(image);
+        image.onerror = () => reject(new Error(url));
+        image.src = url;
+      });
+      promise.catch(() => this.images.delete(url));
+      this.images.set(url, promise);
+      if (this.images.size > CACHE_LIMIT) this.images.delete(this.images.keys().next().value);
+    }
+    return promise;
+  }
+
+  async show() {
+    const entry = this.current;
+    if (!entry) return;
+    const url = this.urlFor(entry);
+    const slice = this.slice;
+    try {
+      const image = await this.load(url);
+      if (slice !== this.slice || url !== this.urlFor(this.current)) return; // superseded
+      this.image = image;
+      this.canvas.dataset.url = url;
+      this.hideMessage();
+      this.draw();
+    } catch {
+      if (slice !== this.slice) return;
+      this.image = null;
+      this.draw();
+      this.showMessage(`Slice ${slice + 1} cannot be shown: ${await errorMessage(url)}`);
+    }
+    this.prefetch();
+  }
+
+  async showInteractive() {
+    // One cheap request at a time; the latest window wins.
+    if (this.interactive) {
+      this.interactivePending = true;
+      return;
+    }
+    const entry = this.current;
+    if (!entry) return;
+    const box = this.pixelSize();
+    const url = renderedUrl(entry.instance, entry.frame, {
+      window: this.window,
+      accept: "image/jpeg",
+      quality: 70,
+      viewport: { width: Math.ceil(box.width / 2), height: Math.ceil(box.height / 2) },
+    });
+    this.interactive = this.load(url)
+      .then((image) => {
+        this.image = image;
+        this.draw();
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.interactive = null;
+        if (this.interactivePending) {
+          this.interactivePending = false;
+          this.showInteractive();
+        }
+      });
+  }
+
+  prefetch() {
+    for (let step = 1; step <= PREFETCH; step += 1) {
+      for (const index of [this.slice + step, this.slice - step]) {
+        const entry = this.stack[index];
+        if (entry) this.load(this.urlFor(entry)).catch(() => {});
+      }
+    }
+  }
+
+  draw() {
+    const { width, height } = this.pixelSize();
+    if (this.canvas.width !== width || this.canvas.height !== height) {
+      this.canvas.width = width;
+      this.canvas.height = height;
+    }
+    const context = this.context;
+    context.fillStyle = "#000";
+    context.fillRect(0, 0, width, height);
+    this.drawn = Boolean(this.image);
+    if (this.image) {
+      const entry = this.current;
+      // Fit the whole image, keeping the aspect ratio of the pixels' physical size.
+      const columns = entry.instance.columns || this.image.naturalWidth;
+      const rows = entry.instance.rows || this.image.naturalHeight;
+      const spacing = entry.instance.pixel_spacing;
+      const aspect = spacing ? spacing.row_mm / spacing.column_mm : 1;
+      const scale = Math.min(width / columns, height / (rows * aspect));
+      const w = columns * scale;
+      const h = rows * aspect * scale;
+      context.imageSmoothingEnabled = true;
+      context.imageSmoothingQuality = "high";
+      context.filter = this.inverted ? "invert(1)" : "none";
+      context.drawImage(this.image, (width - w) / 2, (height - h) / 2, w, h);
+      context.filter = "none";
+      this.zoom = scale * (window.devicePixelRatio || 1) ** -1;
+    }
+    this.canvas.dataset.slice = String(this.slice + 1);
+    this.writeOverlays();
+  }
+
+  writeOverlays() {
+    const entry = this.current;
+    if (!entry) return;
+    const { instance } = entry;
+    const patient = this.study.patient;
+    const series = this.series;
+    this.overlays.tl.textContent = [
+      formatName(patient.patient_name),
+      `ID ${patient.patient_id}`,
+      patient.patient_birth_date ? `Born ${patient.patient_birth_date} ${patient.patient_sex || ""}` : "",
+    ].filter(Boolean).join("\n");
+    this.overlays.tr.textContent = [
+      `${this.study.study_date || ""} ${this.study.study_description || ""}`.trim(),
+      `${series.modality} ${series.series_number ?? ""} ${series.series_description || ""}`.trim(),
+    ].filter(Boolean).join("\n");
+    const position = slicePosition(instance);
+    this.overlays.bl.textContent = [
+      `Im ${this.slice + 1}/${this.count}` + (instance.number_of_frames > 1 ? ` (frame ${entry.frame})` : ""),
+      position === null ? "" : `Pos ${position.toFixed(1)} mm`,
+      instance.slice_thickness ? `Thk ${instance.slice_thickness} mm` : "",
+    ].filter(Boolean).join("\n");
+    const w = this.window;
+    this.overlays.br.textContent = [
+      w ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "W/L default",
+      this.zoom ? `Zoom ${this.zoom.toFixed(2)}×` : "",
+    ].filter(Boolean).join("\n");
+  }
+
+  showMessage(text) {
+    this.message.textContent = text;
+    this.message.hidden = false;
+  }
+
+  hideMessage() {
+    this.message.hidden = true;
+  }
+}
+
+// PN "Family^Given^Middle" groups "=" -> "Family, Given Middle = …"
+export function formatName(value) {
+  return String(value || "")
+    .split("=")
+    .map((group) => {
+      const [family = "", ...rest] = group.split("^");
+      const given = rest.slice(0, 2).filter(Boolean).join(" ");
+      return family && given ? `${family}, ${given}` : family || given;
+    })
+    .filter(Boolean)
+    .join(" = ");
+}
+
+// Position along the slice normal (row × column direction), in mm; else Slice Location.
+export function slicePosition(instance) {
+  const p = instance.image_position_patient;
+  const o = instance.image_orientation_patient;
+  if (Array.isArray(p) && Array.isArray(o) && o.length === 6) {
+    const n = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
+    return p[0] * n[0] + p[1] * n[1] + p[2] * n[2];
+  }
+  return instance.slice_location ?? null;
+}
