@@ -99,3 +99,41 @@ def test_a_broken_frame_shows_its_message_in_the_viewport(
     expect(page.locator("#message")).to_contain_text("cannot be decoded")
     expect(page.locator("#overlay-bl")).to_contain_text("Im 1/1")  # the rest keeps working
     page.screenshot(path=str(artifacts_dir / "viewer-broken-frame.png"))
+
+
+def test_zoom_fetches_only_the_tiles_in_view(
+    page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
+) -> None:
+    """A 2010×2446 radiograph at 4×: full-resolution tiles, only those around the centre."""
+    django_user_model.objects.create_user("radiologist", password=PASSWORD)
+    path = shared_dicom / "cr-monochrome1" / "Monochrome1-Jpeg.dcm"
+    assert ingest.ingest_file(path).status == "stored"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    tiles: list[str] = []
+    page.on(
+        "request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None
+    )
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "radiologist")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.locator("a.open").first.click()
+    expect(page.locator("#overlay-bl")).to_contain_text("Im 1/1")
+    page.wait_for_load_state("networkidle")
+    assert tiles == []  # at fit, one whole-image render at the canvas's size
+    page.locator("#viewport").hover()
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts_dir / "viewer-radiograph-zoom-4x.png"))
+    grid = {
+        tuple(int(v) for v in url.split("/tiles/")[1].split("?")[0].split("/")) for url in tiles
+    }
+    assert grid, "no tile was requested"
+    levels = {level for level, _, _ in grid}
+    assert levels == {0}  # at 4× the view needs full resolution (2446 rows on ~750 px × 4)
+    # Level 0 has 8 × 10 tiles of 256 px; the view around the centre (column 3.9, row 4.8)
+    # spans a handful of them.
+    assert len(grid) < 80 / 2
+    assert all(2 <= column <= 5 and 3 <= row <= 6 for _, column, row in grid), sorted(grid)

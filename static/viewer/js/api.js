@@ -19,6 +19,18 @@ export function renderedUrl(instance, frame, { window, accept = "image/png", qua
   return url.pathname + url.search;
 }
 
+// One tile of the pyramid (level 0 = full resolution), PNG at the given window.
+export function tileUrl(instance, frame, level, column, row, window) {
+  const path = instance.urls.tile
+    .replace("{frame}", String(frame))
+    .replace("{level}", String(level))
+    .replace("{column}", String(column))
+    .replace("{row}", String(row));
+  const query = new URLSearchParams({ accept: "image/png" });
+  if (window) query.set("window", `${round(window.center)},${round(window.width)}`);
+  return `${path}?${query}`;
+}
+
 // The JSON error body of a failed image request, as a sentence for the viewport.
 export async function errorMessage(url) {
   try {

@@ -67,14 +67,40 @@ async function start() {
   if (hangable.length) pick(hangable[0], panel.querySelector("button"));
   else viewport.showMessage("This study has no images to show.");
 
+  // Left drag: window/level; Shift-drag or middle button: pan.
+  let panning = null;
   element.addEventListener("pointerdown", (event) => {
     if (event.target === scrollbar) return;
     element.setPointerCapture(event.pointerId);
-    windowLevel.pointerDown(event);
+    if (event.shiftKey || event.button === 1) panning = { x: event.clientX, y: event.clientY };
+    else windowLevel.pointerDown(event);
   });
-  element.addEventListener("pointermove", (event) => windowLevel.pointerMove(event));
-  element.addEventListener("pointerup", () => windowLevel.pointerUp());
-  element.addEventListener("wheel", (event) => scroll.wheel(event), { passive: false });
+  element.addEventListener("pointermove", (event) => {
+    if (panning) {
+      viewport.panBy(event.clientX - panning.x, event.clientY - panning.y);
+      panning = { x: event.clientX, y: event.clientY };
+    } else windowLevel.pointerMove(event);
+  });
+  element.addEventListener("pointerup", () => {
+    if (panning) panning = null;
+    else windowLevel.pointerUp();
+  });
+  element.addEventListener(
+    "wheel",
+    (event) => {
+      if (!event.ctrlKey) return scroll.wheel(event);
+      event.preventDefault();
+      viewport.setMagnification(viewport.magnification * (event.deltaY < 0 ? 1.25 : 0.8));
+    },
+    { passive: false },
+  );
+  const zoomIn = () => viewport.setMagnification(viewport.magnification * 2);
+  const zoomOut = () => viewport.setMagnification(viewport.magnification / 2);
+  const fit = () => viewport.setMagnification(1);
+  document.getElementById("zoom-in").addEventListener("click", zoomIn);
+  document.getElementById("zoom-out").addEventListener("click", zoomOut);
+  document.getElementById("zoom-fit").addEventListener("click", fit);
+  document.getElementById("zoom-actual").addEventListener("click", () => viewport.actualSize());
 
   const invert = document.getElementById("invert");
   invert.addEventListener("click", () => viewport.setInverted(!viewport.inverted));
@@ -92,6 +118,10 @@ async function start() {
     if (event.key === "i") viewport.setInverted(!viewport.inverted);
     else if (event.key === "r") reset();
     else if (event.key === "o") toggleOverlays();
+    else if (event.key === "+" || event.key === "=") zoomIn();
+    else if (event.key === "-") zoomOut();
+    else if (event.key === "0") fit();
+    else if (event.key === "1") viewport.actualSize();
   });
 }
 

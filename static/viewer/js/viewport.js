@@ -2,7 +2,7 @@
 // server-rendered images. Neighbouring slices are fetched ahead at the current window,
 // so scrolling through a loaded series does not wait for the server.
 
-import { errorMessage, renderedUrl } from "./api.js";
+import { errorMessage, renderedUrl, tileUrl } from "./api.js";
 
 const PREFETCH = 10; // slices ahead and behind
 const CACHE_LIMIT = 400; // decoded images kept
@@ -21,6 +21,9 @@ export class StackViewport {
     };
     this.study = study;
     this.images = new Map(); // url -> Promise<HTMLImageElement>
+    this.ready = new Map(); // url -> HTMLImageElement, once loaded
+    this.magnification = 1; // relative to fit
+    this.center = null; // image point at the canvas centre; null: the image's centre
     this.series = null;
     this.stack = [];
     this.slice = 0;
@@ -28,7 +31,13 @@ export class StackViewport {
     this.inverted = false;
     this.interactive = null; // in-flight cheap render while dragging
     this.onchange = () => {};
-    new ResizeObserver(() => this.draw()).observe(element);
+    this.generation = 0; // bumped by every change of slice, series or window
+    new ResizeObserver(() => {
+      this.draw();
+      // Large images are rendered at the canvas's size: ask again once resizing settles.
+      clearTimeout(this.resizeTimer);
+      this.resizeTimer = setTimeout(() => this.show(), 150);
+    }).observe(element);
   }
 
   get count() {
@@ -41,6 +50,8 @@ export class StackViewport {
 
   setSeries(series) {
     this.series = series;
+    this.magnification = 1;
+    this.center = null;
     this.stack = series.instances.flatMap((instance) =>
       Array.from({ length: Math.max(instance.number_of_frames, 1) }, (_, i) => ({ instance, frame: i + 1 })),
     );
@@ -63,6 +74,7 @@ export class StackViewport {
 
   setWindow(window, { interactive = false } = {}) {
     this.window = window ? { center: window.center, width: Math.max(window.width, 1) } : null;
+    this.dragging = interactive;
     this.onchange();
     if (interactive) return this.showInteractive();
     return this.show();
@@ -105,7 +117,11 @@ export class StackViewport {
       promise = new Promise((resolve, reject) => {
         const image = new Image();
         image.decoding = "async";
-        image.onload = () => resolve(image);
+        image.onload = () => {
+          this.ready.set(url, image);
+          if (this.ready.size > CACHE_LIMIT) this.ready.delete(this.ready.keys().next().value);
+          resolve(image);
+        };
         image.onerror = () => reject(new Error(url));
         image.src = url;
       });
@@ -121,15 +137,16 @@ export class StackViewport {
     if (!entry) return;
     const url = this.urlFor(entry);
     const slice = this.slice;
+    const generation = ++this.generation;
     try {
       const image = await this.load(url);
-      if (slice !== this.slice || url !== this.urlFor(this.current)) return; // superseded
+      if (generation !== this.generation) return; // a newer request supersedes this one
       this.image = image;
       this.canvas.dataset.url = url;
       this.hideMessage();
       this.draw();
     } catch {
-      if (slice !== this.slice) return;
+      if (generation !== this.generation) return;
       this.image = null;
       this.draw();
       this.showMessage(`Slice ${slice + 1} cannot be shown: ${await errorMessage(url)}`);
@@ -176,6 +193,19 @@ export class StackViewport {
     }
   }
 
+  // Geometry of the current image on the canvas: device pixels per image column (scale),
+  // the physical row/column aspect, and the image point at the canvas centre.
+  geometry(width, height) {
+    const { instance } = this.current;
+    const columns = instance.columns || this.image.naturalWidth;
+    const rows = instance.rows || this.image.naturalHeight;
+    const spacing = instance.pixel_spacing;
+    const aspect = spacing ? spacing.row_mm / spacing.column_mm : 1;
+    const fit = Math.min(width / columns, height / (rows * aspect));
+    const center = this.center || { x: columns / 2, y: rows / 2 };
+    return { columns, rows, aspect, fit, scale: fit * this.magnification, cx: center.x, cy: center.y };
+  }
+
   draw() {
     const { width, height } = this.pixelSize();
     if (this.canvas.width !== width || this.canvas.height !== height) {
@@ -186,25 +216,90 @@ export class StackViewport {
     context.fillStyle = "#000";
     context.fillRect(0, 0, width, height);
     this.drawn = Boolean(this.image);
-    if (this.image) {
-      const entry = this.current;
-      // Fit the whole image, keeping the aspect ratio of the pixels' physical size.
-      const columns = entry.instance.columns || this.image.naturalWidth;
-      const rows = entry.instance.rows || this.image.naturalHeight;
-      const spacing = entry.instance.pixel_spacing;
-      const aspect = spacing ? spacing.row_mm / spacing.column_mm : 1;
-      const scale = Math.min(width / columns, height / (rows * aspect));
-      const w = columns * scale;
-      const h = rows * aspect * scale;
+    if (this.image && this.current) {
+      const g = this.geometry(width, height);
+      const x0 = width / 2 - g.cx * g.scale;
+      const y0 = height / 2 - g.cy * g.scale * g.aspect;
       context.imageSmoothingEnabled = true;
       context.imageSmoothingQuality = "high";
       context.filter = this.inverted ? "invert(1)" : "none";
-      context.drawImage(this.image, (width - w) / 2, (height - h) / 2, w, h);
+      // The whole-image render first; where zoomed, sharper tiles drawn over it.
+      context.drawImage(this.image, x0, y0, g.columns * g.scale, g.rows * g.aspect * g.scale);
+      if (this.magnification > 1 && !this.dragging) this.drawTiles(g, width, height, x0, y0);
       context.filter = "none";
-      this.zoom = scale * (window.devicePixelRatio || 1) ** -1;
+      this.displayScale = g.scale / (window.devicePixelRatio || 1);
     }
     this.canvas.dataset.slice = String(this.slice + 1);
     this.writeOverlays();
+  }
+
+  // Tiles of the pyramid level whose resolution the zoom needs, only those in view.
+  drawTiles(g, width, height, x0, y0) {
+    const { instance, frame } = this.current;
+    const levels = instance.tiles.levels;
+    if (!levels.length) return;
+    const wanted = g.scale >= 1 ? 0 : Math.floor(Math.log2(1 / g.scale));
+    const level = levels[Math.min(wanted, levels.length - 1)];
+    const span = instance.tiles.size * 2 ** level.level; // image pixels per tile
+    const left = g.cx - width / 2 / g.scale;
+    const right = g.cx + width / 2 / g.scale;
+    const top = g.cy - height / 2 / (g.scale * g.aspect);
+    const bottom = g.cy + height / 2 / (g.scale * g.aspect);
+    const clampTo = (v, n) => Math.min(Math.max(v, 0), n - 1);
+    const c0 = clampTo(Math.floor(left / span), level.columns);
+    const c1 = clampTo(Math.floor(right / span), level.columns);
+    const r0 = clampTo(Math.floor(top / span), level.rows);
+    const r1 = clampTo(Math.floor(bottom / span), level.rows);
+    for (let row = r0; row <= r1; row += 1) {
+      for (let column = c0; column <= c1; column += 1) {
+        const url = tileUrl(instance, frame, level.level, column, row, this.window);
+        const tile = this.ready.get(url);
+        if (tile) {
+          const size = 2 ** level.level * g.scale;
+          this.context.drawImage(
+            tile,
+            x0 + column * span * g.scale,
+            y0 + row * span * g.scale * g.aspect,
+            tile.naturalWidth * size,
+            tile.naturalHeight * size * g.aspect,
+          );
+        } else {
+          this.load(url).then(() => this.requestDraw(), () => {});
+        }
+      }
+    }
+  }
+
+  requestDraw() {
+    if (this.drawQueued) return;
+    this.drawQueued = true;
+    requestAnimationFrame(() => {
+      this.drawQueued = false;
+      this.draw();
+    });
+  }
+
+  // Zoom by ``factor`` (relative to fit; 1 = fit), keeping the view's centre.
+  setMagnification(magnification) {
+    this.magnification = Math.min(Math.max(magnification, 1), 64);
+    if (this.magnification === 1) this.center = null;
+    this.requestDraw();
+  }
+
+  // One device pixel per image pixel.
+  actualSize() {
+    if (!this.image) return;
+    const { width, height } = this.pixelSize();
+    this.setMagnification(1 / this.geometry(width, height).fit);
+  }
+
+  panBy(dx, dy) {
+    if (!this.image) return;
+    const ratio = window.devicePixelRatio || 1;
+    const { width, height } = this.pixelSize();
+    const g = this.geometry(width, height);
+    this.center = { x: g.cx - (dx * ratio) / g.scale, y: g.cy - (dy * ratio) / (g.scale * g.aspect) };
+    this.requestDraw();
   }
 
   writeOverlays() {
@@ -231,7 +326,7 @@ export class StackViewport {
     const w = this.window;
     this.overlays.br.textContent = [
       w ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "W/L default",
-      this.zoom ? `Zoom ${this.zoom.toFixed(2)}×` : "",
+      this.displayScale ? `Zoom ${this.displayScale.toFixed(2)}×` : "",
     ].filter(Boolean).join("\n");
   }
 
