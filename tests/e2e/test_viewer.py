@@ -19,6 +19,11 @@ from viewer.services import ingest
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-e2e-password-42"
+ACTIVE = ".viewport.active"
+CANVAS = f"{ACTIVE} canvas"
+MESSAGE = f"{ACTIVE} .viewport-message"
+BOTTOM_LEFT = f"{ACTIVE} .overlay.bottom-left"
+BOTTOM_RIGHT = f"{ACTIVE} .overlay.bottom-right"
 
 
 @pytest.fixture
@@ -30,7 +35,7 @@ def ct_study(shared_dicom: Path, django_user_model: Any) -> list[Instance]:
 
 
 def canvas_pixels(page: Page) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(page.locator("#canvas").screenshot())).convert("L"))
+    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).screenshot())).convert("L"))
 
 
 def open_viewer(page: Page, live_server: Any) -> None:
@@ -39,7 +44,7 @@ def open_viewer(page: Page, live_server: Any) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.locator("a.open").first.click()
-    expect(page.locator("#overlay-bl")).to_contain_text("Im 1/99")
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
 
 
 def test_scroll_window_level_and_presets(
@@ -47,38 +52,38 @@ def test_scroll_window_level_and_presets(
 ) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
     open_viewer(page, live_server)
-    expect(page.locator("#overlay-br")).to_contain_text("W 1500 L -500")  # header preset 1
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")  # header preset 1
     page.screenshot(path=str(artifacts_dir / "viewer-ct-first-slice.png"))
 
-    page.locator("#viewport").hover()
+    page.locator(ACTIVE).hover()
     for _ in range(49):
         page.keyboard.press("ArrowDown")
     fiftieth = ct_study[49]
     z = fiftieth.image_position_patient[2]  # type: ignore[index]
-    expect(page.locator("#overlay-bl")).to_contain_text("Im 50/99")
-    expect(page.locator("#overlay-bl")).to_contain_text(f"Pos {z:.1f} mm")
-    expect(page.locator("#canvas")).to_have_attribute(
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 50/99")
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text(f"Pos {z:.1f} mm")
+    expect(page.locator(CANVAS)).to_have_attribute(
         "data-url", re.compile(fiftieth.sop_instance_uid)
     )
     before = canvas_pixels(page)
     page.screenshot(path=str(artifacts_dir / "viewer-ct-slice-50.png"))
 
-    box = page.locator("#viewport").bounding_box()
+    box = page.locator(ACTIVE).bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x - 150, y + 60, steps=8)
     page.mouse.up()
-    expect(page.locator("#overlay-br")).not_to_contain_text("W 1500 L -500")
-    expect(page.locator("#canvas")).to_have_attribute("data-url", re.compile("accept=image%2Fpng"))
+    expect(page.locator(BOTTOM_RIGHT)).not_to_contain_text("W 1500 L -500")
+    expect(page.locator(CANVAS)).to_have_attribute("data-url", re.compile("accept=image%2Fpng"))
     after = canvas_pixels(page)
     assert np.abs(after.astype(int) - before.astype(int)).mean() > 1.0  # the image changed
     page.screenshot(path=str(artifacts_dir / "viewer-ct-window-dragged.png"))
 
     lung = page.locator("#preset option", has_text="Lung").first.get_attribute("value")
     page.select_option("#preset", value=lung)
-    expect(page.locator("#overlay-br")).to_contain_text("W 1500 L -600")
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -600")
     page.screenshot(path=str(artifacts_dir / "viewer-ct-lung-preset.png"))
 
 
@@ -95,9 +100,9 @@ def test_a_broken_frame_shows_its_message_in_the_viewport(
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.locator("a.open").first.click()
-    expect(page.locator("#message")).to_be_visible()
-    expect(page.locator("#message")).to_contain_text("cannot be decoded")
-    expect(page.locator("#overlay-bl")).to_contain_text("Im 1/1")  # the rest keeps working
+    expect(page.locator(MESSAGE)).to_be_visible()
+    expect(page.locator(MESSAGE)).to_contain_text("cannot be decoded")
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")  # the rest keeps working
     page.screenshot(path=str(artifacts_dir / "viewer-broken-frame.png"))
 
 
@@ -118,10 +123,10 @@ def test_zoom_fetches_only_the_tiles_in_view(
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.locator("a.open").first.click()
-    expect(page.locator("#overlay-bl")).to_contain_text("Im 1/1")
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")
     page.wait_for_load_state("networkidle")
     assert tiles == []  # at fit, one whole-image render at the canvas's size
-    page.locator("#viewport").hover()
+    page.locator(ACTIVE).hover()
     page.keyboard.press("+")
     page.keyboard.press("+")
     page.wait_for_load_state("networkidle")
@@ -133,7 +138,81 @@ def test_zoom_fetches_only_the_tiles_in_view(
     assert grid, "no tile was requested"
     levels = {level for level, _, _ in grid}
     assert levels == {0}  # at 4× the view needs full resolution (2446 rows on ~750 px × 4)
-    # Level 0 has 8 × 10 tiles of 256 px; the view around the centre (column 3.9, row 4.8)
-    # spans a handful of them.
+    # Every level-0 tile of the 4× view was fetched, and none outside the 2× view that
+    # preceded it (both centred on the image).
+    box = page.locator(CANVAS).bounding_box()
+    assert box is not None
+
+    def in_view(magnification: int) -> set[tuple[int, int, int]]:
+        scale = magnification * min(box["width"] / 2010, box["height"] / 2446)
+        half_width, half_height = box["width"] / 2 / scale, box["height"] / 2 / scale
+        columns = range(int((1005 - half_width) // 256), int((1005 + half_width) // 256) + 1)
+        rows = range(int((1223 - half_height) // 256), int((1223 + half_height) // 256) + 1)
+        return {(0, c, r) for c in columns for r in rows if 0 <= c < 8 and 0 <= r < 10}
+
+    assert in_view(4) <= grid <= in_view(2)
     assert len(grid) < 80 / 2
-    assert all(2 <= column <= 5 and 3 <= row <= 6 for _, column, row in grid), sorted(grid)
+
+
+def log_in_and_open(page: Page, live_server: Any) -> None:
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "radiologist")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.locator("a.open").first.click()
+
+
+def test_cine_plays_a_multiframe_angiogram(
+    page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
+) -> None:
+    django_user_model.objects.create_user("radiologist", password=PASSWORD)
+    path = shared_dicom / "us-rgb-multiframe" / "XA_96frames_jpeg_HasFragmentSequence.dcm"
+    assert ingest.ingest_file(path).status == "stored"
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/96 (frame 1)")
+    page.fill("#fps", "20")
+    page.click("#cine")
+    expect(page.locator("#cine")).to_have_text("Stop")
+    expect(page.locator(BOTTOM_LEFT)).not_to_contain_text("Im 1/96", timeout=5000)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text(re.compile(r"Im ([2-9]|[1-9]\d)/96"))
+    page.screenshot(path=str(artifacts_dir / "viewer-cine.png"))
+    page.click("#cine")
+    expect(page.locator("#cine")).to_have_text("Play")
+    stopped = page.locator(BOTTOM_LEFT).inner_text()
+    page.wait_for_timeout(400)
+    assert page.locator(BOTTOM_LEFT).inner_text() == stopped
+
+
+def test_two_by_two_layout_hangs_four_series(
+    page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
+) -> None:
+    import pydicom
+
+    django_user_model.objects.create_user("radiologist", password=PASSWORD)
+    files = sorted((shared_dicom / "ct-series").glob("*.dcm"))[30:42]
+    for index, path in enumerate(files):
+        dataset = pydicom.dcmread(path)
+        number = index % 4 + 1
+        dataset.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.99.{number}"
+        dataset.SeriesNumber = number
+        dataset.SeriesDescription = f"PART {number}"
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+        assert ingest.ingest_bytes(buffer.getvalue(), source=path.name).status == "stored"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/3")
+    page.select_option("#layout", "2x2")
+    viewports = page.locator(".grid .viewport")
+    expect(viewports).to_have_count(4)
+    for number in range(1, 5):
+        expect(viewports.nth(number - 1).locator(".overlay.top-right")).to_contain_text(
+            f"PART {number}"
+        )
+        expect(viewports.nth(number - 1).locator(".overlay.bottom-left")).to_contain_text("Im 1/3")
+    # Clicking a viewport makes it the active one; a series button hangs there.
+    viewports.nth(3).click(position={"x": 20, "y": 200})
+    expect(viewports.nth(3)).to_have_class(re.compile("active"))
+    page.locator("#series-panel button").first.click()
+    expect(viewports.nth(3).locator(".overlay.top-right")).to_contain_text("PART 1")
+    page.screenshot(path=str(artifacts_dir / "viewer-layout-2x2.png"))

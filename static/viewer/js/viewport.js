@@ -12,12 +12,12 @@ export class StackViewport {
     this.element = element;
     this.canvas = element.querySelector("canvas");
     this.context = this.canvas.getContext("2d");
-    this.message = element.querySelector("#message");
+    this.message = element.querySelector(".viewport-message");
     this.overlays = {
-      tl: element.querySelector("#overlay-tl"),
-      tr: element.querySelector("#overlay-tr"),
-      bl: element.querySelector("#overlay-bl"),
-      br: element.querySelector("#overlay-br"),
+      tl: element.querySelector(".overlay.top-left"),
+      tr: element.querySelector(".overlay.top-right"),
+      bl: element.querySelector(".overlay.bottom-left"),
+      br: element.querySelector(".overlay.bottom-right"),
     };
     this.study = study;
     this.images = new Map(); // url -> Promise<HTMLImageElement>
@@ -49,6 +49,7 @@ export class StackViewport {
   }
 
   setSeries(series) {
+    this.stop();
     this.series = series;
     this.magnification = 1;
     this.center = null;
@@ -78,6 +79,23 @@ export class StackViewport {
     this.onchange();
     if (interactive) return this.showInteractive();
     return this.show();
+  }
+
+  // Cine: advance one slice (or frame) every 1/fps seconds, wrapping at the end.
+  play(fps) {
+    this.stop();
+    this.cine = setInterval(() => this.setSlice((this.slice + 1) % this.count), 1000 / fps);
+  }
+
+  stop() {
+    clearInterval(this.cine);
+    this.cine = null;
+  }
+
+  // The rate the header recommends (Recommended Display Frame Rate, Cine Rate or 1/Frame
+  // Time), else 10 per second.
+  defaultFrameRate() {
+    return Math.round(this.current?.instance.frame_rate || 10);
   }
 
   setInverted(inverted) {
