@@ -163,6 +163,9 @@ export class StackViewport {
       this.canvas.dataset.url = url;
       this.hideMessage();
       this.draw();
+      // Timing marks for bench/viewer.py (and any real-user monitoring).
+      if (!performance.getEntriesByName("loupe:first-image").length) performance.mark("loupe:first-image");
+      performance.mark("loupe:slice", { detail: slice });
     } catch {
       if (generation !== this.generation) return;
       this.image = null;
