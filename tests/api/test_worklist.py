@@ -137,3 +137,14 @@ def test_study_page_lists_series_and_is_404_for_unknown_uid(logged_in_client: An
     assert page.status_code == 200
     assert "AXIAL &lt;b&gt;bold&lt;/b&gt;" in page.content.decode()
     assert logged_in_client.get("/studies/1.2.3.4.5.6/").status_code == 404
+
+
+def test_rows_open_the_viewer_page(logged_in_client: Any) -> None:
+    add_study(5)
+    html = logged_in_client.get("/").content.decode()
+    assert 'href="/viewer/1.2.826.0.1.3680043.99.5/"' in html
+    page = logged_in_client.get("/viewer/1.2.826.0.1.3680043.99.5/")
+    assert page.status_code == 200 and b'type="module"' in page.content
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert logged_in_client.get("/viewer/1.2.3.4.5/").status_code == 404
+    assert Client().get("/viewer/1.2.826.0.1.3680043.99.5/").status_code == 302

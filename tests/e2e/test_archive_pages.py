@@ -46,7 +46,7 @@ def test_upload_then_open_from_the_worklist(
     expect(row).to_contain_text("MR")
     expect(row.locator("td.num").last).to_have_text("6")
     page.screenshot(path=str(artifacts_dir / "archive-worklist.png"), full_page=True)
-    row.locator("a.open").click()
+    row.locator("a.series-link").click()
     expect(page.locator(".study-head h1")).to_be_visible()
     # The series thumbnail is rendered on the server and actually decodes in the browser.
     thumbnail = page.locator("td.thumb img").first
