@@ -38,12 +38,17 @@ def canvas_pixels(page: Page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).screenshot())).convert("L"))
 
 
-def open_viewer(page: Page, live_server: Any) -> None:
+def log_in_and_open(page: Page, live_server: Any) -> None:
+    """Log in and open the first study of the worklist in the viewer."""
     page.goto(f"{live_server.url}/")
     page.fill("input[name=username]", "radiologist")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.locator("a.open").first.click()
+
+
+def open_viewer(page: Page, live_server: Any) -> None:
+    log_in_and_open(page, live_server)
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
 
 
@@ -95,11 +100,7 @@ def test_a_broken_frame_shows_its_message_in_the_viewport(
         ingest.ingest_file(shared_dicom / "malformed" / "NM_WG04_JPLY_bad_SOS.dcm").status
         == "stored"
     )
-    page.goto(f"{live_server.url}/")
-    page.fill("input[name=username]", "radiologist")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.locator("a.open").first.click()
+    log_in_and_open(page, live_server)
     expect(page.locator(MESSAGE)).to_be_visible()
     expect(page.locator(MESSAGE)).to_contain_text("cannot be decoded")
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")  # the rest keeps working
@@ -118,11 +119,7 @@ def test_zoom_fetches_only_the_tiles_in_view(
     page.on(
         "request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None
     )
-    page.goto(f"{live_server.url}/")
-    page.fill("input[name=username]", "radiologist")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.locator("a.open").first.click()
+    log_in_and_open(page, live_server)
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")
     page.wait_for_load_state("networkidle")
     assert tiles == []  # at fit, one whole-image render at the canvas's size
@@ -152,14 +149,6 @@ def test_zoom_fetches_only_the_tiles_in_view(
 
     assert in_view(4) <= grid <= in_view(2)
     assert len(grid) < 80 / 2
-
-
-def log_in_and_open(page: Page, live_server: Any) -> None:
-    page.goto(f"{live_server.url}/")
-    page.fill("input[name=username]", "radiologist")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.locator("a.open").first.click()
 
 
 def test_cine_plays_a_multiframe_angiogram(
