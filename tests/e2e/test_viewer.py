@@ -58,6 +58,17 @@ def test_scroll_window_level_and_presets(
     page.set_viewport_size({"width": 1280, "height": 800})
     open_viewer(page, live_server)
     expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")  # header preset 1
+    # Axial, head first supine: patient's left on the image's right, anterior at the top.
+    for edge, letter in {"right": "L", "left": "R", "top": "A", "bottom": "P"}.items():
+        expect(page.locator(f"{ACTIVE} .orientation.{edge}")).to_have_text(letter)
+    label = page.locator(f"{ACTIVE} .scale-bar .label")
+    expect(label).to_have_text(re.compile(r"^\d+ mm \(PixelSpacing\)$"))
+    millimetres = int(label.inner_text().split()[0])
+    bar = page.locator(f"{ACTIVE} .scale-bar .bar").bounding_box()
+    zoom = float(re.search(r"Zoom ([\d.]+)", page.locator(BOTTOM_RIGHT).inner_text()).group(1))  # type: ignore[union-attr]
+    spacing = ct_study[0].pixel_spacing_column_mm
+    assert spacing and bar
+    assert abs(bar["width"] - millimetres / spacing * zoom) < 0.02 * bar["width"] + 2
     page.screenshot(path=str(artifacts_dir / "viewer-ct-first-slice.png"))
 
     page.locator(ACTIVE).hover()

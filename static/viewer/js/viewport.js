@@ -19,6 +19,13 @@ export class StackViewport {
       bl: element.querySelector(".overlay.bottom-left"),
       br: element.querySelector(".overlay.bottom-right"),
     };
+    this.orientation = {
+      left: element.querySelector(".orientation.left"),
+      right: element.querySelector(".orientation.right"),
+      top: element.querySelector(".orientation.top"),
+      bottom: element.querySelector(".orientation.bottom"),
+    };
+    this.scaleBar = element.querySelector(".scale-bar");
     this.study = study;
     this.images = new Map(); // url -> Promise<HTMLImageElement>
     this.ready = new Map(); // url -> HTMLImageElement, once loaded
@@ -349,6 +356,34 @@ export class StackViewport {
       w ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "W/L default",
       this.displayScale ? `Zoom ${this.displayScale.toFixed(2)}×` : "",
     ].filter(Boolean).join("\n");
+    this.writeOrientationAndScale(instance);
+  }
+
+  // Patient-direction letters at the edges (PS3.3 C.7.6.2.1.1: the row direction points
+  // to the right edge, the column direction to the bottom), and a scale bar in mm where
+  // the spacing is known (saying which attribute gave it), in pixels otherwise.
+  writeOrientationAndScale(instance) {
+    const o = instance.image_orientation_patient;
+    const row = Array.isArray(o) && o.length === 6 ? o.slice(0, 3) : null;
+    const column = row ? o.slice(3, 6) : null;
+    this.orientation.right.textContent = row ? directionLetters(row) : "";
+    this.orientation.left.textContent = row ? directionLetters(row.map((v) => -v)) : "";
+    this.orientation.bottom.textContent = column ? directionLetters(column) : "";
+    this.orientation.top.textContent = column ? directionLetters(column.map((v) => -v)) : "";
+    const bar = this.scaleBar.querySelector(".bar");
+    const label = this.scaleBar.querySelector(".label");
+    if (!this.displayScale) {
+      label.textContent = "";
+      bar.style.width = "0";
+      return;
+    }
+    const spacing = instance.pixel_spacing;
+    const unitPerCssPixel = spacing ? spacing.column_mm / this.displayScale : 1 / this.displayScale;
+    const target = this.element.clientWidth / 5; // about a fifth of the viewport
+    const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+    const length = steps.filter((v) => v / unitPerCssPixel <= target).pop() || steps[0];
+    bar.style.width = `${length / unitPerCssPixel}px`;
+    label.textContent = spacing ? `${length} mm (${spacing.attribute})` : `${length} px (no pixel spacing)`;
   }
 
   showMessage(text) {
@@ -383,4 +418,20 @@ export function slicePosition(instance) {
     return p[0] * n[0] + p[1] * n[1] + p[2] * n[2];
   }
   return instance.slice_location ?? null;
+}
+
+// The letters of a patient direction (LPS axes): +x L, +y P, +z H (head); most significant
+// first, components under 0.25 left out (an oblique plane reads e.g. "LP").
+export function directionLetters(vector) {
+  const names = [
+    ["L", "R"],
+    ["P", "A"],
+    ["H", "F"],
+  ];
+  return vector
+    .map((value, axis) => ({ value, axis }))
+    .filter(({ value }) => Math.abs(value) >= 0.25)
+    .sort((a, b) => Math.abs(b.value) - Math.abs(a.value))
+    .map(({ value, axis }) => names[axis][value > 0 ? 0 : 1])
+    .join("");
 }
