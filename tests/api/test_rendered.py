@@ -274,3 +274,18 @@ def test_study_metadata_orders_slices_along_the_normal(
     assert first["pixel_spacing"]["attribute"] == "PixelSpacing"
     assert [p["explanation"] for p in first["presets"]] == ["WINDOW1", "WINDOW2"]
     assert "{frame}" in first["urls"]["rendered"]
+
+
+def test_tiles_of_an_image_without_a_window_share_the_whole_frames_default(
+    logged_in_client: Client, shared_dicom: Path
+) -> None:
+    """No header VOI: the default window is the full frame's range, for every tile alike
+    (a tile windowed on its own range would not match the full render)."""
+    dental = store(shared_dicom / "presets" / "CR_dental_ModalityLUTSequence_MONO1.dcm")
+    full = image_of(logged_in_client.get(f"{base(dental)}/rendered", {"accept": "image/png"}))
+    for column, row in ((0, 0), (3, 2), (7, 6)):
+        tile = logged_in_client.get(
+            f"{base(dental)}/frames/1/tiles/0/{column}/{row}", {"accept": "image/png"}
+        )
+        region = full[row * 256 : (row + 1) * 256, column * 256 : (column + 1) * 256]
+        assert np.array_equal(image_of(tile), region), (column, row)

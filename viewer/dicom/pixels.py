@@ -300,16 +300,28 @@ def resolve_voi(
     return default_window(values)
 
 
+def value_range(stored: npt.NDArray[np.generic]) -> tuple[int, int] | None:
+    """The lowest and highest stored value of an integer frame (None for floats)."""
+    if not np.issubdtype(stored.dtype, np.integer):
+        return None
+    return int(stored.min()), int(stored.max())
+
+
 def greyscale_to_display(
-    stored: npt.NDArray[np.generic], view: Dataset, request: GreyscaleRequest
+    stored: npt.NDArray[np.generic],
+    view: Dataset,
+    request: GreyscaleRequest,
+    known_range: tuple[int, int] | None = None,
 ) -> tuple[npt.NDArray[np.uint8], Window | int]:
     """Stored values -> 8-bit display values through the whole grayscale chain.
 
-    Returns the image and the VOI that was applied (a Window, or a VOI LUT index).
+    ``known_range`` (a range that covers every value of ``stored``, e.g. the whole frame's
+    for a tile) saves scanning the array for it. Returns the image and the VOI that was
+    applied (a Window, or a VOI LUT index).
     """
-    integral = np.issubdtype(stored.dtype, np.integer)
-    low = int(stored.min()) if integral else 0
-    high = int(stored.max()) if integral else 0
+    found = known_range or value_range(stored)
+    integral = found is not None
+    low, high = found if found is not None else (0, 0)
     if integral and high - low < MAX_LUT_ENTRIES:
         domain = np.arange(low, high + 1, dtype=np.int64)
         domain_values = modality_values(domain.astype(stored.dtype), view)

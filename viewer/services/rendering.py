@@ -17,6 +17,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,27 @@ class DecodedFrame:
     values: npt.NDArray[Any]
     view: Dataset
     greyscale: bool
+
+    @cached_property
+    def value_range(self) -> tuple[int, int] | None:
+        """Scanned once per cached frame, not once per request or tile."""
+        return pixels.value_range(self.values)
+
+    @cached_property
+    def default_voi(self) -> pixels.GreyscaleRequest:
+        """The header's VOI, or the frame's full range, as an explicit window or LUT."""
+        values = self.values
+        extremes = (
+            np.array(self.value_range, dtype=values.dtype)
+            if self.value_range is not None
+            else np.array([values.min(), values.max()], dtype=values.dtype)
+        )
+        voi = pixels.resolve_voi(
+            self.view, pixels.GreyscaleRequest(), pixels.modality_values(extremes, self.view)
+        )
+        if isinstance(voi, pixels.Window):
+            return pixels.GreyscaleRequest(window=voi)
+        return pixels.GreyscaleRequest(voi_lut=voi)
 
     @property
     def nbytes(self) -> int:
@@ -134,17 +156,18 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
 
 def display_image(instance: Instance, request: RenderRequest) -> npt.NDArray[np.uint8]:
     """The 8-bit image for ``request`` (frame, VOI, tile or viewport), before encoding."""
-    level = request.tile[0] if request.tile else 0
-    decoded = decoded_frame(instance, request.frame, _checked_level(instance, level))
+    level = _checked_level(instance, request.tile[0]) if request.tile else None
+    decoded = decoded_frame(instance, request.frame, level.level if level else 0)
     values = decoded.values
-    if request.tile:
-        levels = render.pyramid(instance.columns or 0, instance.rows or 0, settings.LOUPE_TILE_SIZE)
+    if request.tile and level:
         rows, columns = render.tile_region(
-            levels[level], request.tile[1], request.tile[2], settings.LOUPE_TILE_SIZE
+            level, request.tile[1], request.tile[2], settings.LOUPE_TILE_SIZE
         )
         values = values[rows, columns]
     if decoded.greyscale:
-        image, _ = pixels.greyscale_to_display(values, decoded.view, _voi_for(instance, request))
+        image, _ = pixels.greyscale_to_display(
+            values, decoded.view, _voi_for(instance, request), decoded.value_range
+        )
     else:
         image = np.asarray(values, dtype=np.uint8)
     if request.viewport is not None:
@@ -152,7 +175,7 @@ def display_image(instance: Instance, request: RenderRequest) -> npt.NDArray[np.
     return image
 
 
-def _checked_level(instance: Instance, level: int) -> int:
+def _checked_level(instance: Instance, level: int) -> render.Level:
     levels = render.pyramid(instance.columns or 0, instance.rows or 0, settings.LOUPE_TILE_SIZE)
     if not 0 <= level < len(levels):
         raise ViewerError(
@@ -160,7 +183,7 @@ def _checked_level(instance: Instance, level: int) -> int:
             code="no_such_tile",
             status=404,
         )
-    return level
+    return levels[level]
 
 
 def _voi_for(instance: Instance, request: RenderRequest) -> pixels.GreyscaleRequest:
@@ -169,12 +192,7 @@ def _voi_for(instance: Instance, request: RenderRequest) -> pixels.GreyscaleRequ
     asked = request.greyscale
     if asked.window is not None or asked.preset is not None or asked.voi_lut is not None:
         return asked
-    full = decoded_frame(instance, request.frame, 0)
-    extremes = np.array([full.values.min(), full.values.max()], dtype=full.values.dtype)
-    voi = pixels.resolve_voi(full.view, asked, pixels.modality_values(extremes, full.view))
-    if isinstance(voi, pixels.Window):
-        return pixels.GreyscaleRequest(window=voi)
-    return pixels.GreyscaleRequest(voi_lut=voi)
+    return decoded_frame(instance, request.frame, 0).default_voi
 
 
 def render_instance(instance: Instance, request: RenderRequest) -> Rendered:
