@@ -24,6 +24,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_RENDER_CACHE_ENTRIES | 1000 | local-memory rendered-bytes cache, entries per worker (~100 KB each) |
 | LOUPE_RENDER_CACHE_SECONDS | 3600 | how long rendered bytes stay cached |
 | LOUPE_TILE_SIZE | 256 | tile edge in pixels (256 or 512) |
+| LOUPE_EMBED | 1 | EHR frames: SameSite=None; Secure; Partitioned session/CSRF cookies |
+| LOUPE_LOCAL_ACCOUNT_ROLE | radiologist | role of a password account in no role group ("" = none) |
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "ehrlaunch.embedding.EmbeddingPolicyMiddleware",
     "viewer.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,6 +191,10 @@ LOUPE_FRAME_CACHE_MB = env_int("LOUPE_FRAME_CACHE_MB", 512, minimum=16)
 LOUPE_RENDER_CACHE_SECONDS = env_int("LOUPE_RENDER_CACHE_SECONDS", 3600, minimum=0)
 LOUPE_RENDER_CACHE_MAX_ITEM_BYTES = 8 * MB
 LOUPE_TILE_SIZE = int(env_choice("LOUPE_TILE_SIZE", "256", ("256", "512")))
+# A local account in no role group acts as this role (viewer/access.py); "" for none.
+LOUPE_LOCAL_ACCOUNT_ROLE = env_choice(
+    "LOUPE_LOCAL_ACCOUNT_ROLE", "radiologist", ("radiologist", "clinician", "administrator", "")
+)
 LOUPE_DUPLICATE_POLICY = env_choice("LOUPE_DUPLICATE_POLICY", "reject", ("reject", "overwrite"))
 
 REST_FRAMEWORK = {
@@ -207,6 +214,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Inside an EHR's cross-site frame, cookies must be SameSite=None; Secure (browsers accept
+# Secure cookies from https and from loopback http) and Partitioned (ehrlaunch/embedding.py).
+LOUPE_EMBED = env_bool("LOUPE_EMBED", True)
+if LOUPE_EMBED:
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 if HTTPS:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-sessionid"

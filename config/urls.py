@@ -7,6 +7,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("viewer.api.urls")),
+    path("ehrlaunch/", include("ehrlaunch.urls")),
     path("dicom-web/", include("viewer.dicomweb.urls")),
     path("", include("viewer.urls")),
 ]

@@ -1,20 +1,129 @@
-"""Who is asking, and what may they see: the gate every image and API request passes.
+"""Who is asking, and what may they see: the gate every page, image and API request passes.
 
-Today: a logged-in user sees every study (the radiologist's view). The EHR launch will
-narrow a session to one patient here, in one place, for every route.
+Roles (Django groups of these names; a superuser is an administrator):
+
+* ``radiologist``: every study;
+* ``clinician``: only the patient(s) of the EHR launch that opened the session; a
+  clinician who logs in directly, with no launch, sees nothing;
+* ``administrator``: every study, plus the audit trail.
+
+A local account (one with a usable password, made by an administrator) that is in no role
+group gets ``settings.LOUPE_LOCAL_ACCOUNT_ROLE`` (radiologist unless configured). Accounts
+made by single sign-on or an EHR launch have no usable password and get only the roles
+their claims or their EHR's role mapping give them.
+
+A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the session (after
+``django.contrib.auth.login`` has rotated its key), and every query below applies it. An
+unknown UID and a forbidden one get the same 404, so the answer never tells whether a study
+exists (security.md #17).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from dataclasses import asdict, dataclass, field
+from functools import reduce, wraps
 from typing import Any
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from viewer.errors import NotFound
+from viewer.errors import Forbidden, NotFound
 from viewer.models import Instance, Series, Study
+
+RADIOLOGIST = "radiologist"
+CLINICIAN = "clinician"
+ADMINISTRATOR = "administrator"
+ROLES = (RADIOLOGIST, CLINICIAN, ADMINISTRATOR)
+CHANNELS = ("direct", "sso", "ehr", "share")
+
+SESSION_SCOPE = "loupe_scope"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a launched session may see, stored in the session as JSON.
+
+    ``patients`` are (Patient ID, issuer) pairs; an empty issuer matches only patients
+    stored without one. ``studies`` are the Study Instance UIDs the launch asked to show
+    (where the viewer lands); they do not widen what a clinician may see.
+    """
+
+    role: str
+    channel: str
+    patients: tuple[tuple[str, str], ...] = ()
+    studies: tuple[str, ...] = ()
+    source: str = ""  # the EHR's slug, the OIDC issuer or the share link's ID; never a token
+    alternative_user: str = ""  # the user as the EHR knows them
+    options: dict[str, str] = field(default_factory=dict)
+
+    def as_session(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_session(cls, data: dict[str, Any]) -> Scope:
+        return cls(
+            role=str(data["role"]),
+            channel=str(data["channel"]),
+            patients=tuple((str(p[0]), str(p[1])) for p in data.get("patients", ())),
+            studies=tuple(str(s) for s in data.get("studies", ())),
+            source=str(data.get("source", "")),
+            alternative_user=str(data.get("alternative_user", "")),
+            options={str(k): str(v) for k, v in data.get("options", {}).items()},
+        )
+
+
+def bind_scope(request: HttpRequest, scope: Scope) -> None:
+    """Store ``scope`` in the (already rotated) session of a freshly logged-in user."""
+    request.session[SESSION_SCOPE] = scope.as_session()
+
+
+def scope_of(request: HttpRequest) -> Scope | None:
+    data = request.session.get(SESSION_SCOPE) if hasattr(request, "session") else None
+    return Scope.from_session(data) if data else None
+
+
+def role_of(request: HttpRequest) -> str | None:
+    """The role this request acts in: the launch's role, else the user's own."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    cached: str | bool | None = getattr(request, "_loupe_role", False)
+    if cached is not False:
+        return cached if isinstance(cached, str) else None
+    scope = scope_of(request)
+    role = scope.role if scope is not None else user_role(user)
+    request._loupe_role = role  # type: ignore[attr-defined]
+    return role
+
+
+def user_role(user: Any) -> str | None:
+    """A user's own role, from superuser status and group membership."""
+    if user.is_superuser:
+        return ADMINISTRATOR
+    names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    for role in (ADMINISTRATOR, RADIOLOGIST, CLINICIAN):
+        if role in names:
+            return role
+    if user.has_usable_password():
+        return str(settings.LOUPE_LOCAL_ACCOUNT_ROLE) or None
+    return None
+
+
+def channel_of(request: HttpRequest) -> str:
+    scope = scope_of(request)
+    return scope.channel if scope is not None else "direct"
+
+
+def is_administrator(request: HttpRequest) -> bool:
+    return role_of(request) == ADMINISTRATOR
+
+
+def check_may_store(request: HttpRequest) -> None:
+    """Storing images is for radiologists and administrators, never a launched clinician."""
+    if role_of(request) not in (RADIOLOGIST, ADMINISTRATOR):
+        raise Forbidden("this session may view images but not store them")
 
 
 def require_user(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -33,37 +142,58 @@ def require_user(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapper
 
 
+def patients_filter(patients: tuple[tuple[str, str], ...], prefix: str = "patient__") -> Q:
+    """A Q matching the given (Patient ID, issuer) pairs; matches nothing when empty."""
+    if not patients:
+        return Q(pk__in=[])
+    return reduce(
+        lambda a, b: a | b,
+        (
+            Q(**{f"{prefix}patient_id": pid, f"{prefix}issuer_of_patient_id": issuer})
+            for pid, issuer in patients
+        ),
+    )
+
+
 def visible_studies(request: HttpRequest) -> QuerySet[Study]:
-    return Study.objects.all()
+    """Every study this session may see (the worklist and every lookup start here)."""
+    role = role_of(request)
+    if role in (RADIOLOGIST, ADMINISTRATOR):
+        return Study.objects.all()
+    scope = scope_of(request)
+    if role == CLINICIAN and scope is not None:
+        return Study.objects.filter(patients_filter(scope.patients))
+    return Study.objects.none()
+
+
+def can_see(request: HttpRequest, study: Study) -> bool:
+    """Whether this session may see ``study`` (the per-object form of visible_studies)."""
+    role = role_of(request)
+    if role in (RADIOLOGIST, ADMINISTRATOR):
+        return True
+    scope = scope_of(request)
+    if role != CLINICIAN or scope is None:
+        return False
+    patient = study.patient
+    return (patient.patient_id, patient.issuer_of_patient_id) in set(scope.patients)
 
 
 def study_for(request: HttpRequest, study_uid: str) -> Study:
-    found = (
-        visible_studies(request)
-        .select_related("patient")
-        .filter(study_instance_uid=study_uid)
-        .first()
-    )
-    if found is None:
+    found = Study.objects.select_related("patient").filter(study_instance_uid=study_uid).first()
+    if found is None or not can_see(request, found):
         raise NotFound("no such study", code="not_found")
     return found
 
 
 def series_for(request: HttpRequest, study_uid: str, series_uid: str) -> Series:
     found = (
-        Series.objects.select_related("study")
-        .filter(series_instance_uid=series_uid, study__in=visible_studies(request))
-        .filter(study__study_instance_uid=study_uid)
+        Series.objects.select_related("study__patient")
+        .filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid)
         .first()
     )
-    if found is None:
+    if found is None or not can_see(request, found.study):
         raise NotFound("no such series", code="not_found")
     return found
-
-
-def can_see(request: HttpRequest, study: Study) -> bool:
-    """Whether this session may see ``study`` (the per-object form of visible_studies)."""
-    return bool(request.user.is_authenticated)
 
 
 def instance_for(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
@@ -72,7 +202,9 @@ def instance_for(request: HttpRequest, study_uid: str, series_uid: str, sop_uid:
     One indexed lookup by SOP Instance UID (this runs for every image and tile); the
     path's series and study UIDs and the session's scope are then checked on the row."""
     found = (
-        Instance.objects.select_related("series__study").filter(sop_instance_uid=sop_uid).first()
+        Instance.objects.select_related("series__study__patient")
+        .filter(sop_instance_uid=sop_uid)
+        .first()
     )
     if (
         found is None

@@ -62,6 +62,13 @@ class NotFound(ViewerError):
     code = "not_found"
 
 
+class Forbidden(ViewerError):
+    """The session is known but its role may not do this (e.g. a clinician storing)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class UnrenderableFrame(ViewerError):
     """Stored, but the frame cannot be turned into an image (corrupt codestream,
     dimensions beyond the frame cap, an unsupported encoding)."""

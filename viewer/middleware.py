@@ -8,8 +8,11 @@ Framing is refused (``frame-ancestors 'none'``) until a view opts in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from viewer.errors import ViewerError
 
@@ -25,6 +28,23 @@ POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+
+
+def mark_embeddable(response: HttpResponse) -> HttpResponse:
+    """Let the registered EHRs frame this page (``ehrlaunch.embedding`` sets the origins)."""
+    response.loupe_embeddable = True  # type: ignore[attr-defined]
+    response.xframe_options_exempt = True
+    return response
+
+
+def embeddable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page meant for the EHR's frame: framable by the registered EHR origins only."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return mark_embeddable(view(request, *args, **kwargs))
+
+    return wrapper
 
 
 class ContentSecurityPolicyMiddleware:
@@ -50,6 +70,19 @@ class ViewerErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, ViewerError):
-            return JsonResponse(exception.as_dict(), status=exception.status)
-        return None
+        if not isinstance(exception, ViewerError):
+            return None
+        if wants_page(request):
+            # An error page shows nothing worth clickjacking, and inside the EHR's frame
+            # it must be visible rather than blocked.
+            return mark_embeddable(
+                render(request, "error.html", {"error": exception}, status=exception.status)
+            )
+        return JsonResponse(exception.as_dict(), status=exception.status)
+
+
+def wants_page(request: HttpRequest) -> bool:
+    """A browser navigating to a page (not the API, DICOMweb or an image) gets HTML errors."""
+    if request.path.startswith(("/api/", "/dicom-web/")):
+        return False
+    return "text/html" in request.headers.get("Accept", "")

@@ -5,16 +5,20 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
-from viewer.models import Study
+from viewer import access
+from viewer.middleware import embeddable
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
 
 @login_required
+@embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
     query = WorklistQuery.from_params(request.GET.dict())
-    page = Paginator(query.studies(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(query.studies(access.visible_studies(request)), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     params = request.GET.copy()
     params.pop("page", None)
     sort_params = params.copy()
@@ -28,26 +32,28 @@ def worklist(request: HttpRequest) -> HttpResponse:
             "query_string": params.urlencode(),
             "sort_query_string": sort_params.urlencode(),
             "sorts": SORTS,
+            "role": access.role_of(request),
         },
     )
 
 
 @login_required
+@embeddable
 def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
-    found = get_object_or_404(
-        Study.objects.select_related("patient"), study_instance_uid=study_instance_uid
-    )
+    found = access.study_for(request, study_instance_uid)
     series = found.series.order_by("series_number", "id")
     return render(request, "viewer/study.html", {"study": found, "series_list": series})
 
 
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
+    access.check_may_store(request)
     return render(request, "viewer/upload.html")
 
 
 @login_required
+@embeddable
 def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     """The image viewer; it loads the study through ``/api/studies/<uid>``."""
-    found = get_object_or_404(Study, study_instance_uid=study_instance_uid)
+    found = access.study_for(request, study_instance_uid)
     return render(request, "viewer/viewer.html", {"study": found})

@@ -58,8 +58,9 @@ class WorklistQuery:
             query.errors.append(f"unknown sort '{sort[:32]}'; sorted by date")
         return query
 
-    def studies(self) -> QuerySet[Study]:
-        studies = Study.objects.select_related("patient")
+    def studies(self, visible: QuerySet[Study]) -> QuerySet[Study]:
+        """The matching studies among ``visible`` (``viewer.access.visible_studies``)."""
+        studies = visible.select_related("patient")
         if self.name:
             studies = studies.filter(patient__patient_name_search__contains=search_form(self.name))
         if self.patient_id:

@@ -50,6 +50,7 @@ class InstancesView(APIView):
     parser_classes = [MultiPartParser, RawBodyParser]
 
     def post(self, request: Request) -> Response:
+        access.check_may_store(request)
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.LOUPE_MAX_UPLOAD_BYTES:
             raise TooLarge(

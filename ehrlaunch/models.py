@@ -1,0 +1,122 @@
+"""The EHRs allowed to launch Loupe, and the launch nonces already used.
+
+An EHR is registered by an administrator (Django admin) with the keys its launches are
+signed with, the exact origins allowed to frame Loupe for it, and how its user roles map
+onto Loupe's (``viewer.access.ROLES``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from viewer.access import ROLES
+
+ALGORITHMS = (("HS256", "HS256 (shared secret)"), ("RS256", "RS256 (EHR's public keys)"))
+
+
+def _origin_list(text: str) -> list[str]:
+    return [line.strip().rstrip("/") for line in text.splitlines() if line.strip()]
+
+
+def validate_origins(text: str) -> None:
+    for origin in _origin_list(text):
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("https", "http") or not rest or "/" in rest or "*" in rest:
+            raise ValidationError(
+                f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)"
+            )
+
+
+def validate_role_mapping(value: Any) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValidationError('role mapping must be an object like {"MD": "clinician"}')
+    for ehr_role, role in value.items():
+        if role not in ROLES:
+            raise ValidationError(f"{ehr_role!r} maps to {role!r}; use one of {', '.join(ROLES)}")
+
+
+class EhrSystem(models.Model):
+    """An EHR that may launch Loupe with a signed context (a JWT)."""
+
+    name = models.CharField(max_length=128)
+    issuer = models.CharField(
+        max_length=255, unique=True, help_text="the JWT 'iss' this EHR signs launches with"
+    )
+    audience = models.CharField(
+        max_length=255, default="loupe", help_text="the JWT 'aud' launches must be addressed to"
+    )
+    algorithm = models.CharField(max_length=8, choices=ALGORITHMS, default="HS256")
+    shared_secret = models.CharField(
+        max_length=512, blank=True, help_text="HS256 only: at least 32 characters"
+    )
+    jwks = models.JSONField(
+        null=True, blank=True, help_text="RS256 only: the EHR's public JSON Web Key Set"
+    )
+    allowed_origins = models.TextField(
+        blank=True,
+        validators=[validate_origins],
+        help_text="one origin per line (https://ehr.example.org); only these may frame Loupe",
+    )
+    default_patient_issuer = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Issuer of Patient ID assumed when a launch names none",
+    )
+    role_mapping = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_role_mapping],
+        help_text='EHR role -> Loupe role, e.g. {"physician": "clinician"}',
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "EHR system"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def origins(self) -> list[str]:
+        return _origin_list(self.allowed_origins)
+
+    def clean(self) -> None:
+        if self.algorithm == "HS256" and len(self.shared_secret) < 32:
+            raise ValidationError(
+                {"shared_secret": "HS256 needs a secret of 32 characters or more"}
+            )
+        if self.algorithm == "RS256" and not (
+            isinstance(self.jwks, dict) and self.jwks.get("keys")
+        ):
+            raise ValidationError({"jwks": 'RS256 needs a key set: {"keys": [...]}'})
+
+
+class UsedLaunchNonce(models.Model):
+    """A launch's ``jti``, kept until the launch would have expired: each is used once."""
+
+    ehr = models.ForeignKey(EhrSystem, on_delete=models.CASCADE)
+    nonce = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ehr", "nonce"], name="launch_nonce_used_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"launch nonce {self.pk}"
+
+
+class SessionHandoff(models.Model):
+    """A one-time code that hands a login made in a popup to the EHR frame's own session.
+
+    Only the code's SHA-256 is stored; the code lives 60 seconds and is deleted when used."""
+
+    code_sha256 = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"sign-in handoff {self.pk}"

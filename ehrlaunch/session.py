@@ -1,0 +1,143 @@
+"""Turn a verified launch into a Loupe session bound to its context.
+
+``django.contrib.auth.login`` rotates the session key (no fixation), then the launch's
+:class:`viewer.access.Scope` is stored in the session; from then on every route answers
+only for what the scope allows (``viewer.access``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from django.contrib.auth import login, logout
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
+from ehrlaunch.models import SessionHandoff
+from viewer.access import Scope, bind_scope, patients_filter, visible_studies
+from viewer.models import Series, Study
+
+HANDOFF_LIFETIME = dt.timedelta(seconds=60)
+
+
+def user_for_launch(context: LaunchContext) -> User:
+    """The Loupe account standing for this EHR user (made on first launch, no password)."""
+    username = f"ehr{context.ehr.pk}:{context.user}"[:150]
+    user, created = User.objects.get_or_create(username=username)
+    if created or (context.user_name and user.first_name != context.user_name[:150]):
+        user.set_unusable_password()
+        user.first_name = context.user_name[:150]
+        user.save()
+    return user
+
+
+def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[Scope, Study | None]:
+    """Log the EHR's user in, bind the session to the launch, and find where to land.
+
+    A launch whose study or accession belongs to another patient than the one it names
+    is refused (and the session ended): the EHR's context is inconsistent."""
+    user = user_for_launch(context)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    scope = Scope(
+        role=context.role,
+        channel="ehr",
+        patients=context.patient.pairs(),
+        studies=context.study_uids,
+        source=context.ehr.issuer,
+        alternative_user=context.user,
+    )
+    bind_scope(request, scope)
+    landing = _landing_study(context)
+    if landing is not None and (
+        landing.patient.patient_id,
+        landing.patient.issuer_of_patient_id,
+    ) not in set(scope.patients):
+        logout(request)
+        raise LaunchRefused(
+            "the launch's study belongs to another patient than the one it names",
+            code="launch_patient_mismatch",
+            status=403,
+        )
+    return scope, landing
+
+
+def _landing_study(context: LaunchContext) -> Study | None:
+    studies = Study.objects.select_related("patient")
+    if context.study_uids:
+        return (
+            studies.filter(study_instance_uid__in=context.study_uids)
+            .order_by("-study_date")
+            .first()
+        )
+    if context.accession_numbers:
+        return (
+            studies.filter(accession_number__in=context.accession_numbers)
+            .filter(patients_filter(context.patient.pairs()))
+            .order_by("-study_date")
+            .first()
+        )
+    return None
+
+
+def iid_studies(request: HttpRequest, iid: IidRequest) -> QuerySet[Study]:
+    """The studies an IID request names, among those this session may see (RAD-106)."""
+    studies = visible_studies(request).select_related("patient")
+    if iid.request_type == "STUDY":
+        if iid.study_uids:
+            return studies.filter(study_instance_uid__in=iid.study_uids).order_by("-study_date")
+        return studies.filter(accession_number__in=iid.accession_numbers).order_by("-study_date")
+    assert iid.patient is not None
+    studies = studies.filter(patients_filter(iid.patient.pairs()))
+    if iid.lower_datetime:
+        studies = studies.filter(study_date__gte=iid.lower_datetime.date())
+    if iid.upper_datetime:
+        studies = studies.filter(study_date__lte=iid.upper_datetime.date())
+    if iid.modalities:
+        studies = studies.filter(
+            pk__in=Series.objects.filter(modality__in=iid.modalities).values("study_id")
+        )
+    studies = studies.order_by("-study_date", "-study_time", "-id")
+    if iid.most_recent_results:
+        studies = studies[: iid.most_recent_results]
+    return studies
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def create_handoff(user: User) -> str:
+    """A one-time code (60 s) that hands a login made in a popup to the EHR's frame."""
+    code = secrets.token_urlsafe(32)
+    SessionHandoff.objects.filter(expires_at__lt=timezone.now()).delete()
+    SessionHandoff.objects.create(
+        code_sha256=_digest(code), user_id=user.pk, expires_at=timezone.now() + HANDOFF_LIFETIME
+    )
+    return code
+
+
+def redeem_handoff(request: HttpRequest, code: str) -> None:
+    """Log the frame's own session in as the popup's user; each code works once."""
+    with transaction.atomic():
+        handoff = (
+            SessionHandoff.objects.select_for_update()
+            .select_related("user")
+            .filter(code_sha256=_digest(code or ""), expires_at__gte=timezone.now())
+            .first()
+        )
+        if handoff is None:
+            raise LaunchRefused(
+                "the sign-in code is unknown, expired or already used",
+                code="handoff_invalid",
+                status=403,
+                advice="Sign in again.",
+            )
+        user = handoff.user
+        handoff.delete()
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -1,0 +1,131 @@
+"""Launch endpoints: signed EHR context, IHE Invoke Image Display, and the popup sign-in.
+
+Views stay thin: ``ehrlaunch.context`` parses and verifies, ``ehrlaunch.session`` opens
+the session; these turn the outcome into a redirect or a page the EHR's frame may show.
+A launch token is consumed on arrival and answered with a 303 to a clean URL, so it leaves
+the address bar at once; the responses that carry it in their URL send
+``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from ehrlaunch import session
+from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
+from viewer.middleware import embeddable
+
+SESSION_IID = "loupe_iid"
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def refused(request: HttpRequest, error: LaunchRefused) -> HttpResponse:
+    """The page a clinician sees in the frame: what happened, what to do; no patient data."""
+    return _private(render(request, "error.html", {"error": error}, status=error.status))
+
+
+def _viewer_url(study_uid: str) -> str:
+    return reverse("viewer", args=[study_uid])
+
+
+@csrf_exempt  # the EHR posts cross-site; the signed token is the proof, and it is single-use
+@require_http_methods(["GET", "POST"])
+@embeddable
+def launch(request: HttpRequest) -> HttpResponse:
+    """``/ehrlaunch/launch``: a signed EHR context (``launch`` in the query or a form body)."""
+    token = (
+        request.POST.get("launch", "")
+        if request.method == "POST"
+        else request.GET.get("launch", "")
+    )
+    try:
+        context = verify_signed_launch(token)
+        _scope, landing = session.open_launch_session(request, context)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)  # a failed launch never leaves an earlier patient's session open
+        return refused(request, error)
+    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
+    return _private(HttpResponseRedirect(target, status=303))
+
+
+@require_GET
+@embeddable
+def invoke_image_display(request: HttpRequest) -> HttpResponse:
+    """IHE RAD-106 ``IHEInvokeImageDisplay``: validated, kept in the session, then shown.
+
+    The request is stored in the session and the browser sent to a URL without it, so the
+    patient ID does not stay in the address bar or in later Referers."""
+    try:
+        parse_iid(request.GET.dict())
+    except LaunchRefused as error:
+        return refused(request, error)
+    request.session[SESSION_IID] = request.GET.dict()
+    continue_url = reverse("ehrlaunch:iid-continue")
+    if request.user.is_authenticated:
+        return _private(HttpResponseRedirect(continue_url, status=303))
+    if request.headers.get("Sec-Fetch-Dest") == "iframe":
+        # Never show a login form in someone else's frame: sign in in a popup instead.
+        return _private(render(request, "ehrlaunch/signin.html", {"next": continue_url}))
+    login_url = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': continue_url})}"
+    return _private(HttpResponseRedirect(login_url, status=303))
+
+
+@require_GET
+@embeddable
+def iid_continue(request: HttpRequest) -> HttpResponse:
+    params = request.session.get(SESSION_IID)
+    if not request.user.is_authenticated or not params:
+        return refused(
+            request,
+            LaunchRefused("there is no image display request to continue", code="iid_missing"),
+        )
+    iid = parse_iid(params)
+    studies = list(session.iid_studies(request, iid)[:200])
+    notices = []
+    if iid.key_images_only:
+        notices.append("Key-image selection is not available in Loupe; all images are shown.")
+    if len(studies) == 1 and not notices:
+        return HttpResponseRedirect(_viewer_url(studies[0].study_instance_uid), status=303)
+    return render(
+        request, "ehrlaunch/studies.html", {"studies": studies, "notices": notices, "iid": iid}
+    )
+
+
+@require_GET
+def popup_start(request: HttpRequest) -> HttpResponse:
+    """First page of the sign-in popup: log in (SSO or password), then hand back a code."""
+    done = reverse("ehrlaunch:popup-done")
+    return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}")
+
+
+@require_GET
+def popup_done(request: HttpRequest) -> HttpResponse:
+    """In the popup, after login: a one-time code posted to the opener (same origin only)."""
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("ehrlaunch:popup-start"))
+    code = session.create_handoff(request.user)
+    return _private(render(request, "ehrlaunch/popup_done.html", {"code": code}))
+
+
+@require_POST
+def handoff(request: HttpRequest) -> HttpResponse:
+    """The frame redeems the popup's code for a session of its own (CSRF-checked)."""
+    try:
+        session.redeem_handoff(request, request.POST.get("code", ""))
+    except LaunchRefused as error:
+        return refused(request, error)
+    return HttpResponse(status=204)
