@@ -39,6 +39,7 @@ ROLES = (RADIOLOGIST, CLINICIAN, ADMINISTRATOR)
 CHANNELS = ("direct", "sso", "ehr", "share")
 
 SESSION_SCOPE = "loupe_scope"
+SESSION_CHANNEL = "loupe_channel"  # how a session without a launch scope came in: "sso"
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,12 @@ def user_role(user: Any) -> str | None:
 
 
 def channel_of(request: HttpRequest) -> str:
+    """ehr / share (from the scope), sso (set at OIDC login) or direct (password)."""
     scope = scope_of(request)
-    return scope.channel if scope is not None else "direct"
+    if scope is not None:
+        return scope.channel
+    channel = request.session.get(SESSION_CHANNEL) if hasattr(request, "session") else None
+    return str(channel) if channel in CHANNELS else "direct"
 
 
 def is_administrator(request: HttpRequest) -> bool:
