@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydicom.data import get_testdata_file
 
+from ehrlaunch.demo import setup as demo_ehr
 from viewer.demo.phantom import DEFAULT_SPEC, write_phantom
 from viewer.services import ingest
 
@@ -43,6 +45,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--ehr-port", type=int, default=8001, help="the demo EHR's port")
         parser.add_argument("--no-serve", action="store_true", help="set up, then exit")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,6 +57,9 @@ class Command(BaseCommand):
             if not result.ok:
                 self.stderr.write(f"  not imported: {result.source}: {result.reason}")
         url = f"http://127.0.0.1:{options['port']}/"
+        ehr_config = demo_ehr.configure(
+            Path(settings.DATA_DIR) / "demo", loupe_url=url, port=options["ehr_port"]
+        )
         self.stdout.write(
             "\nLoupe demo ready\n"
             f"  demo studies: {counts['stored']} new, {counts['duplicate']} already stored, "
@@ -61,9 +67,11 @@ class Command(BaseCommand):
             f"  data folder:  {settings.DATA_DIR}\n"
             f"  open:         {url}\n"
             f"  log in as:    demo / {password}\n"
+            f"  demo EHR:     http://localhost:{options['ehr_port']}/ (a chart framing Loupe)\n"
         )
         if options["no_serve"]:
             return
+        self._start_ehr(ehr_config)
         self._serve(options["port"])
 
     def _demo_user(self) -> str:
@@ -89,6 +97,10 @@ class Command(BaseCommand):
             results.append(ingest.ingest_file(Path(str(found)), source=f"sample/{name}"))
         return results
 
+    def _start_ehr(self, config: Path) -> None:
+        """The demo EHR runs beside gunicorn; Ctrl-C in the terminal stops both."""
+        subprocess.Popen([sys.executable, "-m", "ehrlaunch.demo.ehr", str(config)])
+
     def _serve(self, port: int) -> None:
         gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
         if gunicorn is None:
@@ -109,5 +121,9 @@ class Command(BaseCommand):
                 "--no-control-socket",
                 "--access-logfile",
                 "-",
+                # Path only (%(U)s), never the query string: a launch token or an IID
+                # patient ID must not reach the log.
+                "--access-logformat",
+                '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             ],
         )

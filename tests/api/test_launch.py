@@ -1,0 +1,364 @@
+"""A signed EHR launch over HTTP: the session it opens, what that session may see, the
+embedding policy, and what a clinician sees when a launch is refused.
+
+Personas: a clinician launched for patient A (the 99-slice CT's patient, C3N-00247), a
+radiologist, and a clinician who logs in directly. Patient B is the MR series' patient.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from ehrlaunch.models import EhrSystem
+from viewer.models import Instance
+from viewer.services import ingest
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "a-shared-secret-of-forty-characters-long"
+ISSUER = "https://ehr.example.org"
+
+
+@dataclass
+class Images:
+    study: str
+    series: str
+    instance: str
+
+    def routes(self) -> list[str]:
+        """Every route that reveals this study: pages, API, DICOMweb rendered, tiles."""
+        s = f"/dicom-web/studies/{self.study}"
+        i = f"{s}/series/{self.series}/instances/{self.instance}"
+        return [
+            f"/studies/{self.study}/",
+            f"/viewer/{self.study}/",
+            f"/api/studies/{self.study}",
+            f"/api/studies/{self.study}/series/{self.series}/instances/{self.instance}",
+            f"{s}/thumbnail",
+            f"{s}/series/{self.series}/thumbnail",
+            f"{i}/thumbnail",
+            f"{i}/rendered",
+            f"{i}/frames/1/rendered",
+            f"{i}/frames/1/tiles/0/0/0",
+        ]
+
+
+def store(paths: list[Path]) -> Images:
+    for path in paths:
+        assert ingest.ingest_file(path).ok
+    instance = Instance.objects.select_related("series__study").get(
+        sop_instance_uid=ingest.ingest_file(paths[0]).sop_instance_uid
+    )
+    return Images(
+        instance.series.study.study_instance_uid,
+        instance.series.series_instance_uid,
+        instance.sop_instance_uid,
+    )
+
+
+@pytest.fixture
+def patient_a(shared_dicom: Path) -> Images:
+    return store(sorted((shared_dicom / "ct-series").glob("*.dcm"))[:3])
+
+
+@pytest.fixture
+def patient_b(shared_dicom: Path) -> Images:
+    return store(sorted((shared_dicom / "mr-series").glob("*.dcm"))[:2])
+
+
+@pytest.fixture
+def ehr() -> EhrSystem:
+    return EhrSystem.objects.create(
+        name="Chart",
+        issuer=ISSUER,
+        algorithm="HS256",
+        shared_secret=SECRET,
+        allowed_origins="https://ehr.example.org\nhttps://ehr2.example.org",
+        role_mapping={"MD": "clinician", "RAD": "radiologist"},
+    )
+
+
+def launch_token(study: str | None = None, **overrides: Any) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": "loupe",
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+        "sub": "dr-17",
+        "name": "Dr Seventeen",
+        "role": "MD",
+        "patient": "C3N-00247",
+    }
+    if study:
+        claims["study"] = [study]
+    claims.update(overrides)
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def launched(client: Client, token: str) -> Any:
+    return client.get("/ehrlaunch/launch", {"launch": token}, HTTP_ACCEPT="text/html")
+
+
+def test_a_launch_opens_the_study_with_no_login(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    response = launched(client, launch_token(patient_a.study))
+    assert response.status_code == 303
+    assert response["Location"] == f"/viewer/{patient_a.study}/"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Cache-Control"] == "no-store"
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert client.session["_auth_user_id"]
+    user = User.objects.get(username="ehr%d:dr-17" % ehr.pk)
+    assert not user.has_usable_password()
+
+
+def test_a_session_launched_for_patient_a_sees_only_patient_a_everywhere(
+    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+) -> None:
+    launched(client, launch_token(patient_a.study))
+    for route in patient_a.routes():
+        assert client.get(route).status_code == 200, route
+    for route in patient_b.routes():
+        response = client.get(route)
+        assert response.status_code == 404, route
+    # The same 404 for patient B's study as for a study that does not exist at all.
+    unknown = client.get("/api/studies/1.2.3.4.5.6.7")
+    forbidden = client.get(f"/api/studies/{patient_b.study}")
+    assert unknown.json() == forbidden.json() == {"code": "not_found", "message": "no such study"}
+    worklist = client.get("/").content.decode()
+    assert patient_a.study in worklist and patient_b.study not in worklist
+    # A launched clinician views; she does not store.
+    assert client.post("/api/instances", b"x", content_type="application/dicom").status_code == 403
+
+
+def test_a_radiologist_launch_sees_every_study(
+    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+) -> None:
+    launched(client, launch_token(patient_a.study, role="RAD"))
+    assert client.get(f"/api/studies/{patient_b.study}").status_code == 200
+
+
+def test_a_new_launch_replaces_the_earlier_patient(
+    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+) -> None:
+    launched(client, launch_token(patient_a.study))
+    response = launched(client, launch_token(patient_b.study, patient="crlab"))
+    assert response["Location"] == f"/viewer/{patient_b.study}/"
+    assert client.get(f"/api/studies/{patient_b.study}").status_code == 200
+    assert client.get(f"/api/studies/{patient_a.study}").status_code == 404
+
+
+def test_a_launch_without_a_study_lands_on_the_patients_worklist(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    response = launched(client, launch_token())
+    assert response["Location"] == "/"
+
+
+def test_a_launch_may_come_as_a_form_post(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    checked = Client(enforce_csrf_checks=True)
+    response = checked.post("/ehrlaunch/launch", {"launch": launch_token(patient_a.study)})
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "says"),
+    [
+        ({"exp": int(time.time()) - 60, "iat": int(time.time()) - 180}, 401, "has expired"),
+        ({"aud": "other-app"}, 403, "addressed to another application"),
+        ({"iss": "https://unknown.example"}, 403, "not registered with Loupe"),
+        ({"role": "porter"}, 403, "no Loupe role"),
+    ],
+)
+def test_refused_launches_say_what_happened_and_show_no_patient(
+    client: Client,
+    ehr: EhrSystem,
+    patient_a: Images,
+    overrides: dict[str, Any],
+    status: int,
+    says: str,
+) -> None:
+    response = launched(client, launch_token(patient_a.study, **overrides))
+    assert response.status_code == status
+    html = response.content.decode()
+    assert says in html
+    assert "open the images again from the patient" in html or "administrator" in html
+    assert "C3N-00247" not in html and patient_a.study not in html
+    assert "_auth_user_id" not in client.session
+    assert client.get(f"/api/studies/{patient_a.study}").status_code == 401
+
+
+def test_a_tampered_launch_is_refused(client: Client, ehr: EhrSystem, patient_a: Images) -> None:
+    header, _, signature = launch_token(patient_a.study).split(".")
+    payload = launch_token(patient_a.study, role="RAD").split(".")[1]
+    response = launched(client, f"{header}.{payload}.{signature}")
+    assert response.status_code == 403
+    assert "signature does not match" in response.content.decode()
+
+
+def test_a_replayed_launch_is_refused_and_ends_the_session(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    token = launch_token(patient_a.study)
+    assert launched(client, token).status_code == 303
+    response = launched(client, token)
+    assert response.status_code == 403
+    assert "already used" in response.content.decode()
+    assert client.get(f"/api/studies/{patient_a.study}").status_code == 401
+
+
+def test_a_launch_whose_study_belongs_to_another_patient_is_refused(
+    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+) -> None:
+    response = launched(client, launch_token(patient_b.study))  # patient A, B's study
+    assert response.status_code == 403
+    assert "belongs to another patient" in response.content.decode()
+    assert client.get(f"/api/studies/{patient_b.study}").status_code == 401
+
+
+def test_embedding_policy_names_the_registered_ehrs_on_embeddable_pages_only(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    launched(client, launch_token(patient_a.study))
+    viewer = client.get(f"/viewer/{patient_a.study}/")
+    policy = viewer["Content-Security-Policy"]
+    assert "frame-ancestors https://ehr.example.org https://ehr2.example.org" in policy
+    assert "X-Frame-Options" not in viewer
+    for page in ("/login/", "/upload/", "/admin/login/"):
+        response = Client().get(page)
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"], page
+        assert response["X-Frame-Options"] == "DENY", page
+
+
+def test_without_a_registered_ehr_nothing_may_frame_loupe(
+    logged_in_client: Client, patient_a: Images
+) -> None:
+    viewer = logged_in_client.get(f"/viewer/{patient_a.study}/")
+    assert "frame-ancestors 'none'" in viewer["Content-Security-Policy"]
+    assert viewer["X-Frame-Options"] == "DENY"
+
+
+def test_session_and_csrf_cookies_work_in_a_third_party_frame(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    response = launched(client, launch_token(patient_a.study))
+    cookie = response.cookies["sessionid"].OutputString()
+    for attribute in ("SameSite=None", "Secure", "HttpOnly", "Partitioned"):
+        assert attribute in cookie
+    page = client.get(f"/viewer/{patient_a.study}/")
+    csrf = client.get("/login/").cookies.get("csrftoken") or page.cookies.get("csrftoken")
+    assert csrf is not None and "Partitioned" in csrf.OutputString()
+
+
+def test_a_clinician_who_logs_in_directly_sees_nothing(
+    client: Client, django_user_model: Any, patient_a: Images
+) -> None:
+    user = django_user_model.objects.create_user("clin", password="a-long-test-password")
+    user.groups.add(Group.objects.get_or_create(name="clinician")[0])
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert "Open Loupe from the patient" in page and patient_a.study not in page
+    assert client.get(f"/api/studies/{patient_a.study}").status_code == 404
+
+
+def test_an_sso_account_without_a_role_sees_nothing(
+    client: Client, django_user_model: Any, patient_a: Images
+) -> None:
+    user = django_user_model.objects.create_user("nobody")
+    user.set_unusable_password()
+    user.save()
+    client.force_login(user)
+    assert "no role in Loupe" in client.get("/").content.decode()
+    assert client.get(f"/dicom-web/studies/{patient_a.study}/thumbnail").status_code == 404
+
+
+# --- IHE Invoke Image Display ---------------------------------------------------------------
+
+
+def test_iid_study_request_opens_the_viewer_for_a_radiologist(
+    logged_in_client: Client, patient_a: Images
+) -> None:
+    response = logged_in_client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": patient_a.study}
+    )
+    assert response.status_code == 303 and response["Location"] == "/ehrlaunch/iid/continue"
+    landing = logged_in_client.get(response["Location"])
+    assert landing.status_code == 303 and landing["Location"] == f"/viewer/{patient_a.study}/"
+
+
+def test_iid_patient_request_lists_the_patients_studies_without_the_id_in_the_url(
+    logged_in_client: Client, patient_a: Images, patient_b: Images
+) -> None:
+    response = logged_in_client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay",
+        {"requestType": "PATIENT", "patientID": "crlab", "modalitiesInStudy": "MR"},
+    )
+    assert "crlab" not in response["Location"]
+    landing = logged_in_client.get(response["Location"])
+    assert landing["Location"] == f"/viewer/{patient_b.study}/"
+    none = logged_in_client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay",
+        {"requestType": "PATIENT", "patientID": "crlab", "modalitiesInStudy": "CT"},
+    )
+    assert "No images found" in logged_in_client.get(none["Location"]).content.decode()
+
+
+def test_iid_does_not_widen_a_launched_clinicians_scope(
+    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+) -> None:
+    launched(client, launch_token(patient_a.study))
+    response = client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": patient_b.study}
+    )
+    page = client.get(response["Location"]).content.decode()
+    assert "No images found" in page and patient_b.study not in page
+
+
+def test_iid_without_a_session_asks_for_login_outside_frames_and_a_popup_inside(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    params = {"requestType": "PATIENT", "patientID": "C3N-00247"}
+    top = client.get("/ehrlaunch/IHEInvokeImageDisplay", params)
+    assert top.status_code == 303
+    assert top["Location"].startswith("/login/?next=") and "C3N" not in top["Location"]
+    framed = client.get("/ehrlaunch/IHEInvokeImageDisplay", params, HTTP_SEC_FETCH_DEST="iframe")
+    assert framed.status_code == 200
+    assert 'id="signin"' in framed.content.decode()
+    assert "X-Frame-Options" not in framed
+    assert "frame-ancestors https://ehr.example.org" in framed["Content-Security-Policy"]
+
+
+def test_iid_bad_parameters_get_a_page_naming_them(client: Client) -> None:
+    response = client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": "../etc"}
+    )
+    assert response.status_code == 400
+    assert "studyUID holds an invalid UID" in response.content.decode()
+
+
+def test_the_popup_handoff_code_works_once(
+    client: Client, logged_in_client: Client, radiologist: Any
+) -> None:
+    done = logged_in_client.get("/ehrlaunch/popup/done")
+    code = done.content.decode().split('data-code="')[1].split('"')[0]
+    assert len(code) >= 40
+    frame = Client(enforce_csrf_checks=False)
+    assert frame.post("/ehrlaunch/handoff", {"code": code}).status_code == 204
+    assert frame.session["_auth_user_id"] == str(radiologist.pk)
+    again = Client().post("/ehrlaunch/handoff", {"code": code})
+    assert again.status_code == 403 and "already used" in again.content.decode()

@@ -1,0 +1,305 @@
+"""Launch parsing and verification: IHE IID parameters, HL7 CX, signed EHR contexts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ehrlaunch.context import LaunchRefused, parse_cx, parse_iid, verify_signed_launch
+from ehrlaunch.models import EhrSystem
+
+SECRET = "s" * 40
+ISSUER = "https://ehr.example.org"
+
+
+# --- HL7 CX ---------------------------------------------------------------------------
+
+
+def test_cx_with_universal_issuer() -> None:
+    ref = parse_cx("123^^^&1.2.3.4&ISO")
+    assert ref.patient_id == "123"
+    assert ref.issuers == ("1.2.3.4",)
+    assert ref.pairs() == (("123", "1.2.3.4"),)
+
+
+def test_cx_with_namespace_and_universal_issuer_keeps_both_candidates() -> None:
+    ref = parse_cx("MRN42^^^HOSP&1.2.3&ISO")
+    assert ref.pairs() == (("MRN42", "HOSP"), ("MRN42", "1.2.3"))
+
+
+def test_cx_without_issuer_matches_only_patients_without_one() -> None:
+    assert parse_cx("C3N-00247").pairs() == (("C3N-00247", ""),)
+
+
+def test_cx_escapes_are_decoded() -> None:
+    assert parse_cx("A\\S\\B^^^HOSP").patient_id == "A^B"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "^^^HOSP", "x" * 65, "12\x003"])
+def test_cx_refuses_unusable_identifiers(bad: str) -> None:
+    with pytest.raises(LaunchRefused) as raised:
+        parse_cx(bad)
+    assert raised.value.code == "bad_patient_id"
+    assert "patientID" in raised.value.message
+
+
+# --- IHE Invoke Image Display (RAD-106) ----------------------------------------------------
+
+
+def test_iid_study_by_uid_list() -> None:
+    iid = parse_iid({"requestType": "STUDY", "studyUID": "1.2.3, 1.2.4"})
+    assert iid.request_type == "STUDY"
+    assert iid.study_uids == ("1.2.3", "1.2.4")
+    assert iid.patient is None
+
+
+def test_iid_study_by_accession_list() -> None:
+    iid = parse_iid({"requestType": "STUDY", "accessionNumber": "A1,A2"})
+    assert iid.accession_numbers == ("A1", "A2")
+
+
+def test_iid_patient_with_every_optional_parameter() -> None:
+    iid = parse_iid(
+        {
+            "requestType": "PATIENT",
+            "patientID": "123^^^&1.2.3&ISO",
+            "patientName": "DOE^JANE",
+            "patientBirthDate": "19600704",
+            "lowerDateTime": "2025-01-01T00:00:00Z",
+            "upperDateTime": "2026-12-31T23:59:59+01:00",
+            "mostRecentResults": "3",
+            "modalitiesInStudy": "ct,MR",
+            "viewerType": "IHE_BIR",
+            "diagnosticQuality": "true",
+            "keyImagesOnly": "false",
+        }
+    )
+    assert iid.patient is not None and iid.patient.pairs() == (("123", "1.2.3"),)
+    assert iid.patient_name == "DOE^JANE"
+    assert iid.patient_birth_date == dt.date(1960, 7, 4)
+    assert iid.lower_datetime == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    assert iid.upper_datetime is not None and iid.upper_datetime.utcoffset() == dt.timedelta(
+        hours=1
+    )
+    assert iid.most_recent_results == 3
+    assert iid.modalities == ("CT", "MR")
+    assert iid.viewer_type == "IHE_BIR"
+    assert iid.diagnostic_quality is True and iid.key_images_only is False
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({}, "requestType is missing"),
+        ({"requestType": "SERIES"}, "requestType must be STUDY or PATIENT"),
+        ({"requestType": "STUDY"}, "exactly one of studyUID or accessionNumber"),
+        ({"requestType": "STUDY", "studyUID": "1.2", "accessionNumber": "A"}, "exactly one"),
+        ({"requestType": "STUDY", "studyUID": "1.2.3/../x"}, "studyUID holds an invalid UID"),
+        ({"requestType": "STUDY", "studyUID": ","}, "studyUID is empty"),
+        ({"requestType": "STUDY", "accessionNumber": "X" * 17}, "accessionNumber"),
+        ({"requestType": "STUDY", "studyUID": "1.2", "patientID": "1"}, "not patient parameters"),
+        ({"requestType": "PATIENT"}, "needs patientID"),
+        ({"requestType": "PATIENT", "patientID": "1", "studyUID": "1.2"}, "not studyUID"),
+        (
+            {"requestType": "PATIENT", "patientID": "1", "mostRecentResults": "0"},
+            "mostRecentResults",
+        ),
+        (
+            {"requestType": "PATIENT", "patientID": "1", "mostRecentResults": "-2"},
+            "mostRecentResults",
+        ),
+        (
+            {"requestType": "PATIENT", "patientID": "1", "lowerDateTime": "yesterday"},
+            "lowerDateTime",
+        ),
+        (
+            {
+                "requestType": "PATIENT",
+                "patientID": "1",
+                "lowerDateTime": "2026-01-02",
+                "upperDateTime": "2026-01-01",
+            },
+            "lowerDateTime is after upperDateTime",
+        ),
+        (
+            {"requestType": "PATIENT", "patientID": "1", "patientBirthDate": "1960-13-45"},
+            "patientBirthDate",
+        ),
+        (
+            {"requestType": "PATIENT", "patientID": "1", "modalitiesInStudy": "CT;DROP"},
+            "modalitiesInStudy",
+        ),
+        (
+            {"requestType": "STUDY", "studyUID": "1.2", "diagnosticQuality": "maybe"},
+            "diagnosticQuality",
+        ),
+        ({"requestType": "STUDY", "studyUID": "1.2", "keyImagesOnly": "2"}, "keyImagesOnly"),
+        ({"requestType": "STUDY", "studyUID": "1.2", "viewerType": "<b>"}, "viewerType"),
+        (
+            {"requestType": "STUDY", "studyUID": "1.2", "studyuid": "1.3"},
+            "unknown parameter 'studyuid'",
+        ),
+    ],
+)
+def test_iid_bad_values_are_refused_by_name(params: dict[str, str], named: str) -> None:
+    with pytest.raises(LaunchRefused) as raised:
+        parse_iid(params)
+    assert named in raised.value.message
+    assert raised.value.status == 400
+
+
+# --- signed EHR context --------------------------------------------------------------------
+
+
+@pytest.fixture
+def hs_ehr(db: Any) -> EhrSystem:
+    return EhrSystem.objects.create(
+        name="Chart",
+        issuer=ISSUER,
+        audience="loupe",
+        algorithm="HS256",
+        shared_secret=SECRET,
+        allowed_origins="https://ehr.example.org",
+        role_mapping={"MD": "clinician", "RAD": "radiologist"},
+    )
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": "loupe",
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+        "sub": "u-17",
+        "role": "MD",
+        "patient": {"id": "C3N-00247", "issuer": ""},
+        "study": ["1.2.3"],
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(payload: dict[str, Any], key: Any = SECRET, algorithm: str = "HS256", **kw: Any) -> str:
+    return jwt.encode(payload, key, algorithm=algorithm, **kw)
+
+
+def test_a_valid_launch_gives_its_context(hs_ehr: EhrSystem) -> None:
+    context = verify_signed_launch(sign(claims()))
+    assert context.ehr == hs_ehr
+    assert context.user == "u-17"
+    assert context.role == "clinician"
+    assert context.patient.pairs() == (("C3N-00247", ""),)
+    assert context.study_uids == ("1.2.3",)
+
+
+def test_the_ehr_default_issuer_applies_when_the_launch_names_none(hs_ehr: EhrSystem) -> None:
+    hs_ehr.default_patient_issuer = "HOSP"
+    hs_ehr.save()
+    context = verify_signed_launch(sign(claims(patient="P1")))
+    assert context.patient.pairs() == (("P1", "HOSP"),)
+
+
+def refusal(token: str) -> LaunchRefused:
+    with pytest.raises(LaunchRefused) as raised:
+        verify_signed_launch(token)
+    return raised.value
+
+
+def test_a_replayed_launch_is_refused(hs_ehr: EhrSystem) -> None:
+    token = sign(claims())
+    verify_signed_launch(token)
+    error = refusal(token)
+    assert error.code == "launch_replayed" and "already used" in error.message
+
+
+def test_a_tampered_launch_is_refused(hs_ehr: EhrSystem) -> None:
+    header, payload, signature = sign(claims()).split(".")
+    other = sign(claims(patient={"id": "SOMEONE-ELSE", "issuer": ""})).split(".")[1]
+    error = refusal(f"{header}.{other}.{signature}")
+    assert error.code == "launch_bad_signature" and error.status == 403
+
+
+def test_a_launch_signed_with_another_secret_is_refused(hs_ehr: EhrSystem) -> None:
+    assert refusal(sign(claims(), key="x" * 40)).code == "launch_bad_signature"
+
+
+def test_an_expired_launch_is_refused(hs_ehr: EhrSystem) -> None:
+    past = int(time.time()) - 600
+    error = refusal(sign(claims(iat=past, exp=past + 120)))
+    assert error.code == "launch_expired" and "expired" in error.message
+
+
+def test_a_launch_valid_for_longer_than_five_minutes_is_refused(hs_ehr: EhrSystem) -> None:
+    now = int(time.time())
+    assert refusal(sign(claims(iat=now, exp=now + 301))).code == "launch_too_long"
+
+
+def test_a_launch_for_another_audience_is_refused(hs_ehr: EhrSystem) -> None:
+    error = refusal(sign(claims(aud="another-viewer")))
+    assert error.code == "launch_wrong_audience" and "(aud)" in error.message
+
+
+def test_a_launch_from_an_unregistered_ehr_is_refused(hs_ehr: EhrSystem) -> None:
+    error = refusal(sign(claims(iss="https://rogue.example")))
+    assert error.code == "launch_unknown_ehr" and error.status == 403
+    assert "administrator" in error.advice
+
+
+def test_an_inactive_ehr_cannot_launch(hs_ehr: EhrSystem) -> None:
+    hs_ehr.active = False
+    hs_ehr.save()
+    assert refusal(sign(claims())).code == "launch_unknown_ehr"
+
+
+@pytest.mark.parametrize("missing", ["jti", "exp", "iat", "sub", "aud"])
+def test_a_launch_without_a_required_claim_is_refused(hs_ehr: EhrSystem, missing: str) -> None:
+    error = refusal(sign(claims(**{missing: None})))
+    assert error.code in ("launch_malformed", "launch_wrong_audience")
+    assert missing in error.message
+
+
+def test_an_unsigned_launch_is_refused(hs_ehr: EhrSystem) -> None:
+    token = jwt.encode(claims(), None, algorithm="none")
+    assert refusal(token).code == "launch_bad_signature"
+
+
+def test_an_unmapped_ehr_role_is_refused(hs_ehr: EhrSystem) -> None:
+    error = refusal(sign(claims(role="porter")))
+    assert error.code == "launch_no_role" and error.status == 403
+
+
+def test_a_launch_without_a_patient_is_refused(hs_ehr: EhrSystem) -> None:
+    assert "names no patient" in refusal(sign(claims(patient=None))).message
+
+
+def test_garbage_is_refused_as_unreadable(hs_ehr: EhrSystem) -> None:
+    assert refusal("not-a-token").code == "launch_malformed"
+    assert refusal("").code == "launch_missing"
+
+
+def test_rs256_launches_verify_against_the_registered_key_set(db: Any) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    public_jwk["kid"] = "k1"
+    EhrSystem.objects.create(
+        name="RS",
+        issuer=ISSUER,
+        algorithm="RS256",
+        jwks={"keys": [public_jwk]},
+        role_mapping={"MD": "clinician"},
+    )
+    token = sign(claims(), key=private, algorithm="RS256", headers={"kid": "k1"})
+    assert verify_signed_launch(token).role == "clinician"
+    # The HS256-with-the-public-key confusion attack: refused, the EHR signs with RS256.
+    assert refusal(sign(claims(), key=SECRET)).code == "launch_bad_signature"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = sign(claims(), key=other, algorithm="RS256", headers={"kid": "k1"})
+    assert refusal(forged).code == "launch_bad_signature"
