@@ -121,7 +121,7 @@ def test_a_launch_opens_the_study_with_no_login(
     page = client.get(response["Location"])
     assert page.status_code == 200
     assert client.session["_auth_user_id"]
-    user = User.objects.get(username="ehr%d:dr-17" % ehr.pk)
+    user = User.objects.get(username=f"ehr{ehr.pk}:dr-17")
     assert not user.has_usable_password()
 
 

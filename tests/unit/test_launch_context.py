@@ -221,7 +221,7 @@ def test_a_replayed_launch_is_refused(hs_ehr: EhrSystem) -> None:
 
 
 def test_a_tampered_launch_is_refused(hs_ehr: EhrSystem) -> None:
-    header, payload, signature = sign(claims()).split(".")
+    header, _, signature = sign(claims()).split(".")
     other = sign(claims(patient={"id": "SOMEONE-ELSE", "issuer": ""})).split(".")[1]
     error = refusal(f"{header}.{other}.{signature}")
     assert error.code == "launch_bad_signature" and error.status == 403
@@ -267,7 +267,7 @@ def test_a_launch_without_a_required_claim_is_refused(hs_ehr: EhrSystem, missing
 
 
 def test_an_unsigned_launch_is_refused(hs_ehr: EhrSystem) -> None:
-    token = jwt.encode(claims(), None, algorithm="none")
+    token = jwt.encode(claims(), "", algorithm="none")
     assert refusal(token).code == "launch_bad_signature"
 
 
