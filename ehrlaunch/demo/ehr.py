@@ -44,7 +44,7 @@ header{background:#1f4e79;color:#fff;padding:10px 16px;display:flex;gap:24px;ali
 header h1{font-size:18px;margin:0}
 .banner{background:#fff;border-bottom:1px solid #c9d2dc;padding:8px 16px;display:flex;gap:28px}
 .banner b{display:block;font-size:11px;color:#5b6b7d;text-transform:uppercase}
-main{display:grid;grid-template-columns:260px 1fr;gap:12px;padding:12px;height:calc(100vh - 120px)}
+main{display:grid;grid-template-columns:330px 1fr;gap:12px;padding:12px;height:calc(100vh - 120px)}
 section{background:#fff;border:1px solid #c9d2dc;border-radius:4px;padding:8px 12px;overflow:auto}
 table{border-collapse:collapse;width:100%}td,th{padding:4px;border-bottom:1px solid #e3e8ee;text-align:left}
 .flag{color:#b3261e;font-weight:600}
