@@ -140,6 +140,7 @@ def test_a_session_launched_for_patient_a_sees_only_patient_a_everywhere(
     assert unknown.json() == forbidden.json() == {"code": "not_found", "message": "no such study"}
     worklist = client.get("/").content.decode()
     assert patient_a.study in worklist and patient_b.study not in worklist
+    assert 'href="/upload/"' not in worklist
     # A launched clinician views; she does not store.
     assert client.post("/api/instances", b"x", content_type="application/dicom").status_code == 403
 
