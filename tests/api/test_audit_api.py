@@ -130,38 +130,49 @@ def test_study_page_and_viewer_page_record_each_opening(
 
 
 def test_anonymous_requests_are_refused_and_recorded(ct: list[Instance]) -> None:
-    anonymous = Client()
     uid = study_uid(ct[0])
-    assert anonymous.get(url(ct[0], "frames/1/tiles/0/0/0")).status_code == 401
-    assert anonymous.get(f"/api/studies/{uid}").status_code == 401
-    page = anonymous.get(f"/viewer/{uid}/")
+    # Without a session, the client address tells requesters apart.
+    tile = Client(REMOTE_ADDR="192.0.2.31").get(url(ct[0], "frames/1/tiles/0/0/0"))
+    api = Client(REMOTE_ADDR="192.0.2.32").get(f"/api/studies/{uid}")
+    page = Client(REMOTE_ADDR="192.0.2.33").get(f"/viewer/{uid}/")
+    assert tile.status_code == 401 and api.status_code == 401
     assert page.status_code == 302 and page["Location"].startswith("/login/")
-    refused = AuditEvent.objects.filter(outcome=4)
-    # One row: the three are aggregated (no session: the client address tells them apart).
-    (row,) = refused
-    assert (row.event_id, row.action, row.user_id) == ("110103", "R", "")
-    assert (row.patient_id, row.study_uids, row.client_address) == (
-        CT_PATIENT,
-        [uid],
-        "127.0.0.1",
-    )
-    assert row.detail == {"refused": "frame-tile"}
+    refused = {r.client_address: r for r in AuditEvent.objects.filter(outcome=4)}
+    assert {a: r.detail["refused"] for a, r in refused.items()} == {
+        "192.0.2.31": "frame-tile",
+        "192.0.2.32": "api-study",
+        "192.0.2.33": "viewer",
+    }
+    for row in refused.values():
+        assert (row.event_id, row.action, row.user_id) == ("110103", "R", "")
+        assert (row.patient_id, row.study_uids) == (CT_PATIENT, [uid])
+    # The same refusal again, from the same address, adds no row.
+    Client(REMOTE_ADDR="192.0.2.31").get(url(ct[1], "frames/1/tiles/0/0/0"))
+    assert AuditEvent.objects.filter(outcome=4).count() == 3
     assert not image_reads()
 
 
 def test_a_study_this_session_may_not_see_is_404_and_recorded(
-    logged_in_client: Client, ct: list[Instance], monkeypatch: Any
+    radiologist: Any, ct: list[Instance], monkeypatch: Any
 ) -> None:
     # The EHR launch will narrow a session's scope in access.can_see/visible_studies;
     # until then, narrow it here to nothing.
     monkeypatch.setattr(access, "can_see", lambda request, study: False)
     monkeypatch.setattr(access, "visible_studies", lambda request: Study.objects.none())
     uid = study_uid(ct[0])
-    for path in (url(ct[0], "rendered"), f"/api/studies/{uid}", f"/studies/{uid}/"):
-        assert logged_in_client.get(path).status_code == 404
-    assert logged_in_client.get("/api/studies/1.2.3.4.5.6").status_code == 404
-    hidden = AuditEvent.objects.get(outcome=4, study_uids=[uid])
-    assert (hidden.user_id, hidden.patient_id) == ("radiologist", CT_PATIENT)
+    series = ct[0].series.series_instance_uid
+    paths = {
+        "instance-rendered": url(ct[0], "rendered"),
+        "series-thumbnail": f"/dicom-web/studies/{uid}/series/{series}/thumbnail",
+        "api-study": f"/api/studies/{uid}",
+        "study": f"/studies/{uid}/",
+    }
+    for path in paths.values():  # a session each, so that each refusal has its row
+        assert client_for(radiologist).get(path).status_code == 404
+    hidden = AuditEvent.objects.filter(outcome=4, study_uids=[uid])
+    assert sorted(r.detail["refused"] for r in hidden) == sorted(paths)
+    assert {(r.user_id, r.patient_id) for r in hidden} == {("radiologist", CT_PATIENT)}
+    assert client_for(radiologist).get("/api/studies/1.2.3.4.5.6").status_code == 404
     missing = AuditEvent.objects.get(outcome=4, study_uids=["1.2.3.4.5.6"])
     assert missing.patient_id == ""
     assert not image_reads()
@@ -191,6 +202,15 @@ def test_patient_data_is_refused_with_503_when_the_audit_cannot_be_written(
         assert CT_PATIENT.encode() not in response.content
     assert "audit: a 110103 record could not be written (OperationalError)" in caplog.text
     assert CT_PATIENT not in caplog.text
+
+
+def test_no_session_is_made_when_its_login_cannot_be_recorded(radiologist: Any) -> None:
+    client = Client()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE viewer_auditevent RENAME TO viewer_auditevent_gone")
+    response = client.post("/login/", {"username": "radiologist", "password": PASSWORD})
+    assert response.status_code == 503 and response.json()["code"] == "audit_unavailable"
+    assert client.get("/upload/")["Location"].startswith("/login/")
 
 
 # Log-in, log-out, worklist, upload.

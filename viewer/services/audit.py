@@ -38,7 +38,7 @@ from django.utils.crypto import salted_hmac
 
 from viewer.dicom.index import UI
 from viewer.errors import AuditUnavailable
-from viewer.models import AuditEvent, Study
+from viewer.models import AuditEvent, AuditEventQuerySet, Study
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -237,7 +237,7 @@ def _record(
         with transaction.atomic():
             if key is None:
                 row.save(force_insert=True)
-            else:
+            else:  # ON CONFLICT DO NOTHING / INSERT OR IGNORE: another worker may have it
                 AuditEvent.objects.bulk_create([row], ignore_conflicts=True)
     except DatabaseError as error:
         # The class only: a database message may quote the row's values.
@@ -440,7 +440,7 @@ def record_audit_log_used(request: HttpRequest, patient: PatientRef, *, outcome:
     _record(request, Event.AUDIT_LOG_USED, Action.READ, outcome, patient=patient)
 
 
-def events_for_patient(patient_id: str, issuer: str | None = None) -> Any:
+def events_for_patient(patient_id: str, issuer: str | None = None) -> AuditEventQuerySet:
     """Every record about this patient, newest first (any issuer when ``issuer`` is None)."""
     events = AuditEvent.objects.filter(patient_id=patient_id)
     if issuer is not None:
@@ -459,7 +459,8 @@ def on_user_logged_in(
             request, user_id(request, user), outcome=Outcome.SUCCESS, channel=channel(request)
         )
     except AuditUnavailable:
-        # No session without its record: undo the log-in that login() has just made.
+        # No session without its record. Django saves no session on a 5xx answer; undo
+        # the log-in here as well, so that nothing of it outlives this request.
         if request is not None and hasattr(request, "session"):
             request.session.flush()
             request.user = AnonymousUser()
