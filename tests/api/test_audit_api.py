@@ -315,6 +315,10 @@ def test_who_saw_this_patient_lists_events_newest_first_by_page(
     assert bad.status_code == 400 and bad.json()["code"] == "bad_page"
     beyond = admin.get(f"/api/audit/patients/{CT_PATIENT}", {"page": 9})
     assert beyond.status_code == 404 and beyond.json()["code"] == "no_such_page"
+    too_long = admin.get(f"/api/audit/patients/{'X' * 65}")
+    assert too_long.status_code == 400 and too_long.json()["code"] == "bad_patient_id"
+    slashed = admin.get("/api/audit/patients/A/B", {"issuer": "X"})
+    assert slashed.status_code == 200 and slashed.json()["count"] == 0
 
 
 def test_who_saw_this_patient_as_a_fhir_r4_bundle(

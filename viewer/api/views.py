@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from viewer import access
 from viewer.api import fhir, serializers
 from viewer.dicom.archive import Item, iter_zip
+from viewer.dicom.index import LO
 from viewer.errors import NotFound, TooLarge, ViewerError
 from viewer.services import audit, ingest
 
@@ -153,6 +154,11 @@ class PatientAuditView(APIView):
 
     def get(self, request: Request, patient_id: str) -> Response:
         issuer = request.query_params.get("issuer")
+        if len(patient_id) > LO or len(issuer or "") > LO:
+            raise ViewerError(
+                f"a Patient ID and its issuer (LO) have at most {LO} characters",
+                code="bad_patient_id",
+            )
         number = request.query_params.get("page", "1")
         if not number.isdigit() or int(number) < 1:
             raise ViewerError(

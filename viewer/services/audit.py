@@ -36,7 +36,7 @@ from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
-from viewer.dicom.index import UI
+from viewer.dicom.index import LO, UI
 from viewer.errors import AuditUnavailable
 from viewer.models import AuditEvent, AuditEventQuerySet, Study
 
@@ -220,8 +220,8 @@ def _record(
             else alternative_user_id
         )[:255],
         client_address=client_address(request),
-        patient_id=patient.patient_id if patient else "",
-        issuer_of_patient_id=patient.issuer if patient else "",
+        patient_id=patient.patient_id[:LO] if patient else "",
+        issuer_of_patient_id=patient.issuer[:LO] if patient else "",
         study_uids=[uid[:UI] for uid in study_uids],
         channel=via or channel(request),
         request_id=request_id(request),
