@@ -126,7 +126,7 @@ def study_json(study: Study) -> dict[str, Any]:
 
 
 def audit_event_json(event: AuditEvent) -> dict[str, Any]:
-    """One audit record (PS3.15 A.5.3 fields); the session hash and aggregation key stay in."""
+    """One audit record (PS3.15 A.5.3 fields); its session hash and aggregation key are not shown."""
     return {
         "id": str(event.id),
         "event": {"code": event.event_id, "display": event.get_event_id_display()},
