@@ -26,10 +26,13 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_TILE_SIZE | 256 | tile edge in pixels (256 or 512) |
 | LOUPE_EMBED | 1 | EHR frames: SameSite=None; Secure; Partitioned session/CSRF cookies |
 | LOUPE_LOCAL_ACCOUNT_ROLE | radiologist | role of a password account in no role group ("" = none) |
+| LOUPE_TRUSTED_PROXIES | (none) | comma-separated proxy IPs whose X-Forwarded-For names the client (audit trail) |
+| LOUPE_AUDIT_SOURCE_ID | loupe | the audit source (observer) named in FHIR AuditEvent exports |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import warnings
 from pathlib import Path
@@ -198,6 +201,20 @@ LOUPE_LOCAL_ACCOUNT_ROLE = env_choice(
 )
 LOUPE_DUPLICATE_POLICY = env_choice("LOUPE_DUPLICATE_POLICY", "reject", ("reject", "overwrite"))
 
+
+def _trusted_proxies() -> frozenset[str]:
+    addresses = env_list("LOUPE_TRUSTED_PROXIES", [])
+    try:
+        return frozenset(str(ipaddress.ip_address(a)) for a in addresses if a)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"LOUPE_TRUSTED_PROXIES: {exc}") from None
+
+
+# Audit trail (viewer.services.audit): the client address behind trusted proxies, and the
+# audit source ID (PS3.15 AuditSourceID) named in exports.
+LOUPE_TRUSTED_PROXIES = _trusted_proxies()
+LOUPE_AUDIT_SOURCE_ID = env_str("LOUPE_AUDIT_SOURCE_ID", "loupe")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -232,11 +249,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Paths that carry a patient ID (the audit API) are logged without it.
+    "filters": {"phi_paths": {"()": "viewer.log_redaction.RedactPatientPaths"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOUPE_LOG_LEVEL", "INFO").upper()},
-    # Decoder failures are answered as 422 with their reason; pydicom's own tracebacks
-    # for them would only fill the log.
-    "loggers": {"pydicom": {"level": "CRITICAL"}},
+    "loggers": {
+        # Decoder failures are answered as 422 with their reason; pydicom's own tracebacks
+        # for them would only fill the log.
+        "pydicom": {"level": "CRITICAL"},
+        # Django logs the path of every 4xx/5xx answer; runserver logs every request line.
+        "django.request": {"filters": ["phi_paths"]},
+        "django.server": {"filters": ["phi_paths"]},
+    },
 }
 
 # pydicom warns (UserWarning) about every out-of-spec value it reads; real archives are

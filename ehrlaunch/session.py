@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from django.contrib.auth import login, logout
+from django.contrib.auth import SESSION_KEY, login, logout
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
@@ -22,6 +22,7 @@ from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
 from ehrlaunch.models import SessionHandoff
 from viewer.access import Scope, bind_scope, patients_filter, visible_studies
 from viewer.models import Series, Study
+from viewer.services import audit
 
 HANDOFF_LIFETIME = dt.timedelta(seconds=60)
 
@@ -43,7 +44,7 @@ def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[S
     A launch whose study or accession belongs to another patient than the one it names
     is refused (and the session ended): the EHR's context is inconsistent."""
     user = user_for_launch(context)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    log_in(request, user, channel="ehr", alternative_user=context.user)
     scope = Scope(
         role=context.role,
         channel="ehr",
@@ -65,6 +66,18 @@ def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[S
             status=403,
         )
     return scope, landing
+
+
+def log_in(request: HttpRequest, user: User, *, channel: str, alternative_user: str = "") -> None:
+    """``login()`` (which rotates the session key) with how the user came in, so that the
+    login's audit record (written by the user_logged_in signal) names the channel.
+
+    Another user's session is flushed first: a launch never inherits an earlier one."""
+    if request.session.get(SESSION_KEY) not in (None, str(user.pk)):
+        request.session.flush()
+    request.session[audit.SESSION_CHANNEL] = channel
+    request.session[audit.SESSION_ALTERNATIVE_USER] = alternative_user
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
 
 
 def _landing_study(context: LaunchContext) -> Study | None:
@@ -140,4 +153,4 @@ def redeem_handoff(request: HttpRequest, code: str) -> None:
             )
         user = handoff.user
         handoff.delete()
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    log_in(request, user, channel=audit.channel(request))

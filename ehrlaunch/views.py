@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ehrlaunch import session
 from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
 from viewer.middleware import embeddable
+from viewer.services import audit
 
 SESSION_IID = "loupe_iid"
 
@@ -53,11 +54,21 @@ def launch(request: HttpRequest) -> HttpResponse:
     )
     try:
         context = verify_signed_launch(token)
-        _scope, landing = session.open_launch_session(request, context)
+        scope, landing = session.open_launch_session(request, context)
     except LaunchRefused as error:
         if request.user.is_authenticated:
             logout(request)  # a failed launch never leaves an earlier patient's session open
+        audit.record_launch_refused(request, channel="ehr", reason=error.code)
         return refused(request, error)
+    audit.record_launch(
+        request,
+        session.user_for_launch(context),
+        patient=audit.PatientRef(*scope.patients[0]),
+        study_uids=[landing.study_instance_uid] if landing else list(scope.studies),
+        channel="ehr",
+        outcome=audit.Outcome.SUCCESS,
+        alternative_user_id=context.user,
+    )
     target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
     return _private(HttpResponseRedirect(target, status=303))
 

@@ -5,6 +5,7 @@ The environment Django starts with is set by ``tests/pytest_environment.py``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -40,6 +41,49 @@ def isolated_storage(settings: Any, tmp_path: Path) -> Path:
     settings.LOUPE_STORAGE_DIR.mkdir()
     settings.LOUPE_TEMP_DIR.mkdir()
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def audit_memory() -> Iterator[None]:
+    """Each test starts with no aggregation keys remembered from another test's rows."""
+    from viewer.services import audit
+
+    audit.recent_keys.clear()
+    yield
+    audit.recent_keys.clear()
+
+
+def purge_audit_rows() -> None:
+    """Delete every audit row past the append-only triggers, in one transaction (tests only)."""
+    from django.db import connection, transaction
+
+    migration = importlib.import_module("viewer.migrations.0003_auditevent")
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            for sql in migration.SQLITE_DROP:
+                cursor.execute(sql)
+            cursor.execute("DELETE FROM viewer_auditevent")
+            for sql in migration.SQLITE_TRIGGERS:
+                cursor.execute(sql)
+        else:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute("DELETE FROM viewer_auditevent")
+
+
+@pytest.fixture(autouse=True)
+def audit_rows_flushable(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A transactional test ends with a flush that deletes every row, which the audit
+    table's triggers refuse: its audit rows are purged first."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(
+        marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    ) or bool({"transactional_db", "live_server"} & set(request.fixturenames))
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so flushed after the purge
+    yield
+    purge_audit_rows()
 
 
 @pytest.fixture

@@ -16,6 +16,13 @@ A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the sessio
 ``django.contrib.auth.login`` has rotated its key), and every query below applies it. An
 unknown UID and a forbidden one get the same 404, so the answer never tells whether a study
 exists (security.md #17).
+
+The gates also write the audit trail (``viewer.services.audit``), so that no route can
+reveal a study without its record: a study, series or instance handed out is recorded as
+accessed (PS3.15 A.5.3.6, aggregated per session), and a refusal as a minor failure: a
+401, or a gate's 404 (a missing study and one this session may not see answer the same
+404, and both are recorded, with the patient when the study exists). When the record
+cannot be written the gate raises AuditUnavailable (503) and the view never runs on.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from functools import reduce, wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from viewer.errors import Forbidden, NotFound
 from viewer.models import Instance, Series, Study
+from viewer.services import audit
 
 RADIOLOGIST = "radiologist"
 CLINICIAN = "clinician"
@@ -38,8 +47,10 @@ ADMINISTRATOR = "administrator"
 ROLES = (RADIOLOGIST, CLINICIAN, ADMINISTRATOR)
 CHANNELS = ("direct", "sso", "ehr", "share")
 
+ADMINISTRATOR_GROUP = ADMINISTRATOR
+
 SESSION_SCOPE = "loupe_scope"
-SESSION_CHANNEL = "loupe_channel"  # how a session without a launch scope came in: "sso"
+SESSION_CHANNEL = audit.SESSION_CHANNEL  # how a session without a scope came in: "sso"
 
 
 @dataclass(frozen=True)
@@ -115,14 +126,19 @@ def user_role(user: Any) -> str | None:
 def channel_of(request: HttpRequest) -> str:
     """ehr / share (from the scope), sso (set at OIDC login) or direct (password)."""
     scope = scope_of(request)
-    if scope is not None:
-        return scope.channel
-    channel = request.session.get(SESSION_CHANNEL) if hasattr(request, "session") else None
-    return str(channel) if channel in CHANNELS else "direct"
+    return scope.channel if scope is not None else audit.channel(request)
 
 
 def is_administrator(request: HttpRequest) -> bool:
-    return role_of(request) == ADMINISTRATOR
+    """Administrators (and Django staff) may read the audit trail; a launch never is one."""
+    if role_of(request) == ADMINISTRATOR:
+        return True
+    return scope_of(request) is None and bool(getattr(request.user, "is_staff", False))
+
+
+def _route(request: HttpRequest) -> str:
+    match = request.resolver_match
+    return (match.url_name or "") if match else ""
 
 
 def check_may_store(request: HttpRequest) -> None:
@@ -137,11 +153,25 @@ def require_user(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
+            audit.record_refused(request, _route(request), kwargs.get("study", ""))
             response = JsonResponse(
                 {"code": "not_authenticated", "message": "log in to see images"}, status=401
             )
             response["WWW-Authenticate"] = 'Session realm="loupe"'
             return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def require_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For a study's pages: the log-in redirect, with the refusal recorded."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            audit.record_refused(request, _route(request), kwargs.get("study_instance_uid", ""))
+            return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -183,10 +213,18 @@ def can_see(request: HttpRequest, study: Study) -> bool:
     return (patient.patient_id, patient.issuer_of_patient_id) in set(scope.patients)
 
 
-def study_for(request: HttpRequest, study_uid: str) -> Study:
+def study_for(request: HttpRequest, study_uid: str, *, opened: str = "") -> Study:
+    """The study, recorded as accessed; or, when ``opened`` names a page, as opened there."""
     found = Study.objects.select_related("patient").filter(study_instance_uid=study_uid).first()
     if found is None or not can_see(request, found):
+        audit.record_refused(request, _route(request), study_uid)
         raise NotFound("no such study", code="not_found")
+    if opened:
+        audit.record_study_opened(request, found, view=opened)
+    else:
+        audit.record_instances_accessed(
+            request, found, count=found.number_of_study_related_instances
+        )
     return found
 
 
@@ -197,7 +235,11 @@ def series_for(request: HttpRequest, study_uid: str, series_uid: str) -> Series:
         .first()
     )
     if found is None or not can_see(request, found.study):
+        audit.record_refused(request, _route(request), study_uid)
         raise NotFound("no such series", code="not_found")
+    audit.record_instances_accessed(
+        request, found.study, count=found.number_of_series_related_instances
+    )
     return found
 
 
@@ -205,7 +247,8 @@ def instance_for(request: HttpRequest, study_uid: str, series_uid: str, sop_uid:
     """The instance at this path, or the same 404 whether it is missing or not visible.
 
     One indexed lookup by SOP Instance UID (this runs for every image and tile); the
-    path's series and study UIDs and the session's scope are then checked on the row."""
+    path's series and study UIDs and the session's scope are then checked on the row.
+    Its audit record costs no query once this session's access to the study is recorded."""
     found = (
         Instance.objects.select_related("series__study__patient")
         .filter(sop_instance_uid=sop_uid)
@@ -217,5 +260,7 @@ def instance_for(request: HttpRequest, study_uid: str, series_uid: str, sop_uid:
         or found.series.study.study_instance_uid != study_uid
         or not can_see(request, found.series.study)
     ):
+        audit.record_refused(request, _route(request), study_uid)
         raise NotFound("no such instance", code="not_found")
+    audit.record_instances_accessed(request, found.series.study, count=1)
     return found

@@ -75,3 +75,11 @@ class UnrenderableFrame(ViewerError):
 
     status = 422
     code = "unrenderable"
+
+
+class AuditUnavailable(ViewerError):
+    """The audit record of a request could not be written, so the request is refused
+    (fail closed: no patient data leaves without its record, PS3.15 A.5)."""
+
+    status = 503
+    code = "audit_unavailable"

@@ -1,13 +1,18 @@
-"""The archive's index: Patient, Study, Series, Instance.
+"""The archive's index: Patient, Study, Series, Instance; and the audit trail, AuditEvent.
 
-Field names are the DICOM keywords in snake_case. Rows are written only by
+Field names are the DICOM keywords in snake_case. Index rows are written only by
 ``viewer.services.ingest``; every Instance row has its file in the content-addressed
-store under ``storage_key`` (see ``viewer.services.storage``).
+store under ``storage_key`` (see ``viewer.services.storage``). Audit rows are written only
+by ``viewer.services.audit`` and never change.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Any, NoReturn
+
 from django.db import models
+from django.utils import timezone
 
 from viewer.dicom.index import CS, LO, LONG_TEXT, PN, SH, UI
 
@@ -138,3 +143,118 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_instance_uid
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete an audit record (a programming error, not a client's)."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("audit events are append-only: they cannot be updated")
+
+    def delete(self) -> NoReturn:
+        raise AppendOnlyError("audit events are append-only: they cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """One audit record, with the fields of a DICOM PS3.15 A.5.3 audit message.
+
+    ``event_id`` is the EventID (A.5.3.6 DICOM Instances Accessed, A.5.3.12 User
+    Authentication, ...), ``event_type`` its EventTypeCode where the message has one,
+    ``action`` the EventActionCode and ``outcome`` the EventOutcomeIndicator (A.5.1). The
+    requestor is ``user_id`` / ``alternative_user_id`` at ``client_address`` (an IP: network
+    access point type 2); the participant objects are one patient (``patient_id`` with its
+    issuer: PatientID^^^issuer) and its studies. Channel, request id, session hash and
+    aggregation key are Loupe's own. No names, no tokens, no raw session keys.
+
+    Append-only: ``save()`` of an existing row and ``delete()`` raise AppendOnlyError, and
+    database triggers (migration 0003) refuse UPDATE and DELETE from any client.
+    """
+
+    class EventId(models.TextChoices):
+        # PS3.16 CID 400 Audit Event ID (scheme DCM).
+        APPLICATION_ACTIVITY = "110100", "Application Activity"
+        AUDIT_LOG_USED = "110101", "Audit Log Used"
+        INSTANCES_ACCESSED = "110103", "DICOM Instances Accessed"
+        INSTANCES_TRANSFERRED = "110104", "DICOM Instances Transferred"
+        EXPORT = "110106", "Export"
+        QUERY = "110112", "Query"
+        USER_AUTHENTICATION = "110114", "User Authentication"
+
+    class EventType(models.TextChoices):
+        # PS3.16 CID 401 Audit Event Type Code (scheme DCM).
+        NONE = "", "-"
+        APPLICATION_START = "110120", "Application Start"
+        LOGIN = "110122", "Login"
+        LOGOUT = "110123", "Logout"
+
+    class Action(models.TextChoices):
+        CREATE = "C", "Create"
+        READ = "R", "Read"
+        UPDATE = "U", "Update"
+        DELETE = "D", "Delete"
+        EXECUTE = "E", "Execute"
+
+    class Outcome(models.IntegerChoices):
+        SUCCESS = 0, "Success"
+        MINOR_FAILURE = 4, "Minor failure"
+        SERIOUS_FAILURE = 8, "Serious failure"
+        MAJOR_FAILURE = 12, "Major failure"
+
+    class Channel(models.TextChoices):
+        EHR = "ehr", "EHR launch"
+        SSO = "sso", "Single sign-on"
+        SHARE = "share", "Share link"
+        DIRECT = "direct", "Direct log-in"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_id = models.CharField(max_length=8, choices=EventId.choices)
+    event_type = models.CharField(max_length=8, choices=EventType.choices, blank=True)
+    action = models.CharField(max_length=1, choices=Action.choices)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    outcome = models.PositiveSmallIntegerField(choices=Outcome.choices)
+    user_id = models.CharField(max_length=255, blank=True)
+    alternative_user_id = models.CharField(max_length=255, blank=True)
+    client_address = models.CharField(max_length=64, blank=True)
+    patient_id = models.CharField(max_length=LO, blank=True)
+    issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    study_uids = models.JSONField(default=list, blank=True)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.DIRECT)
+    request_id = models.CharField(max_length=64, blank=True)
+    session_hash = models.CharField(max_length=64, blank=True)
+    # One row per aggregated activity (image access: user, patient, study, session,
+    # outcome); NULL for events recorded one row each.
+    aggregation_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    instance_count = models.PositiveIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["patient_id", "issuer_of_patient_id", "-recorded_at"],
+                name="audit_patient_idx",
+            ),
+            models.Index(fields=["-recorded_at"], name="audit_recorded_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=[0, 4, 8, 12]), name="audit_outcome_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(action__in=["C", "R", "U", "D", "E"]), name="audit_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_id_display()} {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit events are append-only: a recorded event cannot change")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AppendOnlyError("audit events are append-only: they cannot be deleted")

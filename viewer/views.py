@@ -9,6 +9,7 @@ from django.shortcuts import render
 
 from viewer import access
 from viewer.middleware import embeddable
+from viewer.services import audit
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
 
@@ -19,6 +20,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
     page = Paginator(query.studies(access.visible_studies(request)), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
     params.pop("page", None)
     sort_params = params.copy()
@@ -37,10 +39,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@access.require_login
 @embeddable
 def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
-    found = access.study_for(request, study_instance_uid)
+    """The series list; the gate records the study as opened here (a 404 page otherwise)."""
+    found = access.study_for(request, study_instance_uid, opened="study")
     series = found.series.order_by("series_number", "id")
     return render(request, "viewer/study.html", {"study": found, "series_list": series})
 
@@ -51,9 +54,9 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "viewer/upload.html")
 
 
-@login_required
+@access.require_login
 @embeddable
 def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     """The image viewer; it loads the study through ``/api/studies/<uid>``."""
-    found = access.study_for(request, study_instance_uid)
+    found = access.study_for(request, study_instance_uid, opened="viewer")
     return render(request, "viewer/viewer.html", {"study": found})

@@ -58,6 +58,11 @@ class WorklistQuery:
             query.errors.append(f"unknown sort '{sort[:32]}'; sorted by date")
         return query
 
+    def filter_names(self) -> list[str]:
+        """The filters in use, by name (for the audit trail, which keeps no values)."""
+        names = ("name", "patient_id", "accession", "date_from", "date_to", "modality")
+        return [name for name in names if getattr(self, name)]
+
     def studies(self, visible: QuerySet[Study]) -> QuerySet[Study]:
         """The matching studies among ``visible`` (``viewer.access.visible_studies``)."""
         studies = visible.select_related("patient")

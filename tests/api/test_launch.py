@@ -363,3 +363,37 @@ def test_the_popup_handoff_code_works_once(
     assert frame.session["_auth_user_id"] == str(radiologist.pk)
     again = Client().post("/ehrlaunch/handoff", {"code": code})
     assert again.status_code == 403 and "already used" in again.content.decode()
+
+
+# --- the audit trail of launches ------------------------------------------------------------
+
+
+def test_a_launch_is_audited_with_the_ehr_user_and_no_token(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    from viewer.models import AuditEvent
+
+    token = launch_token(patient_a.study)
+    launched(client, token)
+    client.get(f"/api/studies/{patient_a.study}")
+    start = AuditEvent.objects.get(event_id="110100")
+    assert start.outcome == 0 and start.channel == "ehr"
+    assert start.user_id == f"ehr{ehr.pk}:dr-17" and start.alternative_user_id == "dr-17"
+    assert (start.patient_id, start.study_uids) == ("C3N-00247", [patient_a.study])
+    login = AuditEvent.objects.get(event_id="110114")
+    assert login.channel == "ehr" and login.outcome == 0
+    access = AuditEvent.objects.get(event_id="110103")
+    assert access.channel == "ehr" and access.alternative_user_id == "dr-17"
+    for row in AuditEvent.objects.all():
+        assert token not in str(row.__dict__)
+
+
+def test_a_refused_launch_is_audited_without_trusting_its_claims(
+    client: Client, ehr: EhrSystem, patient_a: Images
+) -> None:
+    from viewer.models import AuditEvent
+
+    launched(client, launch_token(patient_a.study, aud="elsewhere"))
+    row = AuditEvent.objects.get(event_id="110100")
+    assert row.outcome == 4 and row.detail == {"refused": "launch_wrong_audience"}
+    assert row.patient_id == "" and row.user_id == ""

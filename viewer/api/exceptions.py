@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from viewer.errors import ViewerError
+from viewer.services import audit
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ViewerError):
         return Response(exc.as_dict(), status=exc.status)
+    kwargs = context.get("kwargs") or {}
+    if isinstance(exc, NotAuthenticated | PermissionDenied) and "study" in kwargs:
+        # A refused request for a study's data is part of the audit trail (PS3.15 A.5.3.6).
+        request = context["request"]
+        match = request.resolver_match
+        audit.record_refused(request, (match.url_name or "") if match else "", kwargs["study"])
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         detail = response.data["detail"]

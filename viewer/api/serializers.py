@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from viewer.dicom.geometry import slice_order
 from viewer.dicom.render import pyramid
-from viewer.models import Instance, Series, Study
+from viewer.models import AuditEvent, Instance, Series, Study
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:
@@ -122,4 +122,29 @@ def study_json(study: Study) -> dict[str, Any]:
             "patient_sex": patient.patient_sex,
         },
         "series": [series_json(s, by_series[s.pk]) for s in series_list],
+    }
+
+
+def audit_event_json(event: AuditEvent) -> dict[str, Any]:
+    """One audit record (PS3.15 A.5.3 fields); its session hash and aggregation key are not shown."""
+    return {
+        "id": str(event.id),
+        "event": {"code": event.event_id, "display": event.get_event_id_display()},
+        "event_type": (
+            {"code": event.event_type, "display": event.get_event_type_display()}
+            if event.event_type
+            else None
+        ),
+        "action": event.action,
+        "recorded": event.recorded_at.isoformat().replace("+00:00", "Z"),
+        "outcome": event.outcome,
+        "user_id": event.user_id,
+        "alternative_user_id": event.alternative_user_id,
+        "client_address": event.client_address,
+        "patient": {"id": event.patient_id, "issuer": event.issuer_of_patient_id},
+        "study_uids": event.study_uids,
+        "channel": event.channel,
+        "request_id": event.request_id,
+        "instance_count": event.instance_count,
+        "detail": event.detail,
     }

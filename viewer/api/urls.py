@@ -10,4 +10,10 @@ urlpatterns = [
         views.instance_metadata,
         name="api-instance",
     ),
+    # <path:> because a Patient ID (LO) may hold a slash.
+    path(
+        "audit/patients/<path:patient_id>",
+        views.PatientAuditView.as_view(),
+        name="api-audit-patient",
+    ),
 ]

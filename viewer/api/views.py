@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.paginator import EmptyPage, Paginator
 from rest_framework.decorators import api_view
 from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from viewer import access
-from viewer.api import serializers
+from viewer.api import fhir, serializers
 from viewer.dicom.archive import Item, iter_zip
-from viewer.errors import TooLarge, ViewerError
-from viewer.services import ingest
+from viewer.dicom.index import LO
+from viewer.errors import NotFound, TooLarge, ViewerError
+from viewer.services import audit, ingest
+
+AUDIT_PAGE_SIZE = 100
 
 
 class RawBodyParser(BaseParser):
@@ -60,6 +66,7 @@ class InstancesView(APIView):
         results = [ingest.ingest_item(item) for item in self._items(request)]
         if not results:
             raise ViewerError("the request holds no file", code="no_file")
+        audit.record_transfer(request, results)
         accepted = [r for r in results if r.ok]
         if len(accepted) == len(results):
             status = 200
@@ -107,3 +114,86 @@ def instance_metadata(request: Request, study: str, series: str, instance: str) 
     return Response(
         serializers.instance_json(access.instance_for(request, study, series, instance))
     )
+
+
+class IsAdministrator(BasePermission):
+    message = "only administrators may read the audit trail"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access.is_administrator(request._request)
+
+
+class FhirJsonRenderer(JSONRenderer):
+    """``?format=fhir`` or ``Accept: application/fhir+json``: FHIR R4 resources."""
+
+    media_type = "application/fhir+json"
+    format = "fhir"
+
+
+class PatientAuditView(APIView):
+    """``GET /api/audit/patients/<patient_id>?issuer=...&page=N``: who saw this patient.
+
+    Administrators only (401 anonymous, 403 others, and the refusal recorded). The
+    patient's audit records, newest first, 100 a page; any issuer unless ``issuer`` is
+    given (``issuer=`` for none). ``?format=fhir`` answers a FHIR R4 searchset Bundle of
+    AuditEvent resources. Reading the trail is itself recorded (PS3.15 A.5.3.2).
+    """
+
+    permission_classes = [IsAuthenticated, IsAdministrator]
+    renderer_classes = [JSONRenderer, FhirJsonRenderer]
+
+    def _patient(self, request: Request) -> audit.PatientRef:
+        return audit.PatientRef(self.kwargs["patient_id"], request.query_params.get("issuer") or "")
+
+    def permission_denied(
+        self, request: Request, message: str | None = None, code: str | None = None
+    ) -> NoReturn:
+        audit.record_audit_log_used(
+            request, self._patient(request), outcome=audit.Outcome.MINOR_FAILURE
+        )
+        super().permission_denied(request, message, code)
+
+    def get(self, request: Request, patient_id: str) -> Response:
+        issuer = request.query_params.get("issuer")
+        if len(patient_id) > LO or len(issuer or "") > LO:
+            raise ViewerError(
+                f"a Patient ID and its issuer (LO) have at most {LO} characters",
+                code="bad_patient_id",
+            )
+        number = request.query_params.get("page", "1")
+        if not number.isdigit() or int(number) < 1:
+            raise ViewerError(
+                f"page must be a positive integer, not '{number[:16]}'", code="bad_page"
+            )
+        paginator = Paginator(audit.events_for_patient(patient_id, issuer), AUDIT_PAGE_SIZE)
+        try:
+            page = paginator.page(int(number))
+        except EmptyPage:
+            raise NotFound(
+                f"page {number} does not exist (there are {paginator.num_pages})",
+                code="no_such_page",
+            ) from None
+        events = list(page.object_list)
+        audit.record_audit_log_used(request, self._patient(request), outcome=audit.Outcome.SUCCESS)
+        next_url = None
+        if page.has_next():
+            query = request.query_params.copy()
+            query["page"] = str(page.next_page_number())
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        if request.accepted_renderer.format == "fhir":
+            bundle = fhir.searchset(
+                events,
+                total=paginator.count,
+                self_url=request.build_absolute_uri(),
+                next_url=next_url,
+            )
+            return Response(bundle, content_type="application/fhir+json")
+        return Response(
+            {
+                "count": paginator.count,
+                "page": page.number,
+                "pages": paginator.num_pages,
+                "next": next_url,
+                "results": [serializers.audit_event_json(e) for e in events],
+            }
+        )

@@ -8,6 +8,7 @@ stored or recognised as a duplicate; 1 when nothing could; 2 for bad arguments.
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from viewer.dicom.archive import iter_paths
-from viewer.services import ingest
+from viewer.errors import AuditUnavailable
+from viewer.services import audit, ingest
 
 
 class Command(BaseCommand):
@@ -45,6 +47,8 @@ class Command(BaseCommand):
         results = [ingest.ingest_item(item) for item in progress]
         progress.close()
         self._table(results, show_all=options["all_rows"])
+        if results:
+            self._audit(results)
         counts = ingest.summarize(results)
         self.stdout.write(
             f"{len(results)} object(s): {counts['stored']} stored, {counts['duplicate']} duplicate, "
@@ -52,6 +56,17 @@ class Command(BaseCommand):
         )
         if not any(r.ok for r in results):
             raise CommandError("nothing could be imported", returncode=1)
+
+    def _audit(self, results: list[ingest.IngestResult]) -> None:
+        """One DICOM Instances Transferred record per patient (PS3.15 A.5.3.7)."""
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):
+            operator = "unknown"
+        try:
+            audit.record_transfer(None, results, user=f"import_dicom ({operator})")
+        except AuditUnavailable as error:
+            raise CommandError(f"imported, but {error.message}", returncode=1) from None
 
     def _table(self, results: list[ingest.IngestResult], *, show_all: bool) -> None:
         rows = [r for r in results if show_all or r.status != ingest.STORED]

@@ -1,0 +1,507 @@
+"""The audit trail: who saw or changed which patient's images, when, from where, and how.
+
+Each record is an :class:`~viewer.models.AuditEvent` row carrying the fields of a DICOM
+PS3.15 A.5.3 audit message; the functions here are its only writers. The requestor comes
+from the request: the user (``iss|sub`` for an OIDC user, else the user name), the
+alternative user (the EHR's user ID or a share link's ID, never a token), the client
+address (REMOTE_ADDR, or the last untrusted hop behind LOUPE_TRUSTED_PROXIES) and the
+channel the session came in by. The EHR launch, SSO and share links say the last three
+through the session keys below; ``channel()`` is the one reader of the channel.
+
+Image access is aggregated, as PS3.15 A.5.3.6 allows one message to summarise a patient's
+activity: one row per (user, patient, study, session, outcome), made unique by its
+``aggregation_key`` and inserted with insert-or-ignore. Each process also remembers
+(bounded) the keys it has committed, so the next tile of a recorded study costs no write.
+
+Fail closed: a record that cannot be written raises :class:`AuditUnavailable` (503), so
+the request that needed it returns no patient data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
+
+from viewer.dicom.index import LO, UI
+from viewer.errors import AuditUnavailable
+from viewer.models import AuditEvent, AuditEventQuerySet, Study
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    from viewer.services.ingest import IngestResult
+
+log = logging.getLogger(__name__)
+
+Event = AuditEvent.EventId
+EventType = AuditEvent.EventType
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+Channel = AuditEvent.Channel
+
+# Session keys, written by the EHR launch, SSO and share links (set them before login()),
+# read only here.
+SESSION_CHANNEL = "loupe_channel"  # one of Channel's values; absent: "direct"
+SESSION_SUBJECT = "loupe_oidc_subject"  # "iss|sub" of an OIDC user
+SESSION_ALTERNATIVE_USER = "loupe_alternative_user_id"  # EHR user ID, or "share-link:<id>"
+
+REMEMBERED_KEYS = 10_000
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(frozen=True)
+class PatientRef:
+    """(0010,0020) Patient ID within (0010,0021) Issuer of Patient ID; no name needed."""
+
+    patient_id: str
+    issuer: str = ""
+
+    @classmethod
+    def of(cls, study: Study) -> PatientRef:
+        return cls(study.patient.patient_id, study.patient.issuer_of_patient_id)
+
+    def __str__(self) -> str:
+        """The participant object ID of PS3.15 A.5.3.6: PatientID^^^issuer."""
+        return f"{self.patient_id}^^^{self.issuer}" if self.issuer else self.patient_id
+
+
+# Who is asking, from where, how.
+
+
+def _session_value(request: HttpRequest | None, key: str) -> str:
+    session = getattr(request, "session", None)
+    value = session.get(key, "") if session is not None else ""
+    return value if isinstance(value, str) else ""
+
+
+def channel(request: HttpRequest | None) -> str:
+    """How this session came in: ehr, sso, share, or direct (a log-in form, the default)."""
+    value = _session_value(request, SESSION_CHANNEL)
+    return value if value in Channel.values else Channel.DIRECT
+
+
+def user_id(
+    request: HttpRequest | None, user: AbstractBaseUser | AnonymousUser | None = None
+) -> str:
+    """PS3.15 UserID: ``iss|sub`` for an OIDC user, else the user name; "" for nobody."""
+    user = user if user is not None else getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    return _session_value(request, SESSION_SUBJECT) or user.get_username()
+
+
+def client_address(request: HttpRequest | None) -> str:
+    """NetworkAccessPointID (type 2, an IP address): REMOTE_ADDR, or behind one of
+    LOUPE_TRUSTED_PROXIES the last X-Forwarded-For hop that is not a trusted proxy."""
+    if request is None:
+        return ""
+    address: str = request.META.get("REMOTE_ADDR") or ""
+    trusted = settings.LOUPE_TRUSTED_PROXIES
+    if address in trusted:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        address = next((h for h in reversed(hops) if h and h not in trusted), address)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return ""
+
+
+def request_id(request: HttpRequest | None) -> str:
+    """One ID per request: a trusted proxy's X-Request-ID, else a new UUID."""
+    if request is None:
+        return ""
+    meta = request.META
+    if "loupe.request_id" not in meta:
+        given = meta.get("HTTP_X_REQUEST_ID", "")
+        from_proxy = meta.get("REMOTE_ADDR") in settings.LOUPE_TRUSTED_PROXIES
+        meta["loupe.request_id"] = (
+            given if from_proxy and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        )
+    return str(meta["loupe.request_id"])
+
+
+def session_hash(request: HttpRequest | None) -> str:
+    """An HMAC of the session key (keyed with SECRET_KEY): the session, never its key."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    if not key:
+        return ""
+    return salted_hmac("viewer.services.audit.session", key, algorithm="sha256").hexdigest()
+
+
+# The writer.
+
+
+class RecentKeys:
+    """Aggregation keys this process has committed, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            if key not in self._keys:
+                return False
+            self._keys.move_to_end(key)  # type: ignore[arg-type]
+            return True
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+recent_keys = RecentKeys(REMEMBERED_KEYS)
+
+
+def _aggregation_key(row: AuditEvent) -> str:
+    """(event, action, outcome, user, patient, studies, session): a session-less request
+    (a 401) is told apart by its client address instead."""
+    parts = [
+        row.event_id,
+        row.action,
+        str(row.outcome),
+        row.user_id,
+        row.alternative_user_id,
+        row.patient_id,
+        row.issuer_of_patient_id,
+        *row.study_uids,
+        row.session_hash or f"address:{row.client_address}",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _record(
+    request: HttpRequest | None,
+    event: str,
+    action: str,
+    outcome: int,
+    *,
+    event_type: str = "",
+    patient: PatientRef | None = None,
+    study_uids: Sequence[str] = (),
+    count: int = 0,
+    detail: dict[str, Any] | None = None,
+    user: str | None = None,
+    alternative_user_id: str | None = None,
+    via: str | None = None,
+    aggregate: bool = False,
+) -> None:
+    row = AuditEvent(
+        event_id=event,
+        event_type=event_type,
+        action=action,
+        outcome=outcome,
+        user_id=(user_id(request) if user is None else user)[:255],
+        alternative_user_id=(
+            _session_value(request, SESSION_ALTERNATIVE_USER)
+            if alternative_user_id is None
+            else alternative_user_id
+        )[:255],
+        client_address=client_address(request),
+        patient_id=patient.patient_id[:LO] if patient else "",
+        issuer_of_patient_id=patient.issuer[:LO] if patient else "",
+        study_uids=[uid[:UI] for uid in study_uids],
+        channel=via or channel(request),
+        request_id=request_id(request),
+        session_hash=session_hash(request),
+        instance_count=count,
+        detail=detail or {},
+    )
+    key = _aggregation_key(row) if aggregate else None
+    if key is not None and key in recent_keys:
+        return
+    row.aggregation_key = key
+    try:
+        with transaction.atomic():
+            if key is None:
+                row.save(force_insert=True)
+            else:  # ON CONFLICT DO NOTHING / INSERT OR IGNORE: another worker may have it
+                AuditEvent.objects.bulk_create([row], ignore_conflicts=True)
+    except DatabaseError as error:
+        # The class only: a database message may quote the row's values.
+        log.error("audit: a %s record could not be written (%s)", event, type(error).__name__)
+        raise AuditUnavailable(
+            "the audit trail cannot be written, so no patient data is served until it can"
+        ) from error
+    if key is not None:
+        transaction.on_commit(lambda: recent_keys.add(key))
+
+
+# What happened. Section numbers are those of DICOM PS3.15 Annex A.5.3.
+
+
+def record_instances_accessed(
+    request: HttpRequest,
+    study: Study,
+    *,
+    outcome: int = Outcome.SUCCESS,
+    count: int = 1,
+    action: str = Action.READ,
+) -> None:
+    """A.5.3.6 DICOM Instances Accessed (110103) for ``study``: reads are aggregated, one
+    row per user, patient, study, session and outcome (``count`` is what the first request
+    revealed); creates, updates and deletes (measurements) are one row each."""
+    _record(
+        request,
+        Event.INSTANCES_ACCESSED,
+        action,
+        outcome,
+        patient=PatientRef.of(study),
+        study_uids=[study.study_instance_uid],
+        count=count,
+        aggregate=action == Action.READ,
+    )
+
+
+def record_study_opened(request: HttpRequest, study: Study, *, view: str) -> None:
+    """A.5.3.6 (110103, R): a study's page or viewer (``view``) opened; one row each time."""
+    _record(
+        request,
+        Event.INSTANCES_ACCESSED,
+        Action.READ,
+        Outcome.SUCCESS,
+        patient=PatientRef.of(study),
+        study_uids=[study.study_instance_uid],
+        count=study.number_of_study_related_instances,
+        detail={"opened": view},
+    )
+
+
+def record_refused(request: HttpRequest, what: str, uid: str) -> None:
+    """A.5.3.6 (110103, R) with outcome 4 (minor failure): a request for study ``uid``
+    refused (401, 403, or the 404 of a study this session may not see), with the study's
+    patient when it exists; ``what`` names the route. Aggregated like image access."""
+    study = (
+        Study.objects.select_related("patient").filter(study_instance_uid=uid).first()
+        if uid
+        else None
+    )
+    _record(
+        request,
+        Event.INSTANCES_ACCESSED,
+        Action.READ,
+        Outcome.MINOR_FAILURE,
+        patient=PatientRef.of(study) if study else None,
+        study_uids=[uid] if uid else [],
+        detail={"refused": what},
+        aggregate=True,
+    )
+
+
+def record_query(
+    request: HttpRequest, *, filters: Iterable[str], count: int, outcome: int = Outcome.SUCCESS
+) -> None:
+    """A.5.3.10 Query (110112, E): a worklist search. The *names* of its filters are kept,
+    never their values (a name typed into a filter is PHI); ``count`` studies matched."""
+    _record(
+        request,
+        Event.QUERY,
+        Action.EXECUTE,
+        outcome,
+        count=count,
+        detail={"filters": sorted(filters)},
+    )
+
+
+def record_login(request: HttpRequest | None, user: str, *, outcome: int, channel: str) -> None:
+    """A.5.3.12 User Authentication (110114, E), type Login (110122); ``user`` is the user
+    ID that logged in, or the one a failed attempt claimed."""
+    _record(
+        request,
+        Event.USER_AUTHENTICATION,
+        Action.EXECUTE,
+        outcome,
+        event_type=EventType.LOGIN,
+        user=user,
+        via=channel,
+    )
+
+
+def record_logout(
+    request: HttpRequest | None, user: AbstractBaseUser | AnonymousUser | None
+) -> None:
+    """A.5.3.12 User Authentication (110114, E), type Logout (110123)."""
+    _record(
+        request,
+        Event.USER_AUTHENTICATION,
+        Action.EXECUTE,
+        Outcome.SUCCESS,
+        event_type=EventType.LOGOUT,
+        user=user_id(request, user),
+    )
+
+
+def record_launch(
+    request: HttpRequest,
+    user: AbstractBaseUser,
+    *,
+    patient: PatientRef,
+    study_uids: Sequence[str],
+    channel: str,
+    outcome: int,
+    alternative_user_id: str = "",
+) -> None:
+    """A.5.3.1 Application Activity (110100, E), type Application Start (110120): the EHR
+    (or SSO, or a share link: ``channel``) launched the viewer for ``patient`` and
+    ``study_uids``; ``alternative_user_id`` is the EHR's own ID of its user."""
+    _record(
+        request,
+        Event.APPLICATION_ACTIVITY,
+        Action.EXECUTE,
+        outcome,
+        event_type=EventType.APPLICATION_START,
+        patient=patient,
+        study_uids=study_uids,
+        user=user_id(request, user),
+        alternative_user_id=alternative_user_id,
+        via=channel,
+    )
+
+
+def record_launch_refused(request: HttpRequest, *, channel: str, reason: str) -> None:
+    """A.5.3.1 Application Start (110100/110120) with outcome 4: a launch refused before
+    anything in it could be trusted, so no user or patient from it is recorded; ``reason``
+    is the refusal's code (expired, replayed, bad signature ...), never the token."""
+    _record(
+        request,
+        Event.APPLICATION_ACTIVITY,
+        Action.EXECUTE,
+        Outcome.MINOR_FAILURE,
+        event_type=EventType.APPLICATION_START,
+        detail={"refused": reason},
+        via=channel,
+    )
+
+
+def record_export(
+    request: HttpRequest, study: Study, *, outcome: int, kind: str, share_link_id: str = ""
+) -> None:
+    """A.5.3.4 Data Export (110106, R): ``study`` left Loupe's control: ``kind`` is
+    "download", or "share" for a share link (its *ID*, never its token)."""
+    detail = {"kind": kind, **({"share_link_id": share_link_id} if share_link_id else {})}
+    _record(
+        request,
+        Event.EXPORT,
+        Action.READ,
+        outcome,
+        patient=PatientRef.of(study),
+        study_uids=[study.study_instance_uid],
+        count=study.number_of_study_related_instances,
+        detail=detail,
+    )
+
+
+def record_transfer(
+    request: HttpRequest | None, results: Sequence[IngestResult], *, user: str | None = None
+) -> None:
+    """A.5.3.7 DICOM Instances Transferred (110104, C): one upload or import, one row per
+    patient (the message holds a single patient); outcome 0 when every object was
+    accepted, 4 when some were, 8 when none was (one row without a patient)."""
+    accepted = [r for r in results if r.ok]
+    outcome = (
+        Outcome.SUCCESS
+        if len(accepted) == len(results)
+        else Outcome.MINOR_FAILURE
+        if accepted
+        else Outcome.SERIOUS_FAILURE
+    )
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    studies = Study.objects.select_related("patient").filter(
+        study_instance_uid__in={r.study_instance_uid for r in accepted}
+    )
+    by_patient: dict[PatientRef | None, list[str]] = {}
+    for study in studies:
+        by_patient.setdefault(PatientRef.of(study), []).append(study.study_instance_uid)
+    for patient, uids in by_patient.items() or [(None, [])]:
+        _record(
+            request,
+            Event.INSTANCES_TRANSFERRED,
+            Action.CREATE,
+            outcome,
+            patient=patient,
+            study_uids=sorted(uids),
+            count=sum(1 for r in accepted if r.study_instance_uid in uids),
+            detail=counts,
+            user=user,
+        )
+
+
+def record_audit_log_used(request: HttpRequest, patient: PatientRef, *, outcome: int) -> None:
+    """A.5.3.2 Audit Log Used (110101, R): someone read (or was refused) ``patient``'s trail."""
+    _record(request, Event.AUDIT_LOG_USED, Action.READ, outcome, patient=patient)
+
+
+def events_for_patient(patient_id: str, issuer: str | None = None) -> AuditEventQuerySet:
+    """Every record about this patient, newest first (any issuer when ``issuer`` is None)."""
+    events = AuditEvent.objects.filter(patient_id=patient_id)
+    if issuer is not None:
+        events = events.filter(issuer_of_patient_id=issuer)
+    return events.order_by("-recorded_at", "-id")
+
+
+# Django's authentication signals (connected in viewer.apps).
+
+
+def on_user_logged_in(
+    sender: Any, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any
+) -> None:
+    try:
+        record_login(
+            request, user_id(request, user), outcome=Outcome.SUCCESS, channel=channel(request)
+        )
+    except AuditUnavailable:
+        # No session without its record. Django saves no session on a 5xx answer; undo
+        # the log-in here as well, so that nothing of it outlives this request.
+        if request is not None and hasattr(request, "session"):
+            request.session.flush()
+            request.user = AnonymousUser()
+        raise
+
+
+def on_user_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    claimed = credentials.get("username", "")
+    record_login(
+        request,
+        claimed if isinstance(claimed, str) else "",
+        outcome=Outcome.MINOR_FAILURE,
+        channel=channel(request),
+    )
+
+
+def on_user_logged_out(
+    sender: Any,
+    request: HttpRequest | None,
+    user: AbstractBaseUser | AnonymousUser | None,
+    **kwargs: Any,
+) -> None:
+    try:
+        record_logout(request, user)
+    except AuditUnavailable:
+        # Logging out must work even then: it ends access, it reveals nothing.
+        log.warning("audit: a logout went unrecorded")
