@@ -117,6 +117,36 @@ class SessionHandoff(models.Model):
     code_sha256 = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey("auth.User", on_delete=models.CASCADE)
     expires_at = models.DateTimeField(db_index=True)
+    channel = models.CharField(
+        max_length=8, default="direct", help_text="how the popup signed in: sso or direct"
+    )
 
     def __str__(self) -> str:
         return f"sign-in handoff {self.pk}"
+
+
+class SsoIdentity(models.Model):
+    """The OpenID Connect identity (``iss`` + ``sub``) behind a Loupe account made by SSO.
+
+    This pair, not the username, is who the user is: the audit trail's UserID (DICOM PS3.15
+    A.5.3.6, Active Participant *UserID*) is ``<issuer>|<subject>`` (``user_id_text``)."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="sso_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "SSO identity"
+        verbose_name_plural = "SSO identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id_text
+
+    @property
+    def user_id_text(self) -> str:
+        return f"{self.issuer}|{self.subject}"

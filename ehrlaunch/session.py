@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
 from ehrlaunch.models import SessionHandoff
-from viewer.access import Scope, bind_scope, patients_filter, visible_studies
+from viewer.access import (
+    CHANNELS,
+    SESSION_CHANNEL,
+    SESSION_SCOPE,
+    Scope,
+    bind_scope,
+    patients_filter,
+    visible_studies,
+)
 from viewer.models import Series, Study
 
 HANDOFF_LIFETIME = dt.timedelta(seconds=60)
@@ -112,12 +120,18 @@ def _digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def create_handoff(user: User) -> str:
-    """A one-time code (60 s) that hands a login made in a popup to the EHR's frame."""
+def create_handoff(user: User, channel: str = "direct") -> str:
+    """A one-time code (60 s) that hands a login made in a popup to the EHR's frame.
+
+    ``channel`` is how the popup signed in (``sso`` or ``direct``); the frame's session
+    gets the same, so the audit trail says how the user came in."""
     code = secrets.token_urlsafe(32)
     SessionHandoff.objects.filter(expires_at__lt=timezone.now()).delete()
     SessionHandoff.objects.create(
-        code_sha256=_digest(code), user_id=user.pk, expires_at=timezone.now() + HANDOFF_LIFETIME
+        code_sha256=_digest(code),
+        user_id=user.pk,
+        expires_at=timezone.now() + HANDOFF_LIFETIME,
+        channel=channel if channel in ("sso", "direct") else "direct",
     )
     return code
 
@@ -138,6 +152,8 @@ def redeem_handoff(request: HttpRequest, code: str) -> None:
                 status=403,
                 advice="Sign in again.",
             )
-        user = handoff.user
+        user, channel = handoff.user, handoff.channel
         handoff.delete()
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session.pop(SESSION_SCOPE, None)  # the popup's login carries no launch
+    request.session[SESSION_CHANNEL] = channel if channel in CHANNELS else "direct"

@@ -9,11 +9,12 @@ the address bar at once; the responses that carry it in their URL send
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -21,14 +22,26 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ehrlaunch import session
 from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
+from viewer.access import channel_of
 from viewer.middleware import embeddable
 
 SESSION_IID = "loupe_iid"
+HttpResponseT = TypeVar("HttpResponseT", bound=HttpResponseBase)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def keep_opener(response: HttpResponseT) -> HttpResponseT:
+    """No COOP isolation: a sign-in popup must keep ``window.opener`` (the EHR's frame).
+
+    Django sends ``Cross-Origin-Opener-Policy: same-origin`` by default; on the popup's
+    pages that severs the opener whenever the frame's top-level page (the EHR) is of
+    another origin, and the one-time code could never reach the frame."""
+    response["Cross-Origin-Opener-Policy"] = "unsafe-none"
     return response
 
 
@@ -109,16 +122,19 @@ def iid_continue(request: HttpRequest) -> HttpResponse:
 def popup_start(request: HttpRequest) -> HttpResponse:
     """First page of the sign-in popup: log in (SSO or password), then hand back a code."""
     done = reverse("ehrlaunch:popup-done")
-    return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}")
+    if request.user.is_authenticated:
+        return keep_opener(HttpResponseRedirect(done))
+    login_url = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}"
+    return keep_opener(_private(HttpResponseRedirect(login_url)))
 
 
 @require_GET
 def popup_done(request: HttpRequest) -> HttpResponse:
     """In the popup, after login: a one-time code posted to the opener (same origin only)."""
     if not request.user.is_authenticated:
-        return HttpResponseRedirect(reverse("ehrlaunch:popup-start"))
-    code = session.create_handoff(request.user)
-    return _private(render(request, "ehrlaunch/popup_done.html", {"code": code}))
+        return keep_opener(HttpResponseRedirect(reverse("ehrlaunch:popup-start")))
+    code = session.create_handoff(request.user, channel_of(request))
+    return keep_opener(_private(render(request, "ehrlaunch/popup_done.html", {"code": code})))
 
 
 @require_POST
