@@ -8,7 +8,10 @@ test may use either (the cross-site frame test serves the EHR from 127.0.0.1).
 
 from __future__ import annotations
 
+import html
+import http.server
 import json
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -125,3 +128,46 @@ def sso(settings: Any, idp: Server) -> Server:
     for name, value in sso_settings(sso_environment(idp)).items():
         setattr(settings, name, value)
     return idp
+
+
+class EhrChart:
+    """A stand-in EHR on its own site (http://127.0.0.1:<port>, Loupe being on localhost):
+    ``GET /chart`` is a chart page that frames ``frame_url``."""
+
+    def __init__(self) -> None:
+        self.frame_url = "about:blank"
+        chart = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = (
+                    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+                    "<title>Test EHR chart</title></head><body><h1>Test EHR: patient chart</h1>"
+                    f"<iframe id='loupe' title='Images' src='{html.escape(chart.frame_url)}' "
+                    "width='1100' height='620'></iframe></body></html>"
+                ).encode()
+                self.send_response(200 if self.path == "/chart" else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.origin}/chart"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ehr_chart() -> Iterator[EhrChart]:
+    chart = EhrChart()
+    yield chart
+    chart.stop()
