@@ -1,4 +1,5 @@
-"""Launch endpoints: signed EHR context, IHE Invoke Image Display, and the popup sign-in.
+"""Launch endpoints: signed EHR context, SMART App Launch, IHE Invoke Image Display, and the
+popup sign-in.
 
 Views stay thin: ``ehrlaunch.context`` parses and verifies, ``ehrlaunch.session`` opens
 the session; these turn the outcome into a redirect or a page the EHR's frame may show.
@@ -20,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ehrlaunch import session
+from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
 from viewer.access import channel_of
 from viewer.middleware import embeddable
@@ -71,6 +72,40 @@ def launch(request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated:
             logout(request)  # a failed launch never leaves an earlier patient's session open
         return refused(request, error)
+    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
+    return _private(HttpResponseRedirect(target, status=303))
+
+
+@require_GET
+@embeddable
+def smart_launch(request: HttpRequest) -> HttpResponse:
+    """``/ehrlaunch/smart?iss=&launch=``: SMART EHR launch; on to the EHR's authorize page.
+
+    Only a registered ``iss`` is contacted (``ehrlaunch.smart``)."""
+    iss, launch_id = request.GET.get("iss", ""), request.GET.get("launch", "")
+    try:
+        if not iss or not launch_id:
+            raise LaunchRefused("a SMART launch needs both iss and launch", code="smart_bad_launch")
+        authorize_url = smart.begin(request, smart.ehr_for_iss(iss), launch_id)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)  # a failed launch never leaves an earlier patient's session open
+        return refused(request, error)
+    return _private(HttpResponseRedirect(authorize_url, status=303))
+
+
+@require_GET
+@embeddable
+def smart_callback(request: HttpRequest) -> HttpResponse:
+    """The EHR's authorization server returns here: code -> token -> FHIR -> session."""
+    try:
+        context = smart.complete(request)
+        _scope, landing = session.open_launch_session(request, context)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)
+        return refused(request, error)
+    # AUDIT: audit.record_login(request, request.user, channel="ehr")  (after merge)
     target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
     return _private(HttpResponseRedirect(target, status=303))
 
