@@ -35,7 +35,7 @@ from viewer.models import Study
 from viewer.services import ingest
 
 MRN_SYSTEM = "urn:oid:2.16.840.1.113883.19.5"
-PATIENT = {
+PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
     "id": "pat-test1",
     "identifier": [
@@ -51,7 +51,7 @@ PATIENT = {
         },
     ],
 }
-IMAGING_STUDY = {
+IMAGING_STUDY: dict[str, Any] = {
     "resourceType": "ImagingStudy",
     "id": "is-2",
     "status": "available",
@@ -61,7 +61,10 @@ IMAGING_STUDY = {
         {"type": {"coding": [{"code": "ACSN"}]}, "value": "2345"},
     ],
 }
-RESOURCES = {"Patient/pat-test1": PATIENT, "ImagingStudy/is-2": IMAGING_STUDY}
+RESOURCES: dict[str, dict[str, Any]] = {
+    "Patient/pat-test1": PATIENT,
+    "ImagingStudy/is-2": IMAGING_STUDY,
+}
 # Addresses that are never contacted: an unregistered FHIR server, a "provider" on port 9.
 NOWHERE = "http://127.0.0.1:9"
 
