@@ -165,6 +165,33 @@ class LoupeOIDCBackend(OIDCAuthenticationBackend):
             raise SuspiciousOperation("the ID token was issued to another client (azp)")
         return payload
 
+    def retrieve_matching_jwk(self, token: str | bytes) -> Any:
+        """The provider's key for this token: by ``kid``, or its only RS256 signing key."""
+        response = requests.get(
+            self.OIDC_OP_JWKS_ENDPOINT,
+            verify=settings.OIDC_VERIFY_SSL,
+            timeout=settings.OIDC_TIMEOUT,
+            allow_redirects=False,
+        )
+        response.raise_for_status()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            keys = response.json().get("keys", [])
+            candidates = [
+                jwk
+                for jwk in keys
+                if isinstance(jwk, dict)
+                and jwk.get("kty") == "RSA"
+                and jwk.get("use", "sig") == "sig"
+                and jwk.get("alg", "RS256") == "RS256"
+                and (kid is None or jwk.get("kid") == kid)
+            ]
+            if len(candidates) != 1:
+                raise SuspiciousOperation("the provider's key set has no single key for this token")
+            return jwt.PyJWK(candidates[0])
+        except (ValueError, AttributeError, jwt.PyJWTError):
+            raise SuspiciousOperation("the provider's key set cannot be read") from None
+
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         if not token:
             raise SuspiciousOperation("the identity provider returned no ID token")
