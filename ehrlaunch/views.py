@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
-from viewer.access import channel_of
+from viewer.access import channel_of, scope_of
 from viewer.middleware import embeddable
 
 SESSION_IID = "loupe_iid"
@@ -157,16 +157,24 @@ def iid_continue(request: HttpRequest) -> HttpResponse:
 def popup_start(request: HttpRequest) -> HttpResponse:
     """First page of the sign-in popup: log in (SSO or password), then hand back a code."""
     done = reverse("ehrlaunch:popup-done")
-    if request.user.is_authenticated:
+    if _own_sign_in(request):
         return keep_opener(HttpResponseRedirect(done))
     login_url = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}"
     return keep_opener(_private(HttpResponseRedirect(login_url)))
 
 
+def _own_sign_in(request: HttpRequest) -> bool:
+    """A session the user signed in to themselves (SSO or password), not a launch's."""
+    return request.user.is_authenticated and scope_of(request) is None
+
+
 @require_GET
 def popup_done(request: HttpRequest) -> HttpResponse:
-    """In the popup, after login: a one-time code posted to the opener (same origin only)."""
-    if not request.user.is_authenticated:
+    """In the popup, after login: a one-time code posted to the opener (same origin only).
+
+    A launch-bound session (another patient's EHR launch in this browser) is never handed
+    over: the popup asks for a sign-in instead."""
+    if not _own_sign_in(request):
         return keep_opener(HttpResponseRedirect(reverse("ehrlaunch:popup-start")))
     code = session.create_handoff(request.user, channel_of(request))
     return keep_opener(_private(render(request, "ehrlaunch/popup_done.html", {"code": code})))

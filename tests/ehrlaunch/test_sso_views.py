@@ -158,3 +158,18 @@ def test_oidc_discover_prints_the_settings_from_the_provider(idp: Server) -> Non
         call_command("oidc_discover", idp.url.replace("127.0.0.1", "localhost"), stdout=out)
     with pytest.raises(CommandError, match="must be an https:// URL"):
         call_command("oidc_discover", "http://idp.example.org", stdout=out)
+
+
+def test_a_launch_bound_session_is_never_handed_to_a_frame(
+    client: Client, django_user_model: Any
+) -> None:
+    from viewer.access import SESSION_SCOPE, Scope
+
+    client.force_login(django_user_model.objects.create_user("ehr1:dr-x"))
+    session = client.session
+    session[SESSION_SCOPE] = Scope(
+        role="clinician", channel="ehr", patients=(("P1", ""),)
+    ).as_session()
+    session.save()
+    assert client.get("/ehrlaunch/popup/start")["Location"].startswith("/login/")
+    assert client.get("/ehrlaunch/popup/done")["Location"] == "/ehrlaunch/popup/start"
