@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from ehrlaunch.context import LaunchRefused
+from ehrlaunch.context import ASK_AGAIN, LaunchRefused
 from ehrlaunch.views import keep_opener, refused
 from viewer.access import SESSION_CHANNEL, SESSION_SCOPE, channel_of
 
@@ -126,7 +126,8 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
         return keep_opener(_no_store(response))
 
     def _refuse(self, error: LaunchRefused) -> HttpResponse:
-        error.advice = TRY_AGAIN
+        if error.advice == ASK_AGAIN:  # the launch default; this is a direct sign-in
+            error.advice = TRY_AGAIN
         return keep_opener(refused(self.request, error))
 
     def login_success(self) -> HttpResponse:
