@@ -66,7 +66,9 @@ def test_an_iid_launch_in_a_cross_site_frame_signs_in_through_a_popup(
 
     # The popup posts its one-time code to the frame and closes; the frame redeems it for
     # a session of its own and continues the launch to the study.
-    expect(frame.locator(".viewport.active .overlay.bottom-left")).to_contain_text("Im 1/1")
+    expect(frame.locator(".viewport.active .overlay.bottom-left")).to_contain_text(
+        "Im 1/1", timeout=20_000
+    )
     page.screenshot(path=str(artifacts_dir / "popup-frame-study-open.png"))
     loupe_frame = next(f for f in page.frames if f.parent_frame is not None)
     assert loupe_frame.url == f"{live_server.url}/viewer/{STUDY_UID}/"

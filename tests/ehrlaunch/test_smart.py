@@ -146,7 +146,7 @@ def test_a_smart_launch_opens_the_study_bound_to_the_patient(
     page.goto(launch_url(live_server, fhir, new_launch(idp, fhir)))
     sign_in_at_provider(page, idp, "cli")  # a Practitioner: clinician at this EHR
 
-    expect(page).to_have_url(f"{live_server.url}/viewer/2.3.4/")
+    expect(page).to_have_url(f"{live_server.url}/viewer/2.3.4/", timeout=20_000)
     expect(page.locator(".viewport.active .overlay.bottom-left")).to_contain_text("Im 1/1")
     page.screenshot(path=str(artifacts_dir / "smart-launch-study.png"))
     assert fhir.requests == [
@@ -189,7 +189,8 @@ def test_a_fhir_server_refusing_the_token_ends_on_an_error_page(
     page.goto(launch_url(live_server, fhir, new_launch(idp, fhir)))
     sign_in_at_provider(page, idp, "cli")
     expect(page.locator(".error-page")).to_contain_text(
-        "refused Loupe's access token (HTTP 401) when reading the launch's Patient"
+        "refused Loupe's access token (HTTP 401) when reading the launch's Patient",
+        timeout=20_000,
     )
     assert responses == [403]
     page.screenshot(path=str(artifacts_dir / "smart-launch-fhir-401.png"))
