@@ -52,7 +52,7 @@ def sso_login(page: Page, live_server: Any, idp: Server, username: str) -> None:
     expect(page).to_have_url(f"{live_server.url}/login/?next=/")
     page.click("#sso-signin")
     sign_in_at_provider(page, idp, username)
-    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page).to_have_url(f"{live_server.url}/", timeout=20_000)
 
 
 def test_a_direct_visit_signs_in_through_the_provider(
@@ -81,7 +81,7 @@ def test_a_direct_visit_signs_in_through_the_provider(
     assert before  # the sign-in's state, nonce and verifier are in this session
     sign_in_at_provider(page, sso, "rad")
 
-    expect(page.locator("p.count")).to_have_text("2 studies")  # a radiologist sees all
+    expect(page.locator("p.count")).to_have_text("2 studies", timeout=20_000)  # sees all
     expect(page.locator(".topbar .user")).to_have_text("oidc:u-1001")
     page.screenshot(path=str(artifacts_dir / "sso-worklist-radiologist.png"))
     after = session_cookie(page.context, live_server.url)
