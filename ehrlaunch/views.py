@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -174,9 +175,10 @@ def popup_done(request: HttpRequest) -> HttpResponse:
 
     A launch-bound session (another patient's EHR launch in this browser) is never handed
     over: the popup asks for a sign-in instead."""
-    if not _own_sign_in(request):
+    user = request.user
+    if not _own_sign_in(request) or not isinstance(user, User):
         return keep_opener(HttpResponseRedirect(reverse("ehrlaunch:popup-start")))
-    code = session.create_handoff(request.user, channel_of(request))
+    code = session.create_handoff(user, channel_of(request))
     return keep_opener(_private(render(request, "ehrlaunch/popup_done.html", {"code": code})))
 
 
