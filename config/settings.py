@@ -28,6 +28,19 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_LOCAL_ACCOUNT_ROLE | radiologist | role of a password account in no role group ("" = none) |
 | LOUPE_TRUSTED_PROXIES | (none) | comma-separated proxy IPs whose X-Forwarded-For names the client (audit trail) |
 | LOUPE_AUDIT_SOURCE_ID | loupe | the audit source (observer) named in FHIR AuditEvent exports |
+| LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
+| LOUPE_OIDC_CLIENT_ID | required with SSO | Loupe's client at the provider (confidential) |
+| LOUPE_OIDC_CLIENT_SECRET | required with SSO | its secret |
+| LOUPE_OIDC_AUTHORIZATION_ENDPOINT | required with SSO | `manage.py oidc_discover <issuer>` prints these four |
+| LOUPE_OIDC_TOKEN_ENDPOINT | required with SSO | |
+| LOUPE_OIDC_USERINFO_ENDPOINT | required with SSO | |
+| LOUPE_OIDC_JWKS_URI | required with SSO | the provider's RS256 keys |
+| LOUPE_OIDC_END_SESSION_ENDPOINT | (none) | RP-initiated logout at the provider after Loupe's logout |
+| LOUPE_OIDC_SCOPES | openid profile email | scopes asked for (add the one that releases roles, e.g. roles) |
+| LOUPE_OIDC_ROLES_CLAIM | roles | claim holding the user's roles; a dotted path reaches nested ones (realm_access.roles) |
+| LOUPE_OIDC_ROLE_MAP | radiologist=radiologist,clinician=clinician,administrator=administrator | claim value=Loupe role, comma-separated; unmapped values give no role |
+| LOUPE_OIDC_TOKEN_AUTH | basic | client authentication at the token endpoint: basic or post |
+| LOUPE_OIDC_TIMEOUT | 10 | seconds for each call to the provider |
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from config.environment import (
     env_list,
     env_str,
 )
+from config.sso import sso_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -169,6 +183,39 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "worklist"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on (config/sso.py; ehrlaunch/auth.py maps claims to a user and roles). The
+# OIDC backend answers only on its callback with a state, nonce and PKCE verifier.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "ehrlaunch.auth.LoupeOIDCBackend",
+]
+_SSO = sso_settings()
+LOUPE_OIDC_ENABLED: bool = _SSO["LOUPE_OIDC_ENABLED"]
+LOUPE_OIDC_ISSUER: str = _SSO["LOUPE_OIDC_ISSUER"]
+LOUPE_OIDC_ROLES_CLAIM: str = _SSO["LOUPE_OIDC_ROLES_CLAIM"]
+LOUPE_OIDC_ROLE_MAP: dict[str, str] = _SSO["LOUPE_OIDC_ROLE_MAP"]
+LOUPE_OIDC_END_SESSION_ENDPOINT: str = _SSO["LOUPE_OIDC_END_SESSION_ENDPOINT"]
+OIDC_RP_CLIENT_ID: str = _SSO["OIDC_RP_CLIENT_ID"]
+OIDC_RP_CLIENT_SECRET: str = _SSO["OIDC_RP_CLIENT_SECRET"]
+OIDC_OP_AUTHORIZATION_ENDPOINT: str = _SSO["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+OIDC_OP_TOKEN_ENDPOINT: str = _SSO["OIDC_OP_TOKEN_ENDPOINT"]
+OIDC_OP_USER_ENDPOINT: str = _SSO["OIDC_OP_USER_ENDPOINT"]
+OIDC_OP_JWKS_ENDPOINT: str = _SSO["OIDC_OP_JWKS_ENDPOINT"]
+OIDC_RP_SIGN_ALGO: str = _SSO["OIDC_RP_SIGN_ALGO"]
+OIDC_RP_SCOPES: str = _SSO["OIDC_RP_SCOPES"]
+OIDC_USE_PKCE: bool = _SSO["OIDC_USE_PKCE"]
+OIDC_PKCE_CODE_CHALLENGE_METHOD: str = _SSO["OIDC_PKCE_CODE_CHALLENGE_METHOD"]
+OIDC_PKCE_CODE_VERIFIER_SIZE: int = _SSO["OIDC_PKCE_CODE_VERIFIER_SIZE"]
+OIDC_USE_NONCE: bool = _SSO["OIDC_USE_NONCE"]
+OIDC_STATE_SIZE: int = _SSO["OIDC_STATE_SIZE"]
+OIDC_NONCE_SIZE: int = _SSO["OIDC_NONCE_SIZE"]
+OIDC_STORE_ACCESS_TOKEN: bool = _SSO["OIDC_STORE_ACCESS_TOKEN"]
+OIDC_STORE_ID_TOKEN: bool = _SSO["OIDC_STORE_ID_TOKEN"]
+OIDC_CREATE_USER: bool = _SSO["OIDC_CREATE_USER"]
+OIDC_VERIFY_SSL: bool = _SSO["OIDC_VERIFY_SSL"]
+OIDC_TIMEOUT: int = _SSO["OIDC_TIMEOUT"]
+OIDC_TOKEN_USE_BASIC_AUTH: bool = _SSO["OIDC_TOKEN_USE_BASIC_AUTH"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

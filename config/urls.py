@@ -1,10 +1,13 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from ehrlaunch import signin
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", signin.LoginView.as_view(), name="login"),
+    path("logout/", signin.logout, name="logout"),
+    path("oidc/authenticate/", signin.SsoStartView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", signin.SsoCallbackView.as_view(), name="oidc_authentication_callback"),
     path("admin/", admin.site.urls),
     path("api/", include("viewer.api.urls")),
     path("ehrlaunch/", include("ehrlaunch.urls")),

@@ -289,6 +289,12 @@ def _ehr_for(token: str) -> EhrSystem:
 
 def _key_for(ehr: EhrSystem, token: str) -> Any:
     if ehr.algorithm == "HS256":
+        if len(ehr.shared_secret) < 32:  # e.g. an EHR registered for SMART launches only
+            raise LaunchRefused(
+                "this EHR has no launch secret registered with Loupe",
+                code="launch_bad_signature",
+                status=403,
+            )
         return ehr.shared_secret
     kid = jwt.get_unverified_header(token).get("kid")
     keys = jwt.PyJWKSet.from_dict(ehr.jwks or {"keys": []}).keys

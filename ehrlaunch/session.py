@@ -20,7 +20,14 @@ from django.utils import timezone
 
 from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
 from ehrlaunch.models import SessionHandoff
-from viewer.access import Scope, bind_scope, patients_filter, visible_studies
+from viewer.access import (
+    CHANNELS,
+    SESSION_SCOPE,
+    Scope,
+    bind_scope,
+    patients_filter,
+    visible_studies,
+)
 from viewer.models import Series, Study
 from viewer.services import audit
 
@@ -68,16 +75,29 @@ def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[S
     return scope, landing
 
 
-def log_in(request: HttpRequest, user: User, *, channel: str, alternative_user: str = "") -> None:
+def log_in(
+    request: HttpRequest,
+    user: User,
+    *,
+    channel: str,
+    alternative_user: str = "",
+    subject: str = "",
+    backend: str = "django.contrib.auth.backends.ModelBackend",
+) -> None:
     """``login()`` (which rotates the session key) with how the user came in, so that the
-    login's audit record (written by the user_logged_in signal) names the channel.
+    login's audit record (written by the user_logged_in signal) names the channel, the EHR's
+    user (``alternative_user``) and an SSO user's ``iss|sub`` (``subject``).
 
-    Another user's session is flushed first: a launch never inherits an earlier one."""
+    Another user's session is flushed first: a login never inherits an earlier one."""
     if request.session.get(SESSION_KEY) not in (None, str(user.pk)):
         request.session.flush()
     request.session[audit.SESSION_CHANNEL] = channel
     request.session[audit.SESSION_ALTERNATIVE_USER] = alternative_user
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if subject:
+        request.session[audit.SESSION_SUBJECT] = subject
+    else:
+        request.session.pop(audit.SESSION_SUBJECT, None)
+    login(request, user, backend=backend)
 
 
 def _landing_study(context: LaunchContext) -> Study | None:
@@ -125,12 +145,18 @@ def _digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def create_handoff(user: User) -> str:
-    """A one-time code (60 s) that hands a login made in a popup to the EHR's frame."""
+def create_handoff(user: User, channel: str = "direct") -> str:
+    """A one-time code (60 s) that hands a login made in a popup to the EHR's frame.
+
+    ``channel`` is how the popup signed in (``sso`` or ``direct``); the frame's session
+    gets the same, so the audit trail says how the user came in."""
     code = secrets.token_urlsafe(32)
     SessionHandoff.objects.filter(expires_at__lt=timezone.now()).delete()
     SessionHandoff.objects.create(
-        code_sha256=_digest(code), user_id=user.pk, expires_at=timezone.now() + HANDOFF_LIFETIME
+        code_sha256=_digest(code),
+        user_id=user.pk,
+        expires_at=timezone.now() + HANDOFF_LIFETIME,
+        channel=channel if channel in ("sso", "direct") else "direct",
     )
     return code
 
@@ -151,6 +177,14 @@ def redeem_handoff(request: HttpRequest, code: str) -> None:
                 status=403,
                 advice="Sign in again.",
             )
-        user = handoff.user
+        user, channel = handoff.user, handoff.channel
         handoff.delete()
-    log_in(request, user, channel=audit.channel(request))
+    from ehrlaunch.auth import sso_user_id  # the OIDC backend module; imported when used
+
+    log_in(
+        request,
+        user,
+        channel=channel if channel in CHANNELS else "direct",
+        subject=sso_user_id(user) or "",
+    )
+    request.session.pop(SESSION_SCOPE, None)  # the popup's login carries no launch

@@ -1,4 +1,5 @@
-"""Launch endpoints: signed EHR context, IHE Invoke Image Display, and the popup sign-in.
+"""Launch endpoints: signed EHR context, SMART App Launch, IHE Invoke Image Display, and the
+popup sign-in.
 
 Views stay thin: ``ehrlaunch.context`` parses and verifies, ``ehrlaunch.session`` opens
 the session; these turn the outcome into a redirect or a page the EHR's frame may show.
@@ -9,27 +10,42 @@ the address bar at once; the responses that carry it in their URL send
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ehrlaunch import session
-from ehrlaunch.context import LaunchRefused, parse_iid, verify_signed_launch
+from ehrlaunch import session, smart
+from ehrlaunch.context import LaunchContext, LaunchRefused, parse_iid, verify_signed_launch
+from viewer.access import Scope, channel_of, scope_of
 from viewer.middleware import embeddable
+from viewer.models import Study
 from viewer.services import audit
 
 SESSION_IID = "loupe_iid"
+HttpResponseT = TypeVar("HttpResponseT", bound=HttpResponseBase)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def keep_opener(response: HttpResponseT) -> HttpResponseT:
+    """No COOP isolation: a sign-in popup must keep ``window.opener`` (the EHR's frame).
+
+    Django sends ``Cross-Origin-Opener-Policy: same-origin`` by default; on the popup's
+    pages that severs the opener whenever the frame's top-level page (the EHR) is of
+    another origin, and the one-time code could never reach the frame."""
+    response["Cross-Origin-Opener-Policy"] = "unsafe-none"
     return response
 
 
@@ -40,6 +56,20 @@ def refused(request: HttpRequest, error: LaunchRefused) -> HttpResponse:
 
 def _viewer_url(study_uid: str) -> str:
     return reverse("viewer", args=[study_uid])
+
+
+def _audit_launch(
+    request: HttpRequest, context: LaunchContext, scope: Scope, landing: Study | None
+) -> None:
+    audit.record_launch(
+        request,
+        session.user_for_launch(context),
+        patient=audit.PatientRef(*scope.patients[0]),
+        study_uids=[landing.study_instance_uid] if landing else list(scope.studies),
+        channel="ehr",
+        outcome=audit.Outcome.SUCCESS,
+        alternative_user_id=context.user,
+    )
 
 
 @csrf_exempt  # the EHR posts cross-site; the signed token is the proof, and it is single-use
@@ -60,15 +90,42 @@ def launch(request: HttpRequest) -> HttpResponse:
             logout(request)  # a failed launch never leaves an earlier patient's session open
         audit.record_launch_refused(request, channel="ehr", reason=error.code)
         return refused(request, error)
-    audit.record_launch(
-        request,
-        session.user_for_launch(context),
-        patient=audit.PatientRef(*scope.patients[0]),
-        study_uids=[landing.study_instance_uid] if landing else list(scope.studies),
-        channel="ehr",
-        outcome=audit.Outcome.SUCCESS,
-        alternative_user_id=context.user,
-    )
+    _audit_launch(request, context, scope, landing)
+    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
+    return _private(HttpResponseRedirect(target, status=303))
+
+
+@require_GET
+@embeddable
+def smart_launch(request: HttpRequest) -> HttpResponse:
+    """``/ehrlaunch/smart?iss=&launch=``: SMART EHR launch; on to the EHR's authorize page.
+
+    Only a registered ``iss`` is contacted (``ehrlaunch.smart``)."""
+    iss, launch_id = request.GET.get("iss", ""), request.GET.get("launch", "")
+    try:
+        if not iss or not launch_id:
+            raise LaunchRefused("a SMART launch needs both iss and launch", code="smart_bad_launch")
+        authorize_url = smart.begin(request, smart.ehr_for_iss(iss), launch_id)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)  # a failed launch never leaves an earlier patient's session open
+        return refused(request, error)
+    return _private(HttpResponseRedirect(authorize_url, status=303))
+
+
+@require_GET
+@embeddable
+def smart_callback(request: HttpRequest) -> HttpResponse:
+    """The EHR's authorization server returns here: code -> token -> FHIR -> session."""
+    try:
+        context = smart.complete(request)
+        scope, landing = session.open_launch_session(request, context)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)
+        audit.record_launch_refused(request, channel="ehr", reason=error.code)
+        return refused(request, error)
+    _audit_launch(request, context, scope, landing)
     target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
     return _private(HttpResponseRedirect(target, status=303))
 
@@ -120,16 +177,28 @@ def iid_continue(request: HttpRequest) -> HttpResponse:
 def popup_start(request: HttpRequest) -> HttpResponse:
     """First page of the sign-in popup: log in (SSO or password), then hand back a code."""
     done = reverse("ehrlaunch:popup-done")
-    return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}")
+    if _own_sign_in(request):
+        return keep_opener(HttpResponseRedirect(done))
+    login_url = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': done})}"
+    return keep_opener(_private(HttpResponseRedirect(login_url)))
+
+
+def _own_sign_in(request: HttpRequest) -> bool:
+    """A session the user signed in to themselves (SSO or password), not a launch's."""
+    return request.user.is_authenticated and scope_of(request) is None
 
 
 @require_GET
 def popup_done(request: HttpRequest) -> HttpResponse:
-    """In the popup, after login: a one-time code posted to the opener (same origin only)."""
-    if not request.user.is_authenticated:
-        return HttpResponseRedirect(reverse("ehrlaunch:popup-start"))
-    code = session.create_handoff(request.user)
-    return _private(render(request, "ehrlaunch/popup_done.html", {"code": code}))
+    """In the popup, after login: a one-time code posted to the opener (same origin only).
+
+    A launch-bound session (another patient's EHR launch in this browser) is never handed
+    over: the popup asks for a sign-in instead."""
+    user = request.user
+    if not _own_sign_in(request) or not isinstance(user, User):
+        return keep_opener(HttpResponseRedirect(reverse("ehrlaunch:popup-start")))
+    code = session.create_handoff(user, channel_of(request))
+    return keep_opener(_private(render(request, "ehrlaunch/popup_done.html", {"code": code})))
 
 
 @require_POST

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Install what the tests need (Debian's chromium, PostgreSQL, Orthanc, dcmtk, fonts;
 # Python packages in .venv), then lint, type-check and run the whole suite.
-# PostgreSQL and Orthanc are started by the test fixtures on private loopback ports.
+# PostgreSQL, Orthanc and the test OpenID provider (node, tests/idp) are started by the
+# test fixtures on private loopback ports.
 # Screenshots and other artifacts land in ./test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 apt_install chromium postgresql orthanc orthanc-dicomweb dcmtk fonts-wqy-zenhei ca-certificates
+command -v npm >/dev/null || apt_install nodejs npm
 ensure_venv requirements-dev.txt
+echo "== npm ci (tests/idp: the OpenID provider the SSO and SMART tests run against)"
+(cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
 export LOUPE_TEST_ARTIFACTS="${LOUPE_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 mkdir -p "$LOUPE_TEST_ARTIFACTS"
 

@@ -1,4 +1,4 @@
-"""Real servers on loopback for tests and benchmarks: PostgreSQL and Orthanc.
+"""Real servers on loopback for tests and benchmarks: PostgreSQL, Orthanc, an OpenID provider.
 
 Each starter picks a free port, keeps all state under a temporary folder, waits until
 the server answers, and returns a handle whose ``stop()`` ends exactly the process it
@@ -17,10 +17,13 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PG_BIN = Path(os.environ.get("LOUPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ORTHANC_BIN = Path(os.environ.get("LOUPE_ORTHANC_BIN", "/usr/sbin/Orthanc"))
 ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+IDP_DIR = Path(__file__).resolve().parent / "idp"
+NODE_BIN = os.environ.get("LOUPE_NODE", "node")
 
 
 def free_port() -> int:
@@ -39,6 +42,15 @@ def postgres_available() -> str | None:
 def orthanc_available() -> str | None:
     if not ORTHANC_BIN.exists():
         return f"Orthanc not found at {ORTHANC_BIN} (apt-get install orthanc orthanc-dicomweb)"
+    return None
+
+
+def oidc_provider_available() -> str | None:
+    """None when the test OpenID provider can run here, else the reason it cannot."""
+    if shutil.which(NODE_BIN) is None:
+        return f"node not found ({NODE_BIN}; apt-get install nodejs npm)"
+    if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
+        return f"oidc-provider is not installed: run `npm ci` in {IDP_DIR} (scripts/test.sh does)"
     return None
 
 
@@ -186,3 +198,39 @@ def start_orthanc(*, dicomweb: bool = True) -> Server:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("Orthanc did not answer within 30 s")
+
+
+def start_oidc_provider(*, clients: list[dict[str, Any]], users: list[dict[str, Any]]) -> Server:
+    """Start the test OpenID provider (tests/idp/provider.mjs, npm oidc-provider) on loopback.
+
+    ``clients`` are oidc-provider client metadata (client_id, client_secret, redirect_uris
+    ...); ``users`` are {"username", "password", "claims": {"sub", ...}}. Keys, sessions and
+    codes live in the node process's memory. The issuer is ``Server.url``."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-idp-"))
+    port = free_port()
+    (root / "config.json").write_text(
+        json.dumps({"port": port, "clients": clients, "users": users})
+    )
+    log = open(root / "provider.log", "wb")
+    process = subprocess.Popen(
+        [NODE_BIN, str(IDP_DIR / "provider.mjs"), str(root / "config.json")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=IDP_DIR,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            discovery = f"{url}/.well-known/openid-configuration"
+            with urllib.request.urlopen(discovery, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return Server(process, root, port, url)
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the OpenID provider exited: {(root / 'provider.log').read_text()}"
+                ) from None
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the OpenID provider did not answer within 30 s")
