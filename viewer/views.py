@@ -50,4 +50,4 @@ def upload(request: HttpRequest) -> HttpResponse:
 def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     """The image viewer; it loads the study through ``/api/studies/<uid>``."""
     found = get_object_or_404(Study, study_instance_uid=study_instance_uid)
-    return render(request, "viewer/viewer.html", {"study": found})
+    return render(request, "viewer/viewer.html", {"study": found, "studies": [found]})

@@ -1,0 +1,43 @@
+"""What the viewer's browser tests share: the user's password, selectors, logging in."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import Page
+
+PASSWORD = "a-long-e2e-password-42"
+ACTIVE = ".viewport.active"
+CANVAS = f"{ACTIVE} canvas"
+MESSAGE = f"{ACTIVE} .viewport-message"
+TOP_RIGHT = f"{ACTIVE} .overlay.top-right"
+BOTTOM_LEFT = f"{ACTIVE} .overlay.bottom-left"
+BOTTOM_RIGHT = f"{ACTIVE} .overlay.bottom-right"
+
+
+def log_in(page: Page, live_server: Any) -> None:
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "radiologist")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def log_in_and_open(page: Page, live_server: Any) -> None:
+    """Log in and open the first study of the worklist in the viewer."""
+    log_in(page, live_server)
+    page.locator("a.open").first.click()
+
+
+def canvas_pixels(page: Page, selector: str = CANVAS) -> np.ndarray:
+    """The canvas as the screen shows it (overlays included), grey levels."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("L"))
+
+
+def edge_letters(page: Page, viewport: str = ACTIVE) -> dict[str, str]:
+    return {
+        edge: page.locator(f"{viewport} .orientation.{edge}").inner_text()
+        for edge in ("left", "right", "top", "bottom")
+    }
