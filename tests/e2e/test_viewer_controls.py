@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.viewer_pages import ACTIVE, BOTTOM_LEFT, log_in_and_open
+from tests.e2e.viewer_pages import (
+    ACTIVE,
+    BOTTOM_LEFT,
+    BOTTOM_RIGHT,
+    CANVAS,
+    canvas_pixels,
+    log_in_and_open,
+)
 from viewer.models import Instance
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,3 +72,84 @@ def test_help_panel_lists_every_shortcut_and_gesture_from_the_one_table(
     page.keyboard.press("w")
     expect(page.locator("[data-action=tool-windowLevel]")).to_have_attribute("aria-pressed", "true")
     context.close()
+
+
+def js_round(text: str) -> int:
+    """JavaScript's Math.round: halves go up."""
+    return math.floor(float(text) + 0.5)
+
+
+def settled_window(page: Page) -> str:
+    """The overlay's "W … L …" once the exact render for it is on the canvas (pointer
+    moves arrive once per animation frame, so a drag ends a little after its last event)."""
+    for _ in range(100):
+        shown = page.locator(BOTTOM_RIGHT).inner_text().splitlines()[0]
+        url = page.locator(CANVAS).get_attribute("data-url") or ""
+        found = re.search(r"window=(-?[\d.]+)%2C([\d.]+)", url)
+        if found and shown == f"W {js_round(found[2])} L {js_round(found[1])}":
+            return shown
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the window in the overlay ({shown}) was never rendered ({url})")
+
+
+def zoom_in_overlay(page: Page) -> float:
+    text = page.locator(BOTTOM_RIGHT).inner_text()
+    return float(re.search(r"Zoom ([\d.]+)", text).group(1))  # type: ignore[union-attr]
+
+
+def test_touch_one_finger_windows_two_fingers_pinch_and_pan(
+    page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
+) -> None:
+    """Real touch input through the DevTools protocol (Input.dispatchTouchEvent), which
+    Chromium turns into Pointer Events of type "touch" as a tablet would."""
+    page.set_viewport_size({"width": 1024, "height": 768})
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")
+    cdp = page.context.new_cdp_session(page)
+    box = page.locator(ACTIVE).bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def touch(kind: str, points: list[tuple[float, float]]) -> None:
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {
+                "type": kind,
+                "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)],
+            },
+        )
+
+    # One finger: the active tool, window/level.
+    touch("touchStart", [(cx, cy)])
+    for step in range(1, 9):
+        touch("touchMove", [(cx + 10 * step, cy + 5 * step)])
+    touch("touchEnd", [])
+    expect(page.locator(BOTTOM_RIGHT)).not_to_contain_text("W 1500 L -500")
+    window = settled_window(page)
+
+    # Two fingers spreading from 100 to 300 px apart: three times the magnification.
+    fitted = zoom_in_overlay(page)
+    touch("touchStart", [(cx - 50, cy), (cx + 50, cy)])
+    for step in range(1, 11):
+        touch("touchMove", [(cx - 50 - 10 * step, cy), (cx + 50 + 10 * step, cy)])
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(200)
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text(window)  # a pinch is not a window drag
+    pinched = zoom_in_overlay(page)
+    assert pinched == pytest.approx(3 * fitted, rel=0.03)
+    page.keyboard.press("o")
+    before = canvas_pixels(page).astype(int)
+    # Both fingers move 80 px right together: the image pans with them, no zoom.
+    for step in range(1, 9):
+        touch("touchMove", [(cx - 150 + 10 * step, cy), (cx + 150 + 10 * step, cy)])
+    touch("touchEnd", [])
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(200)
+    after = canvas_pixels(page).astype(int)
+    page.keyboard.press("o")
+    assert zoom_in_overlay(page) == pytest.approx(pinched, rel=0.001)
+    moved = float(np.abs(after[:, 120:-120] - before[:, 40:-200]).mean())
+    still = float(np.abs(after[:, 120:-120] - before[:, 120:-120]).mean())
+    assert moved < 0.3 * still
+    page.screenshot(path=str(artifacts_dir / "viewer-touch-pinch.png"))

@@ -296,6 +296,11 @@ export class StackViewport {
     if (!level) return;
     const size = 2 ** level.level; // image pixels per tile pixel
     const span = instance.tiles.size * size;
+    // Tiles overlap by one device pixel so no antialiased seam shows between them; when
+    // magnified, pixels are drawn as squares (smoothing would blend each tile's edge
+    // with nothing and draw a faint grid).
+    const overlap = 1 / scale;
+    this.context.imageSmoothingEnabled = scale < 1;
     for (const { column, row } of tilesInView(view, canvas, level, instance.tiles.size)) {
       const url = tileUrl(instance, frame, level.level, column, row, this.window);
       const tile = this.ready.get(url);
@@ -304,8 +309,8 @@ export class StackViewport {
           tile,
           column * span,
           row * span,
-          tile.naturalWidth * size,
-          tile.naturalHeight * size,
+          tile.naturalWidth * size + overlap,
+          tile.naturalHeight * size + overlap,
         );
       } else {
         this.load(url).then(() => this.requestDraw(), () => {});
