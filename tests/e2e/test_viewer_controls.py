@@ -153,3 +153,64 @@ def test_touch_one_finger_windows_two_fingers_pinch_and_pan(
     still = float(np.abs(after[:, 120:-120] - before[:, 120:-120]).mean())
     assert moved < 0.3 * still
     page.screenshot(path=str(artifacts_dir / "viewer-touch-pinch.png"))
+
+
+def test_ct_presets_are_an_editable_table_saved_in_the_browser(
+    page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    options = page.locator("#preset option")
+    for name in ("Brain (40/80)", "Lung (-600/1500)", "Liver (90/150)"):
+        expect(options.filter(has_text=name)).to_have_count(1)
+    page.click("#edit-presets")
+    editor = page.locator("#preset-editor")
+    expect(editor).to_be_visible()
+    expect(editor).to_contain_text("Saved in this browser only")
+    rows = editor.locator("tbody tr")
+    expect(rows).to_have_count(6)
+    brain, lung, liver = rows.nth(0), rows.nth(2), rows.nth(5)
+    expect(brain.locator("input[name=name]")).to_have_value("Brain")
+
+    # Bad input: the problem is named next to its field and nothing is saved.
+    brain.locator("input[name=width]").fill("0")
+    lung.locator("input[name=center]").fill("-6OO")
+    page.click("#preset-save")
+    expect(editor).to_be_visible()
+    expect(brain.locator(".field-error").nth(2)).to_have_text("must be greater than 0")
+    expect(brain.locator("input[name=width]")).to_have_attribute("aria-invalid", "true")
+    expect(lung.locator(".field-error").nth(1)).to_have_text('"-6OO" is not a number')
+    page.screenshot(path=str(artifacts_dir / "viewer-preset-editor-errors.png"))
+
+    brain.locator("input[name=width]").fill("90")
+    lung.locator("input[name=center]").fill("-650")
+    lung.locator("input[name=width]").fill("1600")
+    liver.locator("button", has_text="Remove").click()
+    page.click("#preset-add")
+    added = rows.last
+    added.locator("input[name=name]").fill("Mediastinum")
+    added.locator("input[name=center]").fill("50")
+    added.locator("input[name=width]").fill("350")
+    expect(brain.locator(".field-error").nth(2)).to_have_text("")
+    page.screenshot(path=str(artifacts_dir / "viewer-preset-editor.png"))
+    page.click("#preset-save")
+    expect(editor).to_be_hidden()
+
+    # The menu uses the edited table, and so does the next page load in this browser.
+    expect(options.filter(has_text="Liver")).to_have_count(0)
+    expect(options.filter(has_text="Brain (40/90)")).to_have_count(1)
+    mediastinum = options.filter(has_text="Mediastinum (50/350)")
+    page.select_option("#preset", value=mediastinum.get_attribute("value"))
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 350 L 50")
+    page.reload()
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    expect(options.filter(has_text="Lung (-650/1600)")).to_have_count(1)
+    page.keyboard.press("e")  # the shortcut opens the editor too
+    expect(editor).to_be_visible()
+    page.click("#preset-defaults")
+    expect(rows).to_have_count(6)
+    page.click("#preset-save")
+    expect(editor).to_be_hidden()
+    expect(options.filter(has_text="Liver (90/150)")).to_have_count(1)
+    expect(options.filter(has_text="Mediastinum")).to_have_count(0)
