@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from tests.e2e.viewer_pages import (
     ACTIVE,
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
-    CANVAS,
     canvas_pixels,
     log_in_and_open,
+    settled_window,
 )
 from viewer.models import Instance
 
@@ -72,24 +71,6 @@ def test_help_panel_lists_every_shortcut_and_gesture_from_the_one_table(
     page.keyboard.press("w")
     expect(page.locator("[data-action=tool-windowLevel]")).to_have_attribute("aria-pressed", "true")
     context.close()
-
-
-def js_round(text: str) -> int:
-    """JavaScript's Math.round: halves go up."""
-    return math.floor(float(text) + 0.5)
-
-
-def settled_window(page: Page) -> str:
-    """The overlay's "W … L …" once the exact render for it is on the canvas (pointer
-    moves arrive once per animation frame, so a drag ends a little after its last event)."""
-    for _ in range(100):
-        shown = page.locator(BOTTOM_RIGHT).inner_text().splitlines()[0]
-        url = page.locator(CANVAS).get_attribute("data-url") or ""
-        found = re.search(r"window=(-?[\d.]+)%2C([\d.]+)", url)
-        if found and shown == f"W {js_round(found[2])} L {js_round(found[1])}":
-            return shown
-        page.wait_for_timeout(50)
-    raise AssertionError(f"the window in the overlay ({shown}) was never rendered ({url})")
 
 
 def zoom_in_overlay(page: Page) -> float:

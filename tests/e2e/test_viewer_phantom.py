@@ -14,7 +14,15 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.viewer_pages import ACTIVE, BOTTOM_LEFT, BOTTOM_RIGHT, CANVAS, PASSWORD, log_in
+from tests.e2e.viewer_pages import (
+    ACTIVE,
+    BOTTOM_LEFT,
+    BOTTOM_RIGHT,
+    CANVAS,
+    PASSWORD,
+    log_in,
+    settled_window,
+)
 from viewer.demo.phantom import DEFAULT_SPEC, ground_truth, write_phantom
 from viewer.services import ingest
 
@@ -98,6 +106,20 @@ def test_phantom_from_the_worklist_slice_50_and_the_lung_preset(
     assert grey_at(page, viewport, *lung) == pytest.approx(window_grey(-850, 40, 400), abs=6)
     assert grey_at(page, viewport, *tissue) == pytest.approx(window_grey(40, 40, 400), abs=6)
     page.screenshot(path=str(artifacts_dir / "viewer-phantom-slice-50.png"))
+
+    # Drag window/level: the overlay follows the drag, and the pixels follow the overlay.
+    box = viewport.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + 20, steps=6)
+    page.mouse.up()
+    shown = settled_window(page)
+    assert shown != "W 400 L 40"
+    width, center = (int(v) for v in re.findall(r"-?\d+", shown))
+    assert grey_at(page, viewport, *tissue) == pytest.approx(window_grey(40, center, width), abs=6)
+    assert grey_at(page, viewport, *lung) == pytest.approx(window_grey(-850, center, width), abs=6)
+    page.screenshot(path=str(artifacts_dir / "viewer-phantom-window-dragged.png"))
 
     lung_preset = page.locator("#preset option", has_text="Lung (-600/1500)").last
     page.select_option("#preset", value=lung_preset.get_attribute("value"))

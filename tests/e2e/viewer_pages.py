@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+import re
 from typing import Any
 
 import numpy as np
@@ -41,3 +43,21 @@ def edge_letters(page: Page, viewport: str = ACTIVE) -> dict[str, str]:
         edge: page.locator(f"{viewport} .orientation.{edge}").inner_text()
         for edge in ("left", "right", "top", "bottom")
     }
+
+
+def js_round(text: str) -> int:
+    """JavaScript's Math.round: halves go up."""
+    return math.floor(float(text) + 0.5)
+
+
+def settled_window(page: Page) -> str:
+    """The overlay's "W … L …" once the exact render for it is on the canvas (pointer
+    moves arrive once per animation frame, so a drag ends a little after its last event)."""
+    for _ in range(100):
+        shown = page.locator(BOTTOM_RIGHT).inner_text().splitlines()[0]
+        url = page.locator(CANVAS).get_attribute("data-url") or ""
+        found = re.search(r"window=(-?[\d.]+)%2C([\d.]+)", url)
+        if found and shown == f"W {js_round(found[2])} L {js_round(found[1])}":
+            return shown
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the window in the overlay ({shown}) was never rendered ({url})")

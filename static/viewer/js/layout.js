@@ -20,6 +20,7 @@ export class Layout {
     this.tool = "windowLevel"; // what a primary-button drag or one finger does
     this.onactivate = () => {};
     this.onhang = () => {};
+    this.onviewchange = () => {}; // a viewport's slice or window changed
     this.value = "1x1";
   }
 
@@ -87,6 +88,7 @@ export class Layout {
     viewport.onchange = () => {
       scrollbar.max = String(Math.max(viewport.count, 1));
       scrollbar.value = String(viewport.slice + 1);
+      this.onviewchange(cell);
     };
     this.routePointers(cell, scrollbar);
     element.addEventListener(

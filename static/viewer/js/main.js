@@ -106,6 +106,9 @@ async function start() {
     if (cell === layout.active) toolbox.sync();
     markSeries(layout);
   };
+  layout.onviewchange = (cell) => {
+    if (cell === layout.active) toolbox.syncPreset();
+  };
   listSeries(studies, layout);
   if (studies.length > 1) {
     const hanging = comparisonHanging(studies);

@@ -218,14 +218,12 @@ export class Toolbox {
     const viewport = this.layout.viewport;
     const instance = viewport?.current?.instance;
     this.presets = instance ? presetsFor(viewport.series.modality, instance) : [];
-    const chosen = viewport?.window;
     this.presetSelect.replaceChildren(new Option("—", ""));
     this.presets.forEach((preset, index) => {
       const option = new Option(`${preset.name} (${preset.center}/${preset.width})`, String(index));
       this.presetSelect.append(option);
     });
-    const match = chosen ? this.presets.findIndex((p) => p.center === chosen.center && p.width === chosen.width) : -1;
-    this.presetSelect.value = match >= 0 ? String(match) : "";
+    this.syncPreset();
     this.cineButton.textContent = viewport?.cine ? "Stop" : "Play";
     this.cineButton.setAttribute("aria-pressed", String(Boolean(viewport?.cine)));
     if (viewport && !viewport.cine) this.fpsInput.value = String(viewport.defaultFrameRate());
@@ -233,6 +231,14 @@ export class Toolbox {
     for (const button of this.toolbar.querySelectorAll("[data-action^='tool-']")) {
       button.setAttribute("aria-pressed", String(button.dataset.action === `tool-${this.layout.tool}`));
     }
+  }
+
+  // The preset menu names the active viewport's window when it is a preset, else "—".
+  syncPreset() {
+    const chosen = this.layout.viewport?.window;
+    const match = chosen ? (this.presets || []).findIndex((p) => p.center === chosen.center && p.width === chosen.width) : -1;
+    const value = match >= 0 ? String(match) : "";
+    if (this.presetSelect.value !== value) this.presetSelect.value = value;
   }
 
   renderHelp() {
