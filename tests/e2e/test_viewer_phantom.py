@@ -133,6 +133,15 @@ def test_phantom_from_the_worklist_slice_50_and_the_lung_preset(
     assert grey_at(page, viewport, *lung) == pytest.approx(window_grey(-850, -600, 1500), abs=6)
     assert grey_at(page, viewport, *tissue) == pytest.approx(window_grey(40, -600, 1500), abs=6)
     page.screenshot(path=str(artifacts_dir / "viewer-phantom-lung-preset.png"))
+    # Invert (MONOCHROME1-style display): every grey level v becomes 255 - v.
+    page.click("#invert")
+    expect(page.locator(CANVAS)).to_have_attribute("data-inverted", "true")
+    assert grey_at(page, viewport, *lung) == pytest.approx(
+        255 - window_grey(-850, -600, 1500), abs=6
+    )
+    assert grey_at(page, viewport, *tissue) == pytest.approx(
+        255 - window_grey(40, -600, 1500), abs=6
+    )
 
 
 def test_phantom_compared_with_its_prior_side_by_side(

@@ -274,18 +274,25 @@ export class StackViewport {
       context.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
       context.imageSmoothingEnabled = true;
       context.imageSmoothingQuality = "high";
-      context.filter = this.inverted ? "invert(1)" : "none";
       // The whole-image render first (in image pixels: the matrix scales, turns and
       // flips it); where zoomed, sharper tiles drawn over it.
       context.drawImage(this.image, 0, 0, view.columns, view.rows);
       if (this.magnification > 1 && !this.dragging) this.drawTiles(view, canvas, m.scale);
-      context.filter = "none";
+      if (this.inverted) {
+        // White "difference" over the image inverts it (v -> 255 - v) in every browser
+        // (the context's CSS filter is missing from Safari).
+        context.globalCompositeOperation = "difference";
+        context.fillStyle = "#fff";
+        context.fillRect(0, 0, view.columns, view.rows);
+        context.globalCompositeOperation = "source-over";
+      }
       context.setTransform(1, 0, 0, 1, 0, 0);
       this.displayScale = m.scale / (window.devicePixelRatio || 1);
     }
     this.canvas.dataset.slice = String(this.slice + 1);
     this.canvas.dataset.rotation = String(this.turn.rotation * 90);
     this.canvas.dataset.flipped = String(this.turn.flipped);
+    this.canvas.dataset.inverted = String(this.inverted);
     this.writeOverlays();
   }
 
