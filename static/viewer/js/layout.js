@@ -128,7 +128,7 @@ export class Layout {
     const pick = (event) => {
       if (event.button === 1 || event.shiftKey) return cell.pan;
       if (event.button === 2) return cell.zoom;
-      return cell[this.tool === "windowLevel" ? "windowLevel" : this.tool];
+      return cell[this.tool]; // "windowLevel", "pan" or "zoom"
     };
     element.addEventListener("pointerdown", (event) => {
       if (this.active !== cell) this.activate(cell);
