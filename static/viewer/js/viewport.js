@@ -433,7 +433,6 @@ export class StackViewport {
     this.writeOrientationAndScale(instance);
   }
 
-
   // Patient-direction letters at the edges (PS3.3 C.7.6.2.1.1: the row direction points
   // to the image's right edge, the column direction to its bottom; rotation and flip move
   // them with the image), and a scale bar in mm where the spacing is known (saying which
