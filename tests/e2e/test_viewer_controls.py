@@ -78,6 +78,15 @@ def zoom_in_overlay(page: Page) -> float:
     return float(re.search(r"Zoom ([\d.]+)", text).group(1))  # type: ignore[union-attr]
 
 
+def wait_for_zoom(page: Page, expected: float) -> None:
+    """Until the overlay's zoom is ``expected`` (to the overlay's two decimals)."""
+    for _ in range(100):
+        if abs(zoom_in_overlay(page) - expected) <= 0.011 * expected:
+            return
+        page.wait_for_timeout(50)
+    assert zoom_in_overlay(page) == pytest.approx(expected, rel=0.011)
+
+
 def test_touch_one_finger_windows_two_fingers_pinch_and_pan(
     page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
 ) -> None:
@@ -195,3 +204,49 @@ def test_ct_presets_are_an_editable_table_saved_in_the_browser(
     expect(editor).to_be_hidden()
     expect(options.filter(has_text="Liver (90/150)")).to_have_count(1)
     expect(options.filter(has_text="Mediastinum")).to_have_count(0)
+
+
+def test_mouse_zoom_and_pan_tools(
+    page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    box = page.locator(ACTIVE).bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    fitted = zoom_in_overlay(page)
+
+    # Right-drag zooms: 100 px up doubles the magnification; the window stays.
+    page.mouse.move(cx, cy)
+    page.mouse.down(button="right")
+    page.mouse.move(cx, cy - 100, steps=5)
+    page.mouse.up(button="right")
+    wait_for_zoom(page, 2 * fitted)
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")
+    # Ctrl + wheel zooms by 1.25 about the pointer.
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    wait_for_zoom(page, 2.5 * fitted)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")  # not a slice scroll
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(200)
+
+    # The pan tool (P): a drag moves the image with the pointer.
+    page.keyboard.press("o")
+    before = canvas_pixels(page).astype(int)
+    page.keyboard.press("p")
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 80, cy, steps=8)
+    page.mouse.up()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(200)
+    after = canvas_pixels(page).astype(int)
+    page.keyboard.press("o")
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")  # no window change
+    moved = float(np.abs(after[:, 120:-120] - before[:, 40:-200]).mean())
+    still = float(np.abs(after[:, 120:-120] - before[:, 120:-120]).mean())
+    assert moved < 0.3 * still
+    page.screenshot(path=str(artifacts_dir / "viewer-mouse-zoom-pan.png"))
