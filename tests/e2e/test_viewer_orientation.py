@@ -16,9 +16,9 @@ from tests.e2e.viewer_pages import (
     BOTTOM_RIGHT,
     CANVAS,
     PASSWORD,
-    canvas_pixels,
     edge_letters,
     log_in_and_open,
+    still_pixels,
 )
 from viewer.models import Instance
 from viewer.services import ingest
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def image_square(page: Page) -> np.ndarray:
     """The canvas's central square (where a square image is drawn), without overlays."""
-    pixels = canvas_pixels(page).astype(int)
+    pixels = still_pixels(page)
     height, width = pixels.shape
     side = min(height, width) - 16
     top, left = (height - side) // 2, (width - side) // 2
@@ -48,7 +48,6 @@ def mismatch(a: np.ndarray, b: np.ndarray) -> float:
 def drawn(page: Page, rotation: int, flipped: bool) -> None:
     expect(page.locator(CANVAS)).to_have_attribute("data-rotation", str(rotation))
     expect(page.locator(CANVAS)).to_have_attribute("data-flipped", str(flipped).lower())
-    page.wait_for_timeout(150)  # the frame after the state change has been painted
 
 
 def test_rotate_and_flip_turn_the_image_and_its_letters(

@@ -61,3 +61,17 @@ def settled_window(page: Page) -> str:
             return shown
         page.wait_for_timeout(50)
     raise AssertionError(f"the window in the overlay ({shown}) was never rendered ({url})")
+
+
+def still_pixels(page: Page) -> np.ndarray:
+    """The canvas once it has stopped changing: the network is idle (tiles in) and two
+    screenshots in a row agree (the last coalesced pointer move has been drawn)."""
+    page.wait_for_load_state("networkidle")
+    previous = canvas_pixels(page).astype(int)
+    for _ in range(40):
+        page.wait_for_timeout(100)
+        current = canvas_pixels(page).astype(int)
+        if np.array_equal(current, previous):
+            return current
+        previous = current
+    raise AssertionError("the canvas kept changing")
