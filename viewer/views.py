@@ -8,18 +8,23 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from viewer import access
+from viewer.dicom.uids import uid_problem
+from viewer.errors import ViewerError
 from viewer.middleware import embeddable
 from viewer.services import audit
+from viewer.services.priors import with_latest_prior
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
+
+#: Studies a viewer page may show beside the first one (a 2×2 layout holds four).
+MAX_COMPARED_STUDIES = 3
 
 
 @login_required
 @embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
     query = WorklistQuery.from_params(request.GET.dict())
-    page = Paginator(query.studies(access.visible_studies(request)), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    studies = with_latest_prior(query.studies(access.visible_studies(request)), access.visible_studies(request))
+    page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
     params.pop("page", None)
@@ -54,9 +59,33 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "viewer/upload.html")
 
 
+def compared_study_uids(request: HttpRequest, first: str) -> list[str]:
+    """The ``compare`` parameter: study UIDs, repeated or comma-separated, in order, each
+    once, without the first study; 400 for a malformed UID or too many."""
+    uids: list[str] = []
+    for value in request.GET.getlist("compare"):
+        for uid in (part.strip() for part in value.split(",")):
+            if not uid:
+                continue
+            problem = uid_problem(uid)
+            if problem:
+                raise ViewerError(f"compare: the study UID {problem}", code="bad_compare")
+            if uid != first and uid not in uids:
+                uids.append(uid)
+    if len(uids) > MAX_COMPARED_STUDIES:
+        raise ViewerError(
+            f"compare: {len(uids)} studies given; at most {MAX_COMPARED_STUDIES} fit beside the first",
+            code="bad_compare",
+        )
+    return uids
+
+
 @access.require_login
 @embeddable
 def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
-    """The image viewer; it loads the study through ``/api/studies/<uid>``."""
-    found = access.study_for(request, study_instance_uid, opened="viewer")
-    return render(request, "viewer/viewer.html", {"study": found})
+    """The image viewer for one study, and the studies of ``?compare=`` beside it; each
+    passes ``access.study_for`` (the same 404 for unknown and not visible). The page
+    loads every study through ``/api/studies/<uid>``."""
+    uids = [study_instance_uid, *compared_study_uids(request, study_instance_uid)]
+    studies = [access.study_for(request, uid, opened="viewer") for uid in uids]
+    return render(request, "viewer/viewer.html", {"study": studies[0], "studies": studies})

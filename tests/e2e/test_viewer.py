@@ -9,42 +9,22 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 from playwright.sync_api import Page, expect
 
-from viewer.dicom.geometry import slice_order
+from tests.e2e.viewer_pages import (
+    ACTIVE,
+    BOTTOM_LEFT,
+    BOTTOM_RIGHT,
+    CANVAS,
+    MESSAGE,
+    PASSWORD,
+    canvas_pixels,
+    log_in_and_open,
+)
 from viewer.models import Instance
 from viewer.services import ingest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "a-long-e2e-password-42"
-ACTIVE = ".viewport.active"
-CANVAS = f"{ACTIVE} canvas"
-MESSAGE = f"{ACTIVE} .viewport-message"
-BOTTOM_LEFT = f"{ACTIVE} .overlay.bottom-left"
-BOTTOM_RIGHT = f"{ACTIVE} .overlay.bottom-right"
-
-
-@pytest.fixture
-def ct_study(shared_dicom: Path, django_user_model: Any) -> list[Instance]:
-    django_user_model.objects.create_user("radiologist", password=PASSWORD)
-    for path in sorted((shared_dicom / "ct-series").glob("*.dcm")):
-        assert ingest.ingest_file(path).status == "stored"
-    return slice_order(list(Instance.objects.select_related("series__study")))
-
-
-def canvas_pixels(page: Page) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).screenshot())).convert("L"))
-
-
-def log_in_and_open(page: Page, live_server: Any) -> None:
-    """Log in and open the first study of the worklist in the viewer."""
-    page.goto(f"{live_server.url}/")
-    page.fill("input[name=username]", "radiologist")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.locator("a.open").first.click()
 
 
 def open_viewer(page: Page, live_server: Any) -> None:

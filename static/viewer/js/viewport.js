@@ -3,12 +3,23 @@
 // so scrolling through a loaded series does not wait for the server.
 
 import { errorMessage, renderedUrl, tileUrl } from "./api.js";
+import { edgeLetters, slicePosition } from "./math/orientation.js";
+import {
+  IDENTITY_TURN,
+  centerKeeping,
+  displayTransform,
+  flippedHorizontally,
+  flippedVertically,
+  levelFor,
+  rotated,
+  tilesInView,
+} from "./math/transform.js";
 
 const PREFETCH = 10; // slices ahead and behind
 const CACHE_LIMIT = 400; // decoded images kept
 
 export class StackViewport {
-  constructor(element, study) {
+  constructor(element) {
     this.element = element;
     this.canvas = element.querySelector("canvas");
     this.context = this.canvas.getContext("2d");
@@ -19,18 +30,19 @@ export class StackViewport {
       bl: element.querySelector(".overlay.bottom-left"),
       br: element.querySelector(".overlay.bottom-right"),
     };
-    this.orientation = {
+    this.letters = {
       left: element.querySelector(".orientation.left"),
       right: element.querySelector(".orientation.right"),
       top: element.querySelector(".orientation.top"),
       bottom: element.querySelector(".orientation.bottom"),
     };
     this.scaleBar = element.querySelector(".scale-bar");
-    this.study = study;
+    this.study = null; // the study of the series shown (series.study)
     this.images = new Map(); // url -> Promise<HTMLImageElement>
     this.ready = new Map(); // url -> HTMLImageElement, once loaded
     this.magnification = 1; // relative to fit
     this.center = null; // image point at the canvas centre; null: the image's centre
+    this.turn = IDENTITY_TURN; // rotation (quarter turns clockwise) and flip, math/transform.js
     this.series = null;
     this.stack = [];
     this.slice = 0;
@@ -58,8 +70,10 @@ export class StackViewport {
   setSeries(series) {
     this.stop();
     this.series = series;
+    this.study = series.study;
     this.magnification = 1;
     this.center = null;
+    this.turn = IDENTITY_TURN;
     this.stack = series.instances.flatMap((instance) =>
       Array.from({ length: Math.max(instance.number_of_frames, 1) }, (_, i) => ({ instance, frame: i + 1 })),
     );
@@ -122,7 +136,9 @@ export class StackViewport {
   urlFor(entry, options = {}) {
     const { instance, frame } = entry;
     const longest = Math.max(instance.columns || 0, instance.rows || 0);
-    const box = this.pixelSize();
+    const size = this.pixelSize();
+    // Turned a quarter, the image's columns run down the canvas.
+    const box = this.turn.rotation % 2 ? { width: size.height, height: size.width } : size;
     // Large images come at the canvas's size; small ones at their own.
     const viewport = longest > Math.max(box.width, box.height) ? box : undefined;
     return renderedUrl(instance, frame, { window: this.window, viewport, ...options });
@@ -221,17 +237,20 @@ export class StackViewport {
     }
   }
 
-  // Geometry of the current image on the canvas: device pixels per image column (scale),
-  // the physical row/column aspect, and the image point at the canvas centre.
-  geometry(width, height) {
+  // The view of the current image (math/transform.js): size, physical aspect, zoom, pan,
+  // rotation and flip.
+  view() {
     const { instance } = this.current;
-    const columns = instance.columns || this.image.naturalWidth;
-    const rows = instance.rows || this.image.naturalHeight;
     const spacing = instance.pixel_spacing;
-    const aspect = spacing ? spacing.row_mm / spacing.column_mm : 1;
-    const fit = Math.min(width / columns, height / (rows * aspect));
-    const center = this.center || { x: columns / 2, y: rows / 2 };
-    return { columns, rows, aspect, fit, scale: fit * this.magnification, cx: center.x, cy: center.y };
+    return {
+      columns: instance.columns || this.image.naturalWidth,
+      rows: instance.rows || this.image.naturalHeight,
+      aspect: spacing ? spacing.row_mm / spacing.column_mm : 1,
+      magnification: this.magnification,
+      center: this.center,
+      rotation: this.turn.rotation,
+      flipped: this.turn.flipped,
+    };
   }
 
   draw() {
@@ -241,59 +260,67 @@ export class StackViewport {
       this.canvas.height = height;
     }
     const context = this.context;
+    context.setTransform(1, 0, 0, 1, 0, 0);
     context.fillStyle = "#000";
     context.fillRect(0, 0, width, height);
     this.drawn = Boolean(this.image);
+    this.matrix = null;
     if (this.image && this.current) {
-      const g = this.geometry(width, height);
-      const x0 = width / 2 - g.cx * g.scale;
-      const y0 = height / 2 - g.cy * g.scale * g.aspect;
+      const view = this.view();
+      const canvas = { width, height };
+      const m = displayTransform(view, canvas);
+      this.matrix = m;
+      this.aspect = view.aspect;
+      context.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
       context.imageSmoothingEnabled = true;
       context.imageSmoothingQuality = "high";
-      context.filter = this.inverted ? "invert(1)" : "none";
-      // The whole-image render first; where zoomed, sharper tiles drawn over it.
-      context.drawImage(this.image, x0, y0, g.columns * g.scale, g.rows * g.aspect * g.scale);
-      if (this.magnification > 1 && !this.dragging) this.drawTiles(g, width, height, x0, y0);
-      context.filter = "none";
-      this.displayScale = g.scale / (window.devicePixelRatio || 1);
+      // The whole-image render first (in image pixels: the matrix scales, turns and
+      // flips it); where zoomed, sharper tiles drawn over it.
+      context.drawImage(this.image, 0, 0, view.columns, view.rows);
+      if (this.magnification > 1 && !this.dragging) this.drawTiles(view, canvas, m.scale);
+      if (this.inverted) {
+        // White "difference" over the image inverts it (v -> 255 - v) in every browser
+        // (the context's CSS filter is missing from Safari).
+        context.globalCompositeOperation = "difference";
+        context.fillStyle = "#fff";
+        context.fillRect(0, 0, view.columns, view.rows);
+        context.globalCompositeOperation = "source-over";
+      }
+      context.setTransform(1, 0, 0, 1, 0, 0);
+      this.displayScale = m.scale / (window.devicePixelRatio || 1);
     }
     this.canvas.dataset.slice = String(this.slice + 1);
+    this.canvas.dataset.rotation = String(this.turn.rotation * 90);
+    this.canvas.dataset.flipped = String(this.turn.flipped);
+    this.canvas.dataset.inverted = String(this.inverted);
     this.writeOverlays();
   }
 
   // Tiles of the pyramid level whose resolution the zoom needs, only those in view.
-  drawTiles(g, width, height, x0, y0) {
+  drawTiles(view, canvas, scale) {
     const { instance, frame } = this.current;
-    const levels = instance.tiles.levels;
-    if (!levels.length) return;
-    const wanted = g.scale >= 1 ? 0 : Math.floor(Math.log2(1 / g.scale));
-    const level = levels[Math.min(wanted, levels.length - 1)];
-    const span = instance.tiles.size * 2 ** level.level; // image pixels per tile
-    const left = g.cx - width / 2 / g.scale;
-    const right = g.cx + width / 2 / g.scale;
-    const top = g.cy - height / 2 / (g.scale * g.aspect);
-    const bottom = g.cy + height / 2 / (g.scale * g.aspect);
-    const clampTo = (v, n) => Math.min(Math.max(v, 0), n - 1);
-    const c0 = clampTo(Math.floor(left / span), level.columns);
-    const c1 = clampTo(Math.floor(right / span), level.columns);
-    const r0 = clampTo(Math.floor(top / span), level.rows);
-    const r1 = clampTo(Math.floor(bottom / span), level.rows);
-    for (let row = r0; row <= r1; row += 1) {
-      for (let column = c0; column <= c1; column += 1) {
-        const url = tileUrl(instance, frame, level.level, column, row, this.window);
-        const tile = this.ready.get(url);
-        if (tile) {
-          const size = 2 ** level.level * g.scale;
-          this.context.drawImage(
-            tile,
-            x0 + column * span * g.scale,
-            y0 + row * span * g.scale * g.aspect,
-            tile.naturalWidth * size,
-            tile.naturalHeight * size * g.aspect,
-          );
-        } else {
-          this.load(url).then(() => this.requestDraw(), () => {});
-        }
+    const level = levelFor(scale, instance.tiles.levels);
+    if (!level) return;
+    const size = 2 ** level.level; // image pixels per tile pixel
+    const span = instance.tiles.size * size;
+    // Tiles overlap by one device pixel so no antialiased seam shows between them; when
+    // magnified, pixels are drawn as squares (smoothing would blend each tile's edge
+    // with nothing and draw a faint grid).
+    const overlap = 1 / scale;
+    this.context.imageSmoothingEnabled = scale < 1;
+    for (const { column, row } of tilesInView(view, canvas, level, instance.tiles.size)) {
+      const url = tileUrl(instance, frame, level.level, column, row, this.window);
+      const tile = this.ready.get(url);
+      if (tile) {
+        this.context.drawImage(
+          tile,
+          column * span,
+          row * span,
+          tile.naturalWidth * size + overlap,
+          tile.naturalHeight * size + overlap,
+        );
+      } else {
+        this.load(url).then(() => this.requestDraw(), () => {});
       }
     }
   }
@@ -307,26 +334,72 @@ export class StackViewport {
     });
   }
 
-  // Zoom by ``factor`` (relative to fit; 1 = fit), keeping the view's centre.
-  setMagnification(magnification) {
-    this.magnification = Math.min(Math.max(magnification, 1), 64);
-    if (this.magnification === 1) this.center = null;
+  canvasSize() {
+    return { width: this.canvas.width, height: this.canvas.height };
+  }
+
+  // A point of the viewport element (CSS pixels from its top-left) in canvas pixels.
+  canvasPoint(x, y) {
+    const ratio = window.devicePixelRatio || 1;
+    return { x: x * ratio, y: y * ratio };
+  }
+
+  // Zoom to ``magnification`` (relative to fit; 1 = fit, at least 1, at most 64), keeping
+  // the image point under ``anchor`` (canvas pixels; default the centre) where it is.
+  setMagnification(magnification, anchor = null) {
+    const next = Math.min(Math.max(magnification, 1), 64);
+    if (next === 1) this.center = null;
+    else if (this.image && this.current && anchor) {
+      const view = this.view();
+      this.center = centerKeeping(view, { ...view, magnification: next }, this.canvasSize(), anchor);
+    }
+    this.magnification = next;
     this.requestDraw();
   }
 
   // One device pixel per image pixel.
   actualSize() {
     if (!this.image) return;
-    const { width, height } = this.pixelSize();
-    this.setMagnification(1 / this.geometry(width, height).fit);
+    const m = displayTransform({ ...this.view(), magnification: 1 }, this.canvasSize());
+    this.setMagnification(1 / m.scale);
   }
 
+  // Move the image by (dx, dy) CSS pixels on the screen, whatever its rotation and flip.
   panBy(dx, dy) {
-    if (!this.image) return;
-    const ratio = window.devicePixelRatio || 1;
-    const { width, height } = this.pixelSize();
-    const g = this.geometry(width, height);
-    this.center = { x: g.cx - (dx * ratio) / g.scale, y: g.cy - (dy * ratio) / (g.scale * g.aspect) };
+    if (!this.image || !this.current) return;
+    const canvas = this.canvasSize();
+    const anchor = { x: canvas.width / 2, y: canvas.height / 2 };
+    const d = this.canvasPoint(dx, dy);
+    const view = this.view();
+    this.center = centerKeeping(view, view, canvas, anchor, { x: anchor.x + d.x, y: anchor.y + d.y });
+    this.requestDraw();
+  }
+
+  // Pinch: from the view at the gesture's start, the image point that was under
+  // ``from`` (canvas pixels) goes under ``to``, at ``magnification``.
+  pinch(start, from, to, magnification) {
+    if (!this.image || !this.current) return;
+    const view = { ...this.view(), magnification: start.magnification, center: start.center };
+    const next = Math.min(Math.max(magnification, 1), 64);
+    this.center = centerKeeping(view, { ...view, magnification: next }, this.canvasSize(), from, to);
+    this.magnification = next;
+    this.requestDraw();
+  }
+
+  // Rotation and flip act on what the screen shows (math/transform.js).
+  rotate(quarterTurns) {
+    this.turn = rotated(this.turn, quarterTurns);
+    this.requestDraw();
+    this.show(); // large images are rendered for the canvas's turned box
+  }
+
+  flipHorizontal() {
+    this.turn = flippedHorizontally(this.turn);
+    this.requestDraw();
+  }
+
+  flipVertical() {
+    this.turn = flippedVertically(this.turn);
     this.requestDraw();
   }
 
@@ -334,7 +407,8 @@ export class StackViewport {
     const entry = this.current;
     if (!entry) return;
     const { instance } = entry;
-    const patient = this.study.patient;
+    const study = this.study;
+    const patient = study.patient;
     const series = this.series;
     this.overlays.tl.textContent = [
       formatName(patient.patient_name),
@@ -342,7 +416,7 @@ export class StackViewport {
       patient.patient_birth_date ? `Born ${patient.patient_birth_date} ${patient.patient_sex || ""}` : "",
     ].filter(Boolean).join("\n");
     this.overlays.tr.textContent = [
-      `${this.study.study_date || ""} ${this.study.study_description || ""}`.trim(),
+      [study.label, study.study_date, study.study_description].filter(Boolean).join(" "),
       `${series.modality} ${series.series_number ?? ""} ${series.series_description || ""}`.trim(),
     ].filter(Boolean).join("\n");
     const position = slicePosition(instance);
@@ -360,16 +434,15 @@ export class StackViewport {
   }
 
   // Patient-direction letters at the edges (PS3.3 C.7.6.2.1.1: the row direction points
-  // to the right edge, the column direction to the bottom), and a scale bar in mm where
-  // the spacing is known (saying which attribute gave it), in pixels otherwise.
+  // to the image's right edge, the column direction to its bottom; rotation and flip move
+  // them with the image), and a scale bar in mm where the spacing is known (saying which
+  // attribute gave it), in pixels otherwise. The display keeps the physical aspect, so a
+  // screen pixel spans column spacing / scale in every direction.
   writeOrientationAndScale(instance) {
-    const o = instance.image_orientation_patient;
-    const row = Array.isArray(o) && o.length === 6 ? o.slice(0, 3) : null;
-    const column = row ? o.slice(3, 6) : null;
-    this.orientation.right.textContent = row ? directionLetters(row) : "";
-    this.orientation.left.textContent = row ? directionLetters(row.map((v) => -v)) : "";
-    this.orientation.bottom.textContent = column ? directionLetters(column) : "";
-    this.orientation.top.textContent = column ? directionLetters(column.map((v) => -v)) : "";
+    const letters = this.matrix
+      ? edgeLetters(instance.image_orientation_patient, this.matrix, this.aspect)
+      : { left: "", right: "", top: "", bottom: "" };
+    for (const edge of ["left", "right", "top", "bottom"]) this.letters[edge].textContent = letters[edge];
     const bar = this.scaleBar.querySelector(".bar");
     const label = this.scaleBar.querySelector(".label");
     if (!this.displayScale) {
@@ -407,31 +480,4 @@ export function formatName(value) {
     })
     .filter(Boolean)
     .join(" = ");
-}
-
-// Position along the slice normal (row × column direction), in mm; else Slice Location.
-export function slicePosition(instance) {
-  const p = instance.image_position_patient;
-  const o = instance.image_orientation_patient;
-  if (Array.isArray(p) && Array.isArray(o) && o.length === 6) {
-    const n = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
-    return p[0] * n[0] + p[1] * n[1] + p[2] * n[2];
-  }
-  return instance.slice_location ?? null;
-}
-
-// The letters of a patient direction (LPS axes): +x L, +y P, +z H (head); most significant
-// first, components under 0.25 left out (an oblique plane reads e.g. "LP").
-export function directionLetters(vector) {
-  const names = [
-    ["L", "R"],
-    ["P", "A"],
-    ["H", "F"],
-  ];
-  return vector
-    .map((value, axis) => ({ value, axis }))
-    .filter(({ value }) => Math.abs(value) >= 0.25)
-    .sort((a, b) => Math.abs(b.value) - Math.abs(a.value))
-    .map(({ value, axis }) => names[axis][value > 0 ? 0 : 1])
-    .join("");
 }

@@ -1,4 +1,5 @@
-// Stack scroll: wheel, arrow keys, Page Up/Down, Home/End and the scrollbar.
+// Stack scroll: the wheel, the scrollbar, and steps for the keys of the shortcut table
+// (toolbox.js): one slice, ten, first and last.
 
 export class ScrollTool {
   constructor(viewport, scrollbar) {
@@ -9,16 +10,18 @@ export class ScrollTool {
 
   wheel(event) {
     event.preventDefault();
-    this.viewport.setSlice(this.viewport.slice + Math.sign(event.deltaY));
+    this.step(Math.sign(event.deltaY));
   }
 
-  key(event) {
-    const steps = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
-    if (event.key in steps) this.viewport.setSlice(this.viewport.slice + steps[event.key]);
-    else if (event.key === "Home") this.viewport.setSlice(0);
-    else if (event.key === "End") this.viewport.setSlice(this.viewport.count - 1);
-    else return false;
-    event.preventDefault();
-    return true;
+  step(count) {
+    this.viewport.setSlice(this.viewport.slice + count);
+  }
+
+  first() {
+    this.viewport.setSlice(0);
+  }
+
+  last() {
+    this.viewport.setSlice(this.viewport.count - 1);
   }
 }

@@ -1,0 +1,270 @@
+// The toolbar and the keyboard: ONE table of bindings (data) drives the key handling,
+// the toolbar buttons' titles and the help panel, which also lists the mouse and touch
+// gestures. Actions act on the active viewport of the layout.
+
+import { presetsFor } from "./presets.js";
+
+// kind "key": event.key values (letters case-insensitive); kind "gesture": shown only.
+export const BINDINGS = [
+  { section: "Stack", kind: "key", keys: ["ArrowDown"], action: "slice-next", label: "Next slice" },
+  { section: "Stack", kind: "key", keys: ["ArrowUp"], action: "slice-previous", label: "Previous slice" },
+  { section: "Stack", kind: "key", keys: ["PageDown"], action: "slice-next-10", label: "10 slices on" },
+  { section: "Stack", kind: "key", keys: ["PageUp"], action: "slice-previous-10", label: "10 slices back" },
+  { section: "Stack", kind: "key", keys: ["Home"], action: "slice-first", label: "First slice" },
+  { section: "Stack", kind: "key", keys: ["End"], action: "slice-last", label: "Last slice" },
+  { section: "Stack", kind: "key", keys: ["c"], action: "cine", label: "Play / stop cine" },
+  { section: "Stack", kind: "gesture", keys: ["Wheel"], label: "Scroll slices" },
+  { section: "Stack", kind: "gesture", keys: ["Drag the slider"], label: "Go to a slice" },
+  { section: "Window", kind: "key", keys: ["w"], action: "tool-windowLevel", label: "Drag tool: window/level" },
+  { section: "Window", kind: "gesture", keys: ["Drag", "One finger"], label: "Window/level (with that tool): right/left widens/narrows, down/up raises/lowers the level" },
+  { section: "Window", kind: "key", keys: ["i"], action: "invert", label: "Invert" },
+  { section: "Window", kind: "key", keys: ["e"], action: "edit-presets", label: "Edit CT presets" },
+  { section: "Window", kind: "key", keys: [" "], action: "reset", label: "Reset window, zoom, rotation and flip" },
+  { section: "Zoom", kind: "key", keys: ["p"], action: "tool-pan", label: "Drag tool: pan" },
+  { section: "Zoom", kind: "key", keys: ["z"], action: "tool-zoom", label: "Drag tool: zoom" },
+  { section: "Zoom", kind: "key", keys: ["+", "="], action: "zoom-in", label: "Zoom in" },
+  { section: "Zoom", kind: "key", keys: ["-"], action: "zoom-out", label: "Zoom out" },
+  { section: "Zoom", kind: "key", keys: ["0"], action: "zoom-fit", label: "Fit to the viewport" },
+  { section: "Zoom", kind: "key", keys: ["1"], action: "zoom-actual", label: "Actual pixels (1:1)" },
+  { section: "Zoom", kind: "gesture", keys: ["Shift-drag", "Middle-drag"], label: "Pan" },
+  { section: "Zoom", kind: "gesture", keys: ["Right-drag"], label: "Zoom (up: in)" },
+  { section: "Zoom", kind: "gesture", keys: ["Ctrl + wheel"], label: "Zoom about the pointer" },
+  { section: "Zoom", kind: "gesture", keys: ["Pinch (two fingers)"], label: "Zoom about the fingers' midpoint" },
+  { section: "Zoom", kind: "gesture", keys: ["Two fingers move"], label: "Pan" },
+  { section: "Orientation", kind: "key", keys: ["l"], action: "rotate-left", label: "Rotate 90° left" },
+  { section: "Orientation", kind: "key", keys: ["r"], action: "rotate-right", label: "Rotate 90° right" },
+  { section: "Orientation", kind: "key", keys: ["h"], action: "flip-horizontal", label: "Flip horizontally" },
+  { section: "Orientation", kind: "key", keys: ["v"], action: "flip-vertical", label: "Flip vertically" },
+  { section: "View", kind: "key", keys: ["o"], action: "overlays", label: "Show / hide overlays" },
+  { section: "View", kind: "key", keys: ["s"], action: "series-panel", label: "Show / hide the series panel" },
+  { section: "View", kind: "key", keys: ["n"], action: "next-viewport", label: "Next viewport" },
+  { section: "View", kind: "gesture", keys: ["Click a viewport"], label: "Make it the active viewport" },
+  { section: "View", kind: "gesture", keys: ["Click a series"], label: "Show it in the active viewport" },
+  { section: "View", kind: "gesture", keys: ["Drag a series onto a viewport"], label: "Show it there" },
+  { section: "Help", kind: "key", keys: ["?"], action: "help", label: "This help" },
+  { section: "Help", kind: "key", keys: ["Escape"], action: "close", label: "Close help, dialogs and menus" },
+];
+
+const KEY_NAMES = { ArrowDown: "↓", ArrowUp: "↑", " ": "Space", Escape: "Esc", PageDown: "Page Down", PageUp: "Page Up" };
+
+export function keyName(key) {
+  return KEY_NAMES[key] ?? (key.length === 1 ? key.toUpperCase() : key);
+}
+
+// The binding for a keydown event, or undefined. Letters ignore Shift and case; browser
+// shortcuts (Ctrl, Alt, Meta) are left alone.
+export function bindingFor(event) {
+  if (event.ctrlKey || event.altKey || event.metaKey) return undefined;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  return BINDINGS.find((b) => b.kind === "key" && b.keys.includes(key));
+}
+
+export class Toolbox {
+  constructor(layout, { presetEditor = null } = {}) {
+    this.layout = layout;
+    this.presetEditor = presetEditor;
+    this.toolbar = document.getElementById("toolbar");
+    this.presetSelect = document.getElementById("preset");
+    this.layoutSelect = document.getElementById("layout");
+    this.cineButton = document.querySelector('[data-action="cine"]');
+    this.fpsInput = document.getElementById("fps");
+    this.help = document.getElementById("help-panel");
+    this.more = document.getElementById("more-tools");
+    this.moreButton = document.getElementById("more");
+    const viewport = () => this.layout.viewport;
+    const scroll = () => this.layout.active.scroll;
+    this.actions = {
+      "slice-next": () => scroll().step(1),
+      "slice-previous": () => scroll().step(-1),
+      "slice-next-10": () => scroll().step(10),
+      "slice-previous-10": () => scroll().step(-10),
+      "slice-first": () => scroll().first(),
+      "slice-last": () => scroll().last(),
+      cine: () => this.toggleCine(),
+      "tool-windowLevel": () => this.setTool("windowLevel"),
+      "tool-pan": () => this.setTool("pan"),
+      "tool-zoom": () => this.setTool("zoom"),
+      invert: () => viewport().setInverted(!viewport().inverted),
+      "edit-presets": () => this.presetEditor?.open(),
+      reset: () => this.reset(),
+      "zoom-in": () => viewport().setMagnification(viewport().magnification * 2),
+      "zoom-out": () => viewport().setMagnification(viewport().magnification / 2),
+      "zoom-fit": () => viewport().setMagnification(1),
+      "zoom-actual": () => viewport().actualSize(),
+      "rotate-left": () => viewport().rotate(-1),
+      "rotate-right": () => viewport().rotate(1),
+      "flip-horizontal": () => viewport().flipHorizontal(),
+      "flip-vertical": () => viewport().flipVertical(),
+      overlays: () => this.toggleOverlays(),
+      "series-panel": () => this.toggleSeriesPanel(),
+      "next-viewport": () => {
+        const cells = this.layout.cells;
+        this.layout.activate(cells[(cells.indexOf(this.layout.active) + 1) % cells.length]);
+      },
+      help: () => this.toggleHelp(),
+      close: () => this.closeMenus(),
+      more: () => this.toggleMore(),
+    };
+    this.wireToolbar();
+    this.renderHelp();
+    this.help.querySelector("[data-close]").addEventListener("click", () => this.help.close());
+    document.addEventListener("keydown", (event) => this.key(event));
+  }
+
+  wireToolbar() {
+    for (const button of this.toolbar.querySelectorAll("[data-action]")) {
+      const binding = BINDINGS.find((b) => b.action === button.dataset.action);
+      if (binding) {
+        const keys = binding.keys.map(keyName).join(" or ");
+        button.title = `${binding.label} (${keys})`;
+        button.setAttribute("aria-keyshortcuts", binding.keys.map((k) => (k === " " ? "Space" : k)).join(" "));
+        if (!button.getAttribute("aria-label") && !button.textContent.trim().match(/^[A-Za-z]/)) {
+          button.setAttribute("aria-label", binding.label);
+        }
+      }
+      button.addEventListener("click", (event) => {
+        this.actions[button.dataset.action]?.();
+        if (this.more.contains(button) && button.dataset.action !== "more") this.closeMore();
+        // A pointer click leaves the keyboard to the image (Space resets, not re-clicks);
+        // a keyboard user's focus stays on the button.
+        if (event.detail > 0 && button.dataset.action !== "more") this.layout.active?.element.focus({ preventScroll: true });
+      });
+    }
+    this.layoutSelect.addEventListener("change", () => this.layout.set(this.layoutSelect.value));
+    this.fpsInput.addEventListener("change", () => {
+      const viewport = this.layout.viewport;
+      if (viewport.cine) viewport.play(this.fps());
+    });
+    this.presetSelect.addEventListener("change", () => {
+      const preset = this.presets[Number(this.presetSelect.value)];
+      if (preset) this.layout.viewport.setWindow(preset);
+    });
+    document.addEventListener("pointerdown", (event) => {
+      if (!this.more.classList.contains("open")) return;
+      if (!this.more.contains(event.target) && event.target !== this.moreButton) this.closeMore();
+    });
+  }
+
+  key(event) {
+    if (event.defaultPrevented) return;
+    const target = event.target;
+    if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) {
+      if (event.key !== "Escape") return;
+    }
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keyboard
+    if (target instanceof HTMLButtonElement && (event.key === " " || event.key === "Enter")) return;
+    const binding = bindingFor(event);
+    if (!binding || !this.layout.active) return;
+    event.preventDefault();
+    this.actions[binding.action]();
+  }
+
+  fps() {
+    return Math.min(Math.max(Number(this.fpsInput.value) || 10, 1), 60);
+  }
+
+  toggleCine() {
+    const viewport = this.layout.viewport;
+    if (viewport.cine) viewport.stop();
+    else viewport.play(this.fps());
+    this.sync();
+  }
+
+  setTool(tool) {
+    this.layout.tool = tool;
+    this.sync();
+  }
+
+  reset() {
+    const viewport = this.layout.viewport;
+    viewport.setInverted(false);
+    this.presetSelect.value = "";
+    viewport.setSeries(viewport.series);
+    this.sync();
+  }
+
+  toggleOverlays() {
+    this.layout.grid.classList.toggle("no-overlays");
+  }
+
+  toggleSeriesPanel() {
+    document.body.classList.toggle("series-collapsed");
+    document.body.classList.add("series-toggled");
+  }
+
+  toggleHelp() {
+    if (this.help.open) this.help.close();
+    else this.help.showModal();
+  }
+
+  toggleMore() {
+    const open = this.more.classList.toggle("open");
+    this.moreButton.setAttribute("aria-expanded", String(open));
+  }
+
+  closeMore() {
+    this.more.classList.remove("open");
+    this.moreButton.setAttribute("aria-expanded", "false");
+  }
+
+  closeMenus() {
+    this.closeMore();
+    if (this.help.open) this.help.close();
+  }
+
+  // The toolbar follows the active viewport: its presets, cine state and frame rate,
+  // and the drag tool.
+  sync() {
+    const viewport = this.layout.viewport;
+    const instance = viewport?.current?.instance;
+    this.presets = instance ? presetsFor(viewport.series.modality, instance) : [];
+    this.presetSelect.replaceChildren(new Option("—", ""));
+    this.presets.forEach((preset, index) => {
+      const option = new Option(`${preset.name} (${preset.center}/${preset.width})`, String(index));
+      this.presetSelect.append(option);
+    });
+    this.syncPreset();
+    this.cineButton.textContent = viewport?.cine ? "Stop" : "Play";
+    this.cineButton.setAttribute("aria-pressed", String(Boolean(viewport?.cine)));
+    if (viewport && !viewport.cine) this.fpsInput.value = String(viewport.defaultFrameRate());
+    this.layoutSelect.value = this.layout.value;
+    for (const button of this.toolbar.querySelectorAll("[data-action^='tool-']")) {
+      button.setAttribute("aria-pressed", String(button.dataset.action === `tool-${this.layout.tool}`));
+    }
+  }
+
+  // The preset menu names the active viewport's window when it is a preset, else "—".
+  syncPreset() {
+    const chosen = this.layout.viewport?.window;
+    const match = chosen ? (this.presets || []).findIndex((p) => p.center === chosen.center && p.width === chosen.width) : -1;
+    const value = match >= 0 ? String(match) : "";
+    if (this.presetSelect.value !== value) this.presetSelect.value = value;
+  }
+
+  renderHelp() {
+    const body = this.help.querySelector("tbody");
+    body.replaceChildren();
+    let section = null;
+    for (const binding of BINDINGS) {
+      if (binding.section !== section) {
+        section = binding.section;
+        const row = body.insertRow();
+        const head = document.createElement("th");
+        head.colSpan = 2;
+        head.scope = "colgroup";
+        head.textContent = section;
+        row.append(head);
+      }
+      const row = body.insertRow();
+      row.className = binding.kind;
+      const keys = row.insertCell();
+      for (const [index, key] of binding.keys.entries()) {
+        if (index) keys.append(" or ");
+        const element = document.createElement(binding.kind === "key" ? "kbd" : "span");
+        element.textContent = binding.kind === "key" ? keyName(key) : key;
+        keys.append(element);
+      }
+      row.insertCell().textContent = binding.label;
+    }
+  }
+}
