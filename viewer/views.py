@@ -23,7 +23,9 @@ MAX_COMPARED_STUDIES = 3
 @embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
     query = WorklistQuery.from_params(request.GET.dict())
-    studies = with_latest_prior(query.studies(access.visible_studies(request)), access.visible_studies(request))
+    studies = with_latest_prior(
+        query.studies(access.visible_studies(request)), access.visible_studies(request)
+    )
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()

@@ -5,6 +5,7 @@ frame is cross-site and its cookies are partitioned."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ def test_an_iid_launch_in_a_cross_site_frame_signs_in_through_a_popup(
     # a session of its own and continues the launch to the study.
     expect(frame.locator(".viewport.active .overlay.bottom-left")).to_contain_text(
         "Im 1/1", timeout=20_000
+    )
+    expect(frame.locator(".viewport.active canvas")).to_have_attribute(
+        "data-url", re.compile(r"/rendered"), timeout=15_000
     )
     page.screenshot(path=str(artifacts_dir / "popup-frame-study-open.png"))
     loupe_frame = next(f for f in page.frames if f.parent_frame is not None)

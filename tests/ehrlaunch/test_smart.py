@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,10 @@ def test_a_smart_launch_opens_the_study_bound_to_the_patient(
 
     expect(page).to_have_url(f"{live_server.url}/viewer/2.3.4/", timeout=20_000)
     expect(page.locator(".viewport.active .overlay.bottom-left")).to_contain_text("Im 1/1")
+    # The image itself is drawn, not only the overlay.
+    expect(page.locator(".viewport.active canvas")).to_have_attribute(
+        "data-url", re.compile(r"/rendered"), timeout=15_000
+    )
     page.screenshot(path=str(artifacts_dir / "smart-launch-study.png"))
     assert fhir.requests == [
         "GET /fhir/.well-known/smart-configuration",
