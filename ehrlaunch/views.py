@@ -10,6 +10,7 @@ the address bar at once; the responses that carry it in their URL send
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -58,6 +59,24 @@ def _viewer_url(study_uid: str) -> str:
     return reverse("viewer", args=[study_uid])
 
 
+def _open_session(request: HttpRequest, verify: Callable[[], LaunchContext]) -> HttpResponse:
+    """A verified launch (signed or SMART) -> a session bound to it -> 303 to its study.
+
+    A refusal ends any earlier session (it never stays open for an earlier patient), is
+    audited without trusting the launch's claims, and shows the clinician its page."""
+    try:
+        context = verify()
+        scope, landing = session.open_launch_session(request, context)
+    except LaunchRefused as error:
+        if request.user.is_authenticated:
+            logout(request)
+        audit.record_launch_refused(request, channel="ehr", reason=error.code)
+        return refused(request, error)
+    _audit_launch(request, context, scope, landing)
+    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
+    return _private(HttpResponseRedirect(target, status=303))
+
+
 def _audit_launch(
     request: HttpRequest, context: LaunchContext, scope: Scope, landing: Study | None
 ) -> None:
@@ -82,17 +101,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         if request.method == "POST"
         else request.GET.get("launch", "")
     )
-    try:
-        context = verify_signed_launch(token)
-        scope, landing = session.open_launch_session(request, context)
-    except LaunchRefused as error:
-        if request.user.is_authenticated:
-            logout(request)  # a failed launch never leaves an earlier patient's session open
-        audit.record_launch_refused(request, channel="ehr", reason=error.code)
-        return refused(request, error)
-    _audit_launch(request, context, scope, landing)
-    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
-    return _private(HttpResponseRedirect(target, status=303))
+    return _open_session(request, lambda: verify_signed_launch(token))
 
 
 @require_GET
@@ -117,17 +126,7 @@ def smart_launch(request: HttpRequest) -> HttpResponse:
 @embeddable
 def smart_callback(request: HttpRequest) -> HttpResponse:
     """The EHR's authorization server returns here: code -> token -> FHIR -> session."""
-    try:
-        context = smart.complete(request)
-        scope, landing = session.open_launch_session(request, context)
-    except LaunchRefused as error:
-        if request.user.is_authenticated:
-            logout(request)
-        audit.record_launch_refused(request, channel="ehr", reason=error.code)
-        return refused(request, error)
-    _audit_launch(request, context, scope, landing)
-    target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
-    return _private(HttpResponseRedirect(target, status=303))
+    return _open_session(request, lambda: smart.complete(request))
 
 
 @require_GET
