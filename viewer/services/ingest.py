@@ -29,7 +29,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Field
+from django.utils import timezone
 
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
@@ -162,29 +163,142 @@ def _discard_quietly(writing: Future[Path]) -> None:
 def _store(staged: storage.Staged, fields: IndexFields, source: str) -> IngestResult:
     sop_uid = fields.instance["sop_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    existing = _stored_sha256(sop_uid)
-    if existing == staged.sha256:
-        if not storage.exists(storage.key_for(staged.sha256)):
-            # The store lost this object (disk fault, hand deletion): the re-sent bytes,
-            # whose hash matches the row, repair it.
-            storage.commit(staged)
-            log.warning("a missing stored object was re-written from an identical re-send")
-        return IngestResult(
-            source=source, status=DUPLICATE, sop_instance_uid=sop_uid, study_instance_uid=study_uid
-        )
-    if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
-        raise _conflict(sop_uid)
-    created = not storage.exists(storage.key_for(staged.sha256))
+    # The file is durable under its key before any row can refer to it.
+    created = storage.commit(staged)
     try:
-        status = _index(fields, staged, replacing=existing is not None)
+        if _insert_into_known_series(fields, staged):
+            status = STORED
+        else:
+            status = _store_with_parents(fields, staged)
     except BaseException:
-        key = storage.key_for(staged.sha256)
         if created and not Instance.objects.filter(sha256=staged.sha256).exists():
-            storage.delete(key)
+            storage.delete(storage.key_for(staged.sha256))
         raise
+    if status == DUPLICATE and created:
+        # The store had lost this object (disk fault, hand deletion): the re-sent bytes,
+        # whose hash matches the row, repaired it.
+        log.warning("a missing stored object was re-written from an identical re-send")
     return IngestResult(
         source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
     )
+
+
+def _insert_into_known_series(fields: IndexFields, staged: storage.Staged) -> bool:
+    """The common case, a new SOP Instance UID in a series already stored under the same
+    study and patient: insert its row and count it in its series and study, in one
+    statement on PostgreSQL (prepared once per connection). Changes nothing and returns
+    False when the series is not stored, its study or patient differ, or the SOP
+    Instance UID is stored already: the general path then decides what happens."""
+    statement = _known_series_statement()
+    parents = [
+        fields.series["series_instance_uid"],
+        fields.study["study_instance_uid"],
+        fields.patient["patient_id"],
+        fields.patient["issuer_of_patient_id"],
+    ]
+    values = {
+        **fields.instance,
+        "storage_key": storage.key_for(staged.sha256),
+        "sha256": staged.sha256,
+        "size_bytes": staged.size,
+        "received_at": timezone.now(),
+    }
+    params = [f.get_db_prep_save(values[f.attname], connection) for f in statement.fields]
+    if connection.vendor == "postgresql":
+        return _execute_prepared(statement.sql, params + parents) == 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement.sql, params + parents)
+        if cursor.rowcount != 1:
+            return False
+        _count_instance_in(parents[0], parents[1])
+    return True
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    fields: list[Field[Any, Any]]  # the Instance fields whose values follow, in order
+
+
+_statements: dict[str, _Statement] = {}
+
+
+def _known_series_statement() -> _Statement:
+    """INSERT … SELECT from the series row found by its UID and joined to its study and
+    patient, so that a series stored under other parents yields no row. On PostgreSQL
+    the counts are updated in the same statement (data-modifying CTEs); parameters get
+    explicit casts, as they are bound on the server."""
+    vendor = connection.vendor
+    if vendor in _statements:
+        return _statements[vendor]
+    fields = [
+        f for f in Instance._meta.concrete_fields if not f.primary_key and f.attname != "series_id"
+    ]
+    postgres = vendor == "postgresql"
+    placeholders = ", ".join(
+        f"CAST(%s AS {f.db_type(connection)})" if postgres else "%s" for f in fields
+    )
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    text = "CAST(%s AS text)" if postgres else "%s"
+    insert = (
+        f"INSERT INTO {Instance._meta.db_table} (series_id, {columns}) "  # noqa: S608
+        f"SELECT se.id, {placeholders} FROM {Series._meta.db_table} se "
+        f"JOIN {Study._meta.db_table} st ON st.id = se.study_id "
+        f"JOIN {Patient._meta.db_table} pa ON pa.id = st.patient_id "
+        f"WHERE se.series_instance_uid = {text} AND st.study_instance_uid = {text} "
+        f"AND pa.patient_id = {text} AND pa.issuer_of_patient_id = {text} "
+        "ON CONFLICT (sop_instance_uid) DO NOTHING"
+    )
+    if postgres:
+        insert = (
+            f"WITH new AS ({insert} RETURNING series_id), "  # noqa: S608
+            f"counted AS (UPDATE {Series._meta.db_table} se SET "
+            "number_of_series_related_instances = se.number_of_series_related_instances + 1 "
+            "FROM new WHERE se.id = new.series_id RETURNING se.study_id) "
+            f"UPDATE {Study._meta.db_table} st SET number_of_study_related_instances = "
+            "st.number_of_study_related_instances + 1 FROM counted WHERE st.id = counted.study_id"
+        )
+    _statements[vendor] = _Statement(insert, fields)
+    return _statements[vendor]
+
+
+def _execute_prepared(sql: str, params: list[Any]) -> int:
+    """Run one statement through a server-binding psycopg cursor, prepared on the server
+    after its first use on this connection; return the row count."""
+    import psycopg  # only with PostgreSQL
+
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return int(cursor.rowcount)
+
+
+def _count_instance_in(series_uid: str, study_uid: str) -> None:
+    """Add one instance to the counts of an existing series and its study."""
+    with connection.cursor() as cursor:  # plain SQL: this runs for every object
+        cursor.execute(
+            f"UPDATE {Series._meta.db_table} SET number_of_series_related_instances = "  # noqa: S608
+            "number_of_series_related_instances + 1 WHERE series_instance_uid = %s",
+            [series_uid],
+        )
+        cursor.execute(
+            f"UPDATE {Study._meta.db_table} SET number_of_study_related_instances = "  # noqa: S608
+            "number_of_study_related_instances + 1 WHERE study_instance_uid = %s",
+            [study_uid],
+        )
+
+
+def _store_with_parents(fields: IndexFields, staged: storage.Staged) -> str:
+    """The general case: a SOP Instance UID already stored, or a series not yet stored
+    (or stored under other parents, which is refused)."""
+    sop_uid = fields.instance["sop_instance_uid"]
+    existing = _stored_sha256(sop_uid)
+    if existing == staged.sha256:
+        return DUPLICATE
+    if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
+        raise _conflict(sop_uid)
+    return _index(fields, staged, replacing=existing is not None)
 
 
 def _conflict(sop_uid: str) -> Conflict:
@@ -207,9 +321,9 @@ def _stored_sha256(sop_uid: str) -> str | None:
 
 
 def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> str:
-    """Create or update the rows for one object in one transaction; the file is moved
-    under its key (and its folder fsync'ed) before the transaction commits. A new SOP
-    Instance UID is inserted directly: the unique constraint catches a concurrent insert."""
+    """Create or update the rows for one object in one transaction (its file is already
+    under its key). A new SOP Instance UID is inserted directly: the unique constraint
+    catches a concurrent insert."""
     sop_uid = fields.instance["sop_instance_uid"]
     try:
         with transaction.atomic():
@@ -224,7 +338,7 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
                     return DUPLICATE
                 if settings.LOUPE_DUPLICATE_POLICY == "reject":
                     raise _conflict(sop_uid)
-                return _replace(previous, parent, fields, key=storage.commit(staged), staged=staged)
+                return _replace(previous, parent, fields, staged=staged)
             Instance.objects.create(
                 series_id=parent.series_id,
                 storage_key=storage.key_for(staged.sha256),
@@ -232,7 +346,6 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
                 size_bytes=staged.size,
                 **fields.instance,
             )
-            storage.commit(staged)  # durable under its key before the row commits
             # Last, so that the series and study rows are locked only until the commit.
             _count_new_instance(parent)
             return STORED
@@ -254,8 +367,9 @@ class Parent:
 
 
 def _replace(
-    previous: Instance, parent: Parent, fields: IndexFields, *, key: str, staged: storage.Staged
+    previous: Instance, parent: Parent, fields: IndexFields, *, staged: storage.Staged
 ) -> str:
+    key = storage.key_for(staged.sha256)
     old_key, old_series_id = previous.storage_key, previous.series_id
     for name, value in fields.instance.items():
         setattr(previous, name, value)
