@@ -264,13 +264,18 @@ def _known_series_statement() -> _Statement:
 
 def _execute_prepared(sql: str, params: list[Any]) -> int:
     """Run one statement through a server-binding psycopg cursor, prepared on the server
-    after its first use on this connection; return the row count."""
+    at its first use on this connection (settings.LOUPE_DB_PREPARED_STATEMENTS); return
+    the row count. Django's own queries use client-side binding and are never prepared."""
     import psycopg  # only with PostgreSQL
 
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+    raw = connection.connection
+    prepare = settings.LOUPE_DB_PREPARED_STATEMENTS
+    if prepare and raw.prepare_threshold is None:
+        raw.prepare_threshold = 5  # psycopg's default; Django sets None
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
         return int(cursor.rowcount)
 
 
