@@ -41,9 +41,9 @@ from viewer.services import storage
 
 log = logging.getLogger(__name__)
 
-# Hashing and the temp file's write + fsync release the GIL: they run here, beside the
-# parse and validation on the request thread.
-_workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-ingest")
+# Hashing, the temp file's write + fsync and the link under its key release the GIL: they
+# run here, beside the parse and validation on the request thread (two per ingest).
+_workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="loupe-ingest")
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -111,14 +111,14 @@ def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
 def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     """Validate, store and index one object; never raises for bad input.
 
-    The bytes are hashed and written to a temp file with fsync on worker threads while
-    this one parses and validates them; only a valid object's file is then renamed under
-    its key, inside the transaction that creates its row.
+    While this thread parses and validates the bytes, worker threads (hashing, writing
+    and fsync release the GIL) hash them, write them to a temp file, fsync it, link it
+    under its key and fsync the folder: the file is durable under its key by the time
+    the object is known to be valid, and its row is committed after that. A file made
+    for an object that turns out invalid is removed before the answer.
     """
-    # Hash and write + fsync run on two worker threads (both release the GIL), beside
-    # the parse on this one.
     hashing = _workers.submit(storage.sha256_hex, data) if data else None
-    writing = _workers.submit(storage.write_temp, data) if data else None
+    storing = _workers.submit(_write_under_key, data, hashing) if hashing else None
     try:
         parsed = read_object(
             data,
@@ -130,51 +130,65 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        assert hashing is not None and writing is not None  # read_object refuses empty data
-        staged = storage.Staged(hashing.result(), _written(writing), len(data))
+        assert storing is not None  # read_object refuses empty data
+        stored = _stored(storing)
     except BaseException as error:
-        if writing is not None:
-            writing.add_done_callback(_discard_quietly)
+        if storing is not None:
+            _remove_if_created(storing)
         if isinstance(error, ViewerError):
             return rejected(source, error)
         raise
     try:
-        return _store(staged, fields, source)
+        return _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
-    finally:
-        storage.discard(staged)  # nothing left once the file was moved under its key
 
 
-def _written(writing: Future[Path]) -> Path:
+def _write_under_key(data: bytes, hashing: Future[str]) -> storage.Stored:
+    """Worker thread: write ``data`` to a temp file, fsync it, and once its hash is known
+    put it under its key (storage.commit). The hash was submitted first, so it is
+    running or done by now: waiting for it cannot starve the pool."""
+    temp = storage.write_temp(data)
     try:
-        return writing.result()
+        staged = storage.Staged(hashing.result(), temp, len(data))
+        created = storage.commit(staged)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return storage.Stored(staged.sha256, staged.size, created)
+
+
+def _stored(storing: Future[storage.Stored]) -> storage.Stored:
+    try:
+        return storing.result()
     except OSError as exc:
         raise ViewerError(
             f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
         ) from None
 
 
-def _discard_quietly(writing: Future[Path]) -> None:
-    if writing.exception() is None:
-        writing.result().unlink(missing_ok=True)
+def _remove_if_created(storing: Future[storage.Stored]) -> None:
+    """After a refusal: remove the file this ingest put under its key (no row can refer
+    to an object that fails validation: the same bytes always fail it)."""
+    if storing.exception() is None:
+        stored = storing.result()
+        if stored.created:
+            storage.delete(storage.key_for(stored.sha256))
 
 
-def _store(staged: storage.Staged, fields: IndexFields, source: str) -> IngestResult:
+def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestResult:
     sop_uid = fields.instance["sop_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    # The file is durable under its key before any row can refer to it.
-    created = storage.commit(staged)
     try:
-        if _insert_into_known_series(fields, staged):
+        if _insert_into_known_series(fields, stored):
             status = STORED
         else:
-            status = _store_with_parents(fields, staged)
+            status = _store_with_parents(fields, stored)
     except BaseException:
-        if created and not Instance.objects.filter(sha256=staged.sha256).exists():
-            storage.delete(storage.key_for(staged.sha256))
+        if stored.created and not Instance.objects.filter(sha256=stored.sha256).exists():
+            storage.delete(storage.key_for(stored.sha256))
         raise
-    if status == DUPLICATE and created:
+    if status == DUPLICATE and stored.created:
         # The store had lost this object (disk fault, hand deletion): the re-sent bytes,
         # whose hash matches the row, repaired it.
         log.warning("a missing stored object was re-written from an identical re-send")
@@ -183,7 +197,7 @@ def _store(staged: storage.Staged, fields: IndexFields, source: str) -> IngestRe
     )
 
 
-def _insert_into_known_series(fields: IndexFields, staged: storage.Staged) -> bool:
+def _insert_into_known_series(fields: IndexFields, stored: storage.Stored) -> bool:
     """The common case, a new SOP Instance UID in a series already stored under the same
     study and patient: insert its row and count it in its series and study, in one
     statement on PostgreSQL (prepared once per connection). Changes nothing and returns
@@ -198,9 +212,9 @@ def _insert_into_known_series(fields: IndexFields, staged: storage.Staged) -> bo
     ]
     values = {
         **fields.instance,
-        "storage_key": storage.key_for(staged.sha256),
-        "sha256": staged.sha256,
-        "size_bytes": staged.size,
+        "storage_key": storage.key_for(stored.sha256),
+        "sha256": stored.sha256,
+        "size_bytes": stored.size,
         "received_at": timezone.now(),
     }
     params = [f.get_db_prep_save(values[f.attname], connection) for f in statement.fields]
@@ -294,16 +308,16 @@ def _count_instance_in(series_uid: str, study_uid: str) -> None:
         )
 
 
-def _store_with_parents(fields: IndexFields, staged: storage.Staged) -> str:
+def _store_with_parents(fields: IndexFields, stored: storage.Stored) -> str:
     """The general case: a SOP Instance UID already stored, or a series not yet stored
     (or stored under other parents, which is refused)."""
     sop_uid = fields.instance["sop_instance_uid"]
     existing = _stored_sha256(sop_uid)
-    if existing == staged.sha256:
+    if existing == stored.sha256:
         return DUPLICATE
     if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
         raise _conflict(sop_uid)
-    return _index(fields, staged, replacing=existing is not None)
+    return _index(fields, stored, replacing=existing is not None)
 
 
 def _conflict(sop_uid: str) -> Conflict:
@@ -325,7 +339,7 @@ def _stored_sha256(sop_uid: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> str:
+def _index(fields: IndexFields, stored: storage.Stored, *, replacing: bool) -> str:
     """Create or update the rows for one object in one transaction (its file is already
     under its key). A new SOP Instance UID is inserted directly: the unique constraint
     catches a concurrent insert."""
@@ -339,16 +353,16 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
                     Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
                 )
             if previous is not None:
-                if previous.sha256 == staged.sha256:
+                if previous.sha256 == stored.sha256:
                     return DUPLICATE
                 if settings.LOUPE_DUPLICATE_POLICY == "reject":
                     raise _conflict(sop_uid)
-                return _replace(previous, parent, fields, staged=staged)
+                return _replace(previous, parent, fields, stored=stored)
             Instance.objects.create(
                 series_id=parent.series_id,
-                storage_key=storage.key_for(staged.sha256),
-                sha256=staged.sha256,
-                size_bytes=staged.size,
+                storage_key=storage.key_for(stored.sha256),
+                sha256=stored.sha256,
+                size_bytes=stored.size,
                 **fields.instance,
             )
             # Last, so that the series and study rows are locked only until the commit.
@@ -359,7 +373,7 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
         winner = _stored_sha256(sop_uid)
         if winner is None:
             raise
-        if winner == staged.sha256:
+        if winner == stored.sha256:
             return DUPLICATE
         raise _conflict(sop_uid) from None
 
@@ -372,14 +386,14 @@ class Parent:
 
 
 def _replace(
-    previous: Instance, parent: Parent, fields: IndexFields, *, staged: storage.Staged
+    previous: Instance, parent: Parent, fields: IndexFields, *, stored: storage.Stored
 ) -> str:
-    key = storage.key_for(staged.sha256)
+    key = storage.key_for(stored.sha256)
     old_key, old_series_id = previous.storage_key, previous.series_id
     for name, value in fields.instance.items():
         setattr(previous, name, value)
     previous.series_id = parent.series_id
-    previous.storage_key, previous.sha256, previous.size_bytes = key, staged.sha256, staged.size
+    previous.storage_key, previous.sha256, previous.size_bytes = key, stored.sha256, stored.size
     previous.save()
     _refresh_counts(parent.series_id)
     if old_series_id != parent.series_id:

@@ -76,6 +76,15 @@ class Staged:
     size: int
 
 
+@dataclass(frozen=True)
+class Stored:
+    """Bytes durable under their key; ``created`` if this ingest put them there."""
+
+    sha256: str
+    size: int
+    created: bool
+
+
 def write_temp(data: bytes) -> Path:
     """Write ``data`` to a temp file in the store's file system and fsync it."""
     fd, temp_name = tempfile.mkstemp(prefix="ingest-", suffix=".part", dir=settings.LOUPE_TEMP_DIR)
@@ -140,10 +149,6 @@ def _link(source: Path, target: Path) -> None:
             raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
         os.replace(source, target)
         return
-
-
-def discard(staged: Staged) -> None:
-    staged.temp_path.unlink(missing_ok=True)
 
 
 def write(data: bytes) -> str:
