@@ -51,3 +51,16 @@ def test_folders_are_made_on_first_use(isolated_storage: Path, settings: Any) ->
     assert len([p for p in root.iterdir() if p.is_dir()]) == 256  # every ab/ at once
     second = storage.write(b"second object")
     assert {key, second} == set(storage.all_keys())
+
+
+def test_a_prepared_folder_takes_the_object_without_being_made_again(
+    isolated_storage: Path,
+) -> None:
+    data = b"an object whose folder is made first" * 10
+    sha = hashlib.sha256(data).hexdigest()
+    storage.prepare_folder(sha)
+    folder = storage.path_for(storage.key_for(sha)).parent
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    storage.prepare_folder(sha)  # again: nothing changes
+    assert storage.commit(storage.stage(data)) is True
+    assert [p.name for p in folder.iterdir()] == [f"{sha}.dcm"]

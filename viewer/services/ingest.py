@@ -117,7 +117,7 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     the object is known to be valid, and its row is committed after that. A file made
     for an object that turns out invalid is removed before the answer.
     """
-    hashing = _workers.submit(storage.sha256_hex, data) if data else None
+    hashing = _workers.submit(_hash_and_prepare_folder, data) if data else None
     storing = _workers.submit(_write_under_key, data, hashing) if hashing else None
     try:
         parsed = read_object(
@@ -142,6 +142,14 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
         return _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
+
+
+def _hash_and_prepare_folder(data: bytes) -> str:
+    """Worker thread: the SHA-256 of ``data``; its key's folder is made (and, when new,
+    made durable) while the other worker thread is still writing the temp file."""
+    sha256 = storage.sha256_hex(data)
+    storage.prepare_folder(sha256)
+    return sha256
 
 
 def _write_under_key(data: bytes, hashing: Future[str]) -> storage.Stored:

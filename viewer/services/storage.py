@@ -47,17 +47,29 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def prepare_folder(sha256: str) -> None:
+    """Make the folder of the key of ``sha256`` exist durably before the object is linked
+    there: if it is new, its entry in its parent is fsync'ed (ingest does this beside the
+    temp file's fsync, so the two waits overlap)."""
+    folder = path_for(key_for(sha256)).parent
+    if _make_folder(folder):
+        _fsync_dir(folder.parent)
+
+
 def _make_folder(folder: Path) -> bool:
     """Create ``folder`` (``ab/cd`` under the store, ``ab`` included); True if ``cd`` is
-    new, in which case the caller fsyncs ``ab`` once the file is linked in ``cd``. The
-    256 ``ab`` folders are made and fsync'ed once, not one by one as objects arrive."""
+    new, in which case the caller fsyncs ``ab``. The 256 ``ab`` folders are made and
+    fsync'ed once, not one by one as objects arrive."""
     try:
         folder.mkdir()
     except FileExistsError:
         return False
     except FileNotFoundError:
         _make_top_folders(folder.parent.parent)
-        folder.mkdir(exist_ok=True)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            return False
     return True
 
 
