@@ -3,9 +3,16 @@
 ``ingest_bytes`` validates an object (``viewer.dicom.io``), stores its bytes unchanged in
 the content-addressed store (``viewer.services.storage``) and then creates or updates
 the Patient / Study / Series / Instance rows in one transaction. The file is durable
-(written and fsync'ed, then renamed under its key) before its row commits, and removed again if the transaction fails while no row refers
-to it, so there is never a row without its file; a crash between the two leaves an
-unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
+(written and fsync'ed, linked under its key, its folder fsync'ed) before its row
+commits, and removed again if the object is refused or the transaction fails while no
+row refers to it, so there is never a row without its file; a crash between the two
+leaves an unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
+
+The common case, one more object of a series already stored under the same study and
+patient, is one statement (``_insert_into_known_series``: the row and the series and
+study counts; on PostgreSQL one prepared round trip); everything else (the first object
+of a series, a re-sent or conflicting SOP Instance UID, a series that would change
+parents) takes the general path below it, which decides exactly as before.
 
 Duplicates (the same (0008,0018) SOP Instance UID):
 
@@ -176,8 +183,8 @@ def _stored(storing: Future[storage.Stored]) -> storage.Stored:
 
 
 def _remove_if_created(storing: Future[storage.Stored]) -> None:
-    """After a refusal: remove the file this ingest put under its key (no row can refer
-    to an object that fails validation: the same bytes always fail it)."""
+    """After a refusal: remove the file this ingest put under its key (it was not there
+    before, so no row had it: a row whose file was lost stays as it was)."""
     if storing.exception() is None:
         stored = storing.result()
         if stored.created:

@@ -137,7 +137,10 @@ def commit(staged: Staged) -> bool:
     except FileExistsError:
         created = False
         if final.stat().st_size == staged.size:
+            # Fsync'ed all the same: a concurrent ingest of the same bytes may have linked
+            # it without having fsync'ed the folder yet (its data was fsync'ed before).
             staged.temp_path.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
             return False
         os.replace(staged.temp_path, final)
     else:
