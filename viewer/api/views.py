@@ -120,7 +120,8 @@ def instances(request: HttpRequest) -> HttpResponse:
 def _one_object(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not (user.is_authenticated and user.is_active):
-        response = _json({"code": "not_authenticated", "message": NOT_AUTHENTICATED}, 401)
+        message = str(NotAuthenticated.default_detail)  # DRF's words, in the request's language
+        response = _json({"code": "not_authenticated", "message": message}, 401)
         response["WWW-Authenticate"] = 'Session realm="loupe"'
         return response
     reason = _csrf_failure(request)
@@ -143,9 +144,6 @@ def _one_object(request: HttpRequest) -> HttpResponse:
     result = ingest.ingest_bytes(data, source="body")
     body = {"summary": ingest.summarize([result]), "results": [result.as_dict()]}
     return _json(body, 200 if result.ok else result.http_status)
-
-
-NOT_AUTHENTICATED = str(NotAuthenticated.default_detail)
 
 
 def _csrf_failure(request: HttpRequest) -> str | None:
