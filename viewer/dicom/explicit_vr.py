@@ -98,10 +98,7 @@ def read_part10(data: bytes) -> FileDataset | None:
     encoding: str | list[str] = "iso8859"
     charset = elements.get(SPECIFIC_CHARACTER_SET)
     if isinstance(charset, RawDataElement):  # as pydicom's read_dataset decodes it
-        try:
-            encoding = convert_encodings(convert_raw_data_element(charset).value)
-        except Exception:  # the full reading reports it (as unparseable)
-            return None
+        encoding = convert_encodings(convert_raw_data_element(charset).value)
     dataset.set_original_encoding(False, True, encoding)
     result = FileDataset(io.BytesIO(data), dataset, data[:128], file_meta, False, True)
     result.set_original_encoding(False, True, dataset._character_set)
