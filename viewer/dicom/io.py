@@ -20,11 +20,6 @@ or :class:`~viewer.errors.TooLarge` with a message naming the problem):
   Bits Allocated / 8 bytes, and encapsulated pixel data (PS3.5 §A.4) has at least one
   fragment per frame; one decoded frame must also fit the frame cap.
 
-Well-formed Explicit VR Little Endian Part 10 files (nearly all) are read in one pass by
-:mod:`viewer.dicom.explicit_vr`, which proves the first point structurally as it goes;
-anything else is read by pydicom and checked element by element. The other checks are
-the same for both.
-
 Decoding the compressed pixel data is left to rendering: a corrupt codestream is stored
 (it is the only copy a hospital has) and refused when someone asks to see it.
 """
@@ -48,7 +43,6 @@ from pydicom.uid import (
     MediaStorageDirectoryStorage,
 )
 
-from viewer.dicom.explicit_vr import read_part10
 from viewer.dicom.uids import uid_problem
 from viewer.dicom.values import value
 from viewer.errors import InvalidDicom, TooLarge, ViewerError
@@ -90,11 +84,9 @@ def read_object(data: bytes, *, max_bytes: int, max_frame_bytes: int) -> ParsedO
             "and no data set at byte 0",
             code="not_dicom",
         )
-    dataset: Dataset | None = read_part10(data) if has_preamble else None
-    if dataset is None:  # not the common, well-formed case: the full reading and checks
-        dataset = _parse(data)
-        _check_declared_lengths(dataset, len(data))
-        _convert_all(dataset)
+    dataset = _parse(data)
+    _check_declared_lengths(dataset, len(data))
+    _convert_all(dataset)
     transfer_syntax = _transfer_syntax(dataset, has_preamble)
     if is_dicomdir(dataset):
         raise InvalidDicom(
