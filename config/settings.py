@@ -155,8 +155,6 @@ CACHES: dict[str, dict[str, object]] = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # no session query per request
 
-# Django's ModelBackend with a cheaper per-request user fetch (see the module).
-AUTHENTICATION_BACKENDS = ["viewer.auth_backends.SessionUserBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
