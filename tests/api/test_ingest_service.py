@@ -9,6 +9,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 from viewer.models import Instance, Series, Study
@@ -92,3 +93,26 @@ def test_a_failing_count_update_in_a_stored_series_leaves_no_row_and_no_file(
         ingest.ingest_bytes(second, source="second")
     assert (storage.all_keys(), Instance.objects.count()) == before
     assert Study.objects.get().number_of_study_related_instances == 1
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr"),
+    [
+        (b"\x08\x00\x16\x00", b"Ug"),  # SOP Class UID with a VR that does not exist
+        (b"\x10\x00\x10\x00", b"Qq"),  # Patient's Name, the same
+    ],
+)
+def test_a_value_pydicom_cannot_convert_is_refused_with_a_400(tag: bytes, vr: bytes) -> None:
+    """pydicom reads values lazily; one it cannot convert (here an unknown VR, which it
+    raises NotImplementedError for) must be a 400 naming the problem, never a 500."""
+    from pydicom.data import get_testdata_file
+
+    data = bytearray(Path(str(get_testdata_file("CT_small.dcm"))).read_bytes())
+    where = data.index(tag, 132)
+    data[where + 4 : where + 6] = vr
+    result = ingest.ingest_bytes(bytes(data), source="bad-vr")
+    assert result.status == "rejected"
+    assert result.http_status == 400 and result.code == "unparseable"
+    assert "Value Representation" in result.reason
+    assert not Instance.objects.exists()
+    assert not any(p.is_file() for p in Path(settings.LOUPE_STORAGE_DIR).rglob("*"))

@@ -29,6 +29,7 @@ duplicate (or a conflict).
 from __future__ import annotations
 
 import logging
+import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from django.utils import timezone
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
-from viewer.errors import Conflict, TooLarge, ViewerError
+from viewer.errors import Conflict, InvalidDicom, TooLarge, ViewerError
 from viewer.models import Instance, Patient, Series, Study
 from viewer.services import storage
 
@@ -144,11 +145,26 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             _remove_if_created(storing)
         if isinstance(error, ViewerError):
             return rejected(source, error)
+        if isinstance(error, UNREADABLE_VALUE):
+            # pydicom converts values lazily: one it cannot convert (an unknown VR, a
+            # number that is not one, a binary value of the wrong length) surfaces only
+            # when the checks or the index read it. The bytes are at fault: a 400.
+            return rejected(
+                source,
+                InvalidDicom(
+                    f"an attribute's value cannot be read: {type(error).__name__}: "
+                    f"{str(error)[:200]}",
+                    code="unparseable",
+                ),
+            )
         raise
     try:
         return _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
+
+
+UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
 
 
 def _hash_and_prepare_folder(data: bytes) -> str:
