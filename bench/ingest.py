@@ -33,23 +33,31 @@ SQLite index, no storage compression), without the DICOMweb plugin, which ``POST
 /instances`` does not use. Every server the bench starts is stopped at the end, also on
 error, by the PID it was given.
 
-Gunicorn configuration: sync workers, ``-w 2`` (= nproc here; ``--workers``/``--threads``
-change it). Chosen by an interleaved A/B on this 2-core VM (6 rounds each, both
-databases, median inst/s at concurrency 4, p95 latency in ms):
+What each peer makes durable before it answers (strace of a 99-object run): Orthanc
+fdatasyncs each stored file (written in place under its UUID) but neither its folder nor,
+per instance, its SQLite index (WAL, synced at checkpoints: 6 fdatasyncs for 99 objects);
+Loupe fsyncs the file, links it under its key and fsyncs the folder (and the parent of a
+new folder), and commits its row with PostgreSQL's synchronous_commit on.
 
-    config                     SQLite          PostgreSQL
-    sync -w 2                  76.0 (p95  66)  65.1 (p95  79)
-    sync -w 3                  72.2 (p95  79)  67.9 (p95  83)
-    sync -w 4                  70.3 (p95 126)  67.6 (p95  83)
-    gthread -w 2 --threads 2   57.9 (p95 126)  62.3 (p95 106)
-    gthread -w 2 --threads 4   51.2 (p95 169)  61.3 (p95 100)
+Gunicorn configuration: ``-w 2 --threads 4`` (gthread, keep-alive; the README's
+deployment line), chosen by an interleaved A/B on this 2-core VM after the ingest work of
+issue 2 (6 rounds each, Orthanc in the same rounds; median inst/s and the median of the
+per-round ratios to Orthanc):
 
-At concurrency 1 all were within noise (33-38 inst/s). Ingest is CPU-bound in Python
-(~23 ms of server CPU per object), so more workers than cores only add time-slicing,
-and on SQLite more contenders for the write lock (whose busy handler sleeps); threads
-share one GIL per process. -w 2 was best on SQLite, within noise of the best on
-PostgreSQL, and had the shortest tail on both. Sync workers close the connection after
-every response (no keep-alive), so the client reconnects per request against Loupe.
+    config                     PostgreSQL c1   c4           SQLite c1      c4
+    sync -w 2                  112 (0.62)  184 (0.53)   158 (0.73)  279 (0.64)
+    gthread -w 2 --threads 2   120 (0.65)  186 (0.58)   161 (0.74)  247 (0.54)
+    gthread -w 2 --threads 4   111 (0.60)  204 (0.61)   182 (0.85)  277 (0.61)
+    gthread -w 2 --threads 8   110 (0.60)  201 (0.57)   180 (0.85)  249 (0.56)
+    gthread -w 3 --threads 4   117 (0.64)  212 (0.63)   164 (0.73)  248 (0.55)
+    gthread -w 4 --threads 4   122 (0.65)  196 (0.60)   157 (0.71)  292 (0.64)
+
+The configurations are within noise of each other on PostgreSQL; -w 2 --threads 4 is
+best or close to it on both databases. Threads overlap a request's fsync and commit
+waits with another's parsing (ingest is no longer CPU-bound in Python alone: ~25 % of the
+two cores idle with sync -w 2 at 4 clients, perf), and keep-alive spares a connection per
+request (a bare gunicorn app reading the same bodies: ~1.2 ms CPU per request with sync
+workers, which close the connection, ~0.9 ms with gthread).
 
 Noise: this is a shared VM; whole-run throughput drifted by up to ±30 % between runs of
 the same configuration, hence the interleaving and the per-round ratios.
@@ -110,11 +118,11 @@ WARMUP_CONCURRENCY = 4
 USERNAME = "bench"
 PASSWORD = "a-long-bench-password-123"
 DEFAULT_WORKERS = 2
-DEFAULT_THREADS = 1
+DEFAULT_THREADS = 4
 GUNICORN_NOTE = (
-    "sync -w 2 (= nproc) chosen by an interleaved A/B against sync -w 3/-w 4 and gthread "
-    "-w 2 --threads 2/4 (see the module docstring): best or within noise of the best, "
-    "shortest p95; sync workers do not keep connections alive"
+    "gthread -w 2 --threads 4 (the README's deployment line) chosen by an interleaved A/B "
+    "against sync -w 2 and gthread -w 2/3/4 with 2/4/8 threads (see the module docstring): "
+    "best or within noise of the best on both databases; keeps connections alive"
 )
 
 

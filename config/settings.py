@@ -19,6 +19,7 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_ZIP_MAX_RATIO | 200 | refuse zip members compressed more than this (bombs) |
 | LOUPE_ZIP_MAX_TOTAL_MB | 16384 | refuse zips that expand to more than this |
 | LOUPE_DUPLICATE_POLICY | reject | same SOP Instance UID, other bytes: reject (409) or overwrite |
+| LOUPE_DB_PREPARED_STATEMENTS | 1 | PostgreSQL: ingest's per-object statement is prepared once per connection; 0 behind a transaction-pooling PgBouncer older than 1.21 |
 | LOUPE_FRAME_CACHE_MB | 512 | decoded-frame cache, per worker process |
 | LOUPE_REDIS_URL | (none) | rendered-bytes cache in Redis instead of local memory |
 | LOUPE_RENDER_CACHE_ENTRIES | 1000 | local-memory rendered-bytes cache, entries per worker (~100 KB each) |
@@ -247,6 +248,9 @@ LOUPE_LOCAL_ACCOUNT_ROLE = env_choice(
     "LOUPE_LOCAL_ACCOUNT_ROLE", "radiologist", ("radiologist", "clinician", "administrator", "")
 )
 LOUPE_DUPLICATE_POLICY = env_choice("LOUPE_DUPLICATE_POLICY", "reject", ("reject", "overwrite"))
+# Django leaves psycopg's prepared statements off (for connection poolers); ingest turns
+# them on for its own per-object statement, which saves PostgreSQL planning it each time.
+LOUPE_DB_PREPARED_STATEMENTS = env_bool("LOUPE_DB_PREPARED_STATEMENTS", True)
 
 
 def _trusted_proxies() -> frozenset[str]:

@@ -3,7 +3,7 @@ from django.urls import path
 from viewer.api import views
 
 urlpatterns = [
-    path("instances", views.InstancesView.as_view(), name="api-instances"),
+    path("instances", views.instances, name="api-instances"),
     path("studies/<str:study>", views.study_metadata, name="api-study"),
     path(
         "studies/<str:study>/series/<str:series>/instances/<str:instance>",

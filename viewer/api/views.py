@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authentication import CSRFCheck
 from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -99,6 +104,84 @@ class InstancesView(APIView):
             yield from iter_zip(io.BytesIO(data), "upload.zip", limits)
         else:
             yield Item("body", data=data)
+
+
+_instances_view = InstancesView.as_view()
+
+
+@csrf_exempt  # checked below once the session is known, exactly as DRF's SessionAuthentication
+def instances(request: HttpRequest) -> HttpResponse:
+    """``POST /api/instances``. One object as an ``application/dicom`` body (how modalities,
+    scripts and the benchmark send them) is taken here without DRF's request machinery,
+    which costs more than a small object's parse: same session and CSRF rules, same size
+    cap, same JSON answer. Everything else (multipart, zip, other methods, a client that
+    asks for HTML) goes to :class:`InstancesView`."""
+    if (
+        request.method == "POST"
+        and request.content_type == "application/dicom"
+        and "text/html" not in request.headers.get("Accept", "")
+    ):
+        return _one_object(request)
+    return _instances_view(request)
+
+
+def _one_object(request: HttpRequest) -> HttpResponse:
+    try:
+        return _store_one_object(request)
+    except ViewerError as error:  # 403 for a launched clinician, 413, 503 audit down
+        return _json(error.as_dict(), error.status)
+
+
+def _store_one_object(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not (user.is_authenticated and user.is_active):
+        audit.record_refused(request, "api-instances", "")
+        message = str(NotAuthenticated.default_detail)  # DRF's words, in the request's language
+        response = _json({"code": "not_authenticated", "message": message}, 401)
+        response["WWW-Authenticate"] = 'Session realm="loupe"'
+        return response
+    reason = _csrf_failure(request)
+    if reason:
+        return _json({"code": "permission_denied", "message": f"CSRF Failed: {reason}"}, 403)
+    access.check_may_store(request)
+    limit = settings.LOUPE_MAX_UPLOAD_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise TooLarge(
+            f"the request body is {length} bytes; the limit is {limit}", code="upload_too_large"
+        )
+    data = request.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the request body exceeds {limit} bytes", code="upload_too_large")
+    result = ingest.ingest_bytes(data, source="body")
+    # One record per session, patient and study (not one per object): modalities and
+    # scripts send a series as one request per object.
+    audit.record_transfer(request, [result], aggregate=True)
+    body = {"summary": ingest.summarize([result]), "results": [result.as_dict()]}
+    return _json(body, 200 if result.ok else result.http_status)
+
+
+def _csrf_failure(request: HttpRequest) -> str | None:
+    """DRF's check for session-authenticated requests (``SessionAuthentication.enforce_csrf``)."""
+    check = CSRFCheck(lambda request: HttpResponse())
+    check.process_request(request)
+    reason = check.process_view(request, lambda request: HttpResponse(), (), {})
+    return str(reason) if reason else None
+
+
+def _json(body: dict[str, Any], status: int) -> HttpResponse:
+    """JSON as DRF's JSONRenderer writes it (compact, UTF-8), with its Vary and Allow."""
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        content_type="application/json",
+        status=status,
+    )
+    response["Vary"] = "Accept"
+    response["Allow"] = "POST, OPTIONS"
+    return response
 
 
 @api_view(["GET"])

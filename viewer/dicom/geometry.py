@@ -30,6 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 from pydicom.dataset import Dataset
 
+from viewer.dicom.values import value
+
 PIXEL_SPACING = "PixelSpacing"
 IMAGER_PIXEL_SPACING = "ImagerPixelSpacing"
 NOMINAL_SCANNED_PIXEL_SPACING = "NominalScannedPixelSpacing"
@@ -59,25 +61,25 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 def _functional_group_spacing(dataset: Dataset) -> tuple[float, float] | None:
     for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        groups = dataset.get(group_keyword)
+        groups = value(dataset, group_keyword)
         if not groups:
             continue
-        measures = groups[0].get("PixelMeasuresSequence")
+        measures = value(groups[0], "PixelMeasuresSequence")
         if measures:
-            found = _pair(measures[0].get("PixelSpacing"))
+            found = _pair(value(measures[0], "PixelSpacing"))
             if found:
                 return found
     return None
 
 
 def _ultrasound_spacing(dataset: Dataset) -> tuple[float, float] | None:
-    regions = dataset.get(ULTRASOUND_REGION)
+    regions = value(dataset, ULTRASOUND_REGION)
     if not regions or len(regions) != 1:
         return None
     region = regions[0]
-    if region.get("PhysicalUnitsXDirection") != _US_UNITS_CM:
+    if value(region, "PhysicalUnitsXDirection") != _US_UNITS_CM:
         return None
-    if region.get("PhysicalUnitsYDirection") != _US_UNITS_CM:
+    if value(region, "PhysicalUnitsYDirection") != _US_UNITS_CM:
         return None
     try:
         dx_mm = abs(float(region.PhysicalDeltaX)) * 10.0
@@ -91,11 +93,11 @@ def _ultrasound_spacing(dataset: Dataset) -> tuple[float, float] | None:
 
 def pixel_spacing(dataset: Dataset) -> Spacing | None:
     """Return the spacing that applies to ``dataset`` in the order of the module docstring."""
-    found = _pair(dataset.get(PIXEL_SPACING)) or _functional_group_spacing(dataset)
+    found = _pair(value(dataset, PIXEL_SPACING)) or _functional_group_spacing(dataset)
     if found:
         return Spacing(found[0], found[1], PIXEL_SPACING)
     for keyword in (IMAGER_PIXEL_SPACING, NOMINAL_SCANNED_PIXEL_SPACING):
-        found = _pair(dataset.get(keyword))
+        found = _pair(value(dataset, keyword))
         if found:
             return Spacing(found[0], found[1], keyword)
     found = _ultrasound_spacing(dataset)
@@ -114,7 +116,7 @@ def _floats(value: Any, count: int) -> list[float] | None:
 
 def image_position(dataset: Dataset) -> list[float] | None:
     """(0020,0032) Image Position (Patient), or the first frame's Plane Position."""
-    found = _floats(dataset.get("ImagePositionPatient"), 3)
+    found = _floats(value(dataset, "ImagePositionPatient"), 3)
     if found is None:
         found = _from_frame_groups(dataset, "PlanePositionSequence", "ImagePositionPatient", 3)
     return found
@@ -122,7 +124,7 @@ def image_position(dataset: Dataset) -> list[float] | None:
 
 def image_orientation(dataset: Dataset) -> list[float] | None:
     """(0020,0037) Image Orientation (Patient), or the functional-group Plane Orientation."""
-    found = _floats(dataset.get("ImageOrientationPatient"), 6)
+    found = _floats(value(dataset, "ImageOrientationPatient"), 6)
     if found is None:
         found = _from_frame_groups(
             dataset, "PlaneOrientationSequence", "ImageOrientationPatient", 6
@@ -134,12 +136,12 @@ def _from_frame_groups(
     dataset: Dataset, macro: str, keyword: str, count: int
 ) -> list[float] | None:
     for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        groups = dataset.get(group_keyword)
+        groups = value(dataset, group_keyword)
         if not groups:
             continue
-        items = groups[0].get(macro)
+        items = value(groups[0], macro)
         if items:
-            found = _floats(items[0].get(keyword), count)
+            found = _floats(value(items[0], keyword), count)
             if found is not None:
                 return found
     return None

@@ -19,6 +19,7 @@ from pydicom.multival import MultiValue
 
 from viewer.dicom.geometry import image_orientation, image_position, pixel_spacing
 from viewer.dicom.uids import is_valid_uid
+from viewer.dicom.values import value
 
 # Column lengths; the models import these so the two never disagree.
 LO = 64
@@ -116,14 +117,14 @@ def window_presets(dataset: Dataset) -> list[dict[str, Any]]:
     source: Dataset = dataset
     if "WindowCenter" not in dataset:
         for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-            groups = dataset.get(group_keyword)
-            if groups and groups[0].get("FrameVOILUTSequence"):
+            groups = value(dataset, group_keyword)
+            if groups and value(groups[0], "FrameVOILUTSequence"):
                 source = groups[0].FrameVOILUTSequence[0]
                 break
-    centers = _values(source.get("WindowCenter"))
-    widths = _values(source.get("WindowWidth"))
-    explanations = _values(source.get("WindowCenterWidthExplanation"))
-    function = text(source.get("VOILUTFunction"), CS) or "LINEAR"
+    centers = _values(value(source, "WindowCenter"))
+    widths = _values(value(source, "WindowWidth"))
+    explanations = _values(value(source, "WindowCenterWidthExplanation"))
+    function = text(value(source, "VOILUTFunction"), CS) or "LINEAR"
     presets: list[dict[str, Any]] = []
     for i, (center_value, width_value) in enumerate(zip(centers, widths, strict=False)):
         center, width = _float(center_value), _float(width_value)
@@ -139,19 +140,19 @@ def window_presets(dataset: Dataset) -> list[dict[str, Any]]:
                 "explanation": explanation,
             }
         )
-    for i, item in enumerate(dataset.get("VOILUTSequence") or []):
+    for i, item in enumerate(value(dataset, "VOILUTSequence") or []):
         presets.append(
-            {"kind": "lut", "index": i, "explanation": text(item.get("LUTExplanation"), LO)}
+            {"kind": "lut", "index": i, "explanation": text(value(item, "LUTExplanation"), LO)}
         )
     return presets
 
 
 def _issuer_of_accession(dataset: Dataset) -> str:
-    items = dataset.get("IssuerOfAccessionNumberSequence")
+    items = value(dataset, "IssuerOfAccessionNumberSequence")
     if not items:
         return ""
     item = items[0]
-    return text(item.get("LocalNamespaceEntityID") or item.get("UniversalEntityID"), LO)
+    return text(value(item, "LocalNamespaceEntityID") or value(item, "UniversalEntityID"), LO)
 
 
 def index_fields(
@@ -161,61 +162,61 @@ def index_fields(
     spacing = pixel_spacing(dataset)
     presets = window_presets(dataset)
     first = next((p for p in presets if p["kind"] == "window"), None)
-    frame_of_reference = text(dataset.get("FrameOfReferenceUID"), UI)
+    frame_of_reference = text(value(dataset, "FrameOfReferenceUID"), UI)
     patient = {
-        "patient_id": text(dataset.get("PatientID"), LO),
-        "issuer_of_patient_id": text(dataset.get("IssuerOfPatientID"), LO),
-        "patient_name": text(dataset.get("PatientName"), PN),
-        "patient_birth_date": parse_da(dataset.get("PatientBirthDate")),
-        "patient_sex": text(dataset.get("PatientSex"), CS),
+        "patient_id": text(value(dataset, "PatientID"), LO),
+        "issuer_of_patient_id": text(value(dataset, "IssuerOfPatientID"), LO),
+        "patient_name": text(value(dataset, "PatientName"), PN),
+        "patient_birth_date": parse_da(value(dataset, "PatientBirthDate")),
+        "patient_sex": text(value(dataset, "PatientSex"), CS),
     }
     study = {
-        "study_instance_uid": str(dataset.StudyInstanceUID),
-        "accession_number": text(dataset.get("AccessionNumber"), LO),
+        "study_instance_uid": str(value(dataset, "StudyInstanceUID")),
+        "accession_number": text(value(dataset, "AccessionNumber"), LO),
         "issuer_of_accession_number": _issuer_of_accession(dataset),
-        "study_date": parse_da(dataset.get("StudyDate")),
-        "study_time": parse_tm(dataset.get("StudyTime")),
-        "study_description": text(dataset.get("StudyDescription"), LONG_TEXT),
-        "study_id": text(dataset.get("StudyID"), SH),
-        "referring_physician_name": text(dataset.get("ReferringPhysicianName"), PN),
+        "study_date": parse_da(value(dataset, "StudyDate")),
+        "study_time": parse_tm(value(dataset, "StudyTime")),
+        "study_description": text(value(dataset, "StudyDescription"), LONG_TEXT),
+        "study_id": text(value(dataset, "StudyID"), SH),
+        "referring_physician_name": text(value(dataset, "ReferringPhysicianName"), PN),
     }
     series = {
-        "series_instance_uid": str(dataset.SeriesInstanceUID),
-        "modality": text(dataset.get("Modality"), CS).upper(),
-        "series_number": _int(dataset.get("SeriesNumber")),
-        "series_description": text(dataset.get("SeriesDescription"), LONG_TEXT),
-        "body_part_examined": text(dataset.get("BodyPartExamined"), CS),
+        "series_instance_uid": str(value(dataset, "SeriesInstanceUID")),
+        "modality": text(value(dataset, "Modality"), CS).upper(),
+        "series_number": _int(value(dataset, "SeriesNumber")),
+        "series_description": text(value(dataset, "SeriesDescription"), LONG_TEXT),
+        "body_part_examined": text(value(dataset, "BodyPartExamined"), CS),
         "frame_of_reference_uid": frame_of_reference if is_valid_uid(frame_of_reference) else "",
-        "series_date": parse_da(dataset.get("SeriesDate")),
-        "series_time": parse_tm(dataset.get("SeriesTime")),
+        "series_date": parse_da(value(dataset, "SeriesDate")),
+        "series_time": parse_tm(value(dataset, "SeriesTime")),
     }
     instance = {
-        "sop_instance_uid": str(dataset.SOPInstanceUID),
-        "sop_class_uid": str(dataset.SOPClassUID),
-        "instance_number": _int(dataset.get("InstanceNumber")),
+        "sop_instance_uid": str(value(dataset, "SOPInstanceUID")),
+        "sop_class_uid": str(value(dataset, "SOPClassUID")),
+        "instance_number": _int(value(dataset, "InstanceNumber")),
         "number_of_frames": number_of_frames,
-        "rows": _int(dataset.get("Rows")),
-        "columns": _int(dataset.get("Columns")),
-        "samples_per_pixel": _int(dataset.get("SamplesPerPixel")),
-        "bits_allocated": _int(dataset.get("BitsAllocated")),
-        "bits_stored": _int(dataset.get("BitsStored")),
-        "pixel_representation": _int(dataset.get("PixelRepresentation")),
-        "photometric_interpretation": text(dataset.get("PhotometricInterpretation"), CS),
+        "rows": _int(value(dataset, "Rows")),
+        "columns": _int(value(dataset, "Columns")),
+        "samples_per_pixel": _int(value(dataset, "SamplesPerPixel")),
+        "bits_allocated": _int(value(dataset, "BitsAllocated")),
+        "bits_stored": _int(value(dataset, "BitsStored")),
+        "pixel_representation": _int(value(dataset, "PixelRepresentation")),
+        "photometric_interpretation": text(value(dataset, "PhotometricInterpretation"), CS),
         "transfer_syntax_uid": transfer_syntax_uid,
         "spacing_attribute": spacing.attribute if spacing else "",
         "pixel_spacing_row_mm": spacing.row_mm if spacing else None,
         "pixel_spacing_column_mm": spacing.column_mm if spacing else None,
         "image_position_patient": image_position(dataset),
         "image_orientation_patient": image_orientation(dataset),
-        "slice_location": _float(dataset.get("SliceLocation")),
-        "slice_thickness": _float(dataset.get("SliceThickness")),
-        "rescale_slope": _float(dataset.get("RescaleSlope")),
-        "rescale_intercept": _float(dataset.get("RescaleIntercept")),
+        "slice_location": _float(value(dataset, "SliceLocation")),
+        "slice_thickness": _float(value(dataset, "SliceThickness")),
+        "rescale_slope": _float(value(dataset, "RescaleSlope")),
+        "rescale_intercept": _float(value(dataset, "RescaleIntercept")),
         "window_center": first["center"] if first else None,
         "window_width": first["width"] if first else None,
         "window_presets": presets,
-        "frame_time_ms": _float(dataset.get("FrameTime")),
-        "recommended_display_frame_rate": _float(dataset.get("RecommendedDisplayFrameRate")),
-        "cine_rate": _float(dataset.get("CineRate")),
+        "frame_time_ms": _float(value(dataset, "FrameTime")),
+        "recommended_display_frame_rate": _float(value(dataset, "RecommendedDisplayFrameRate")),
+        "cine_rate": _float(value(dataset, "CineRate")),
     }
     return IndexFields(patient=patient, study=study, series=series, instance=instance)

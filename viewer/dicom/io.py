@@ -44,6 +44,7 @@ from pydicom.uid import (
 )
 
 from viewer.dicom.uids import uid_problem
+from viewer.dicom.values import value
 from viewer.errors import InvalidDicom, TooLarge, ViewerError
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -111,10 +112,10 @@ def read_object(data: bytes, *, max_bytes: int, max_frame_bytes: int) -> ParsedO
 def is_dicomdir(dataset: Dataset) -> bool:
     """True for a PS3.10 Media Storage Directory (DICOMDIR) rather than an instance."""
     meta = getattr(dataset, "file_meta", None)
-    media_class = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    media_class = value(meta, "MediaStorageSOPClassUID") if meta is not None else None
     return (
         media_class == MediaStorageDirectoryStorage
-        or dataset.get("SOPClassUID") == MediaStorageDirectoryStorage
+        or value(dataset, "SOPClassUID") == MediaStorageDirectoryStorage
         or "DirectoryRecordSequence" in dataset
     )
 
@@ -209,7 +210,7 @@ def _check_declared_lengths(dataset: Dataset, size: int) -> None:
 
 def _transfer_syntax(dataset: Dataset, has_preamble: bool) -> UID:
     meta = getattr(dataset, "file_meta", None)
-    declared = meta.get("TransferSyntaxUID") if meta is not None else None
+    declared = value(meta, "TransferSyntaxUID") if meta is not None else None
     if declared:
         problem = uid_problem(declared)
         if problem:
@@ -235,25 +236,25 @@ def _transfer_syntax(dataset: Dataset, has_preamble: bool) -> UID:
 
 def _check_identifying_uids(dataset: Dataset) -> None:
     for keyword, label in IDENTIFYING_UIDS:
-        problem = uid_problem(dataset.get(keyword))
+        problem = uid_problem(value(dataset, keyword))
         if problem:
             code = "missing_uid" if problem == "is missing" else "invalid_uid"
             raise InvalidDicom(f"{label} {problem}", code=code)
 
 
 def _int_attribute(dataset: Dataset, keyword: str, label: str, default: int | None) -> int:
-    value: Any = dataset.get(keyword, default)
-    if value is None or value == "":
+    found: Any = value(dataset, keyword, default)
+    if found is None or found == "":
         if default is None:
             raise InvalidDicom(
                 f"{label} is missing but Pixel Data is present", code="bad_pixel_module"
             )
         return default
     try:
-        number = int(value)
+        number = int(found)
     except (TypeError, ValueError):
         raise InvalidDicom(
-            f"{label} '{_short(value)}' is not an integer", code="bad_pixel_module"
+            f"{label} '{_short(found)}' is not an integer", code="bad_pixel_module"
         ) from None
     if number < 1:
         raise InvalidDicom(f"{label} is {number}; it must be at least 1", code="bad_pixel_module")
@@ -262,7 +263,7 @@ def _int_attribute(dataset: Dataset, keyword: str, label: str, default: int | No
 
 def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> int:
     """Validate the Image Pixel module against the pixel data; return the frame count."""
-    frames_value = dataset.get("NumberOfFrames")
+    frames_value = value(dataset, "NumberOfFrames")
     if "PixelData" not in dataset:
         if frames_value not in (None, ""):
             return _int_attribute(dataset, "NumberOfFrames", "(0028,0008) Number of Frames", 1)

@@ -414,11 +414,18 @@ def record_export(
 
 
 def record_transfer(
-    request: HttpRequest | None, results: Sequence[IngestResult], *, user: str | None = None
+    request: HttpRequest | None,
+    results: Sequence[IngestResult],
+    *,
+    user: str | None = None,
+    aggregate: bool = False,
 ) -> None:
     """A.5.3.7 DICOM Instances Transferred (110104, C): one upload or import, one row per
     patient (the message holds a single patient); outcome 0 when every object was
-    accepted, 4 when some were, 8 when none was (one row without a patient)."""
+    accepted, 4 when some were, 8 when none was (one row without a patient).
+
+    ``aggregate``: for uploads of one object per request, one row per (user, patient,
+    study, session, outcome), like image access; its count is the first request's."""
     accepted = [r for r in results if r.ok]
     outcome = (
         Outcome.SUCCESS
@@ -447,6 +454,7 @@ def record_transfer(
             count=sum(1 for r in accepted if r.study_instance_uid in uids),
             detail=counts,
             user=user,
+            aggregate=aggregate,
         )
 
 

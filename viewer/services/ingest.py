@@ -3,9 +3,16 @@
 ``ingest_bytes`` validates an object (``viewer.dicom.io``), stores its bytes unchanged in
 the content-addressed store (``viewer.services.storage``) and then creates or updates
 the Patient / Study / Series / Instance rows in one transaction. The file is durable
-(written and fsync'ed, then renamed under its key) before its row commits, and removed again if the transaction fails while no row refers
-to it, so there is never a row without its file; a crash between the two leaves an
-unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
+(written and fsync'ed, linked under its key, its folder fsync'ed) before its row
+commits, and removed again if the object is refused or the transaction fails while no
+row refers to it, so there is never a row without its file; a crash between the two
+leaves an unreferenced file, which ``manage.py verify_storage`` reports and can sweep.
+
+The common case, one more object of a series already stored under the same study and
+patient, is one statement (``_insert_into_known_series``: the row and the series and
+study counts; on PostgreSQL one prepared round trip); everything else (the first object
+of a series, a re-sent or conflicting SOP Instance UID, a series that would change
+parents) takes the general path below it, which decides exactly as before.
 
 Duplicates (the same (0008,0018) SOP Instance UID):
 
@@ -22,6 +29,7 @@ duplicate (or a conflict).
 from __future__ import annotations
 
 import logging
+import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +37,21 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Field
+from django.utils import timezone
 
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
-from viewer.errors import Conflict, TooLarge, ViewerError
+from viewer.errors import Conflict, InvalidDicom, TooLarge, ViewerError
 from viewer.models import Instance, Patient, Series, Study
 from viewer.services import storage
 
 log = logging.getLogger(__name__)
 
-# Hashing and the temp file's write + fsync release the GIL: they run here, beside the
-# parse and validation on the request thread.
-_workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loupe-ingest")
+# Hashing, the temp file's write + fsync and the link under its key release the GIL: they
+# run here, beside the parse and validation on the request thread (two per ingest).
+_workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="loupe-ingest")
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -110,14 +119,14 @@ def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
 def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     """Validate, store and index one object; never raises for bad input.
 
-    The bytes are hashed and written to a temp file with fsync on worker threads while
-    this one parses and validates them; only a valid object's file is then renamed under
-    its key, inside the transaction that creates its row.
+    While this thread parses and validates the bytes, worker threads (hashing, writing
+    and fsync release the GIL) hash them, write them to a temp file, fsync it, link it
+    under its key and fsync the folder: the file is durable under its key by the time
+    the object is known to be valid, and its row is committed after that. A file made
+    for an object that turns out invalid is removed before the answer.
     """
-    # Hash and write + fsync run on two worker threads (both release the GIL), beside
-    # the parse on this one.
-    hashing = _workers.submit(storage.sha256_hex, data) if data else None
-    writing = _workers.submit(storage.write_temp, data) if data else None
+    hashing = _workers.submit(_hash_and_prepare_folder, data) if data else None
+    storing = _workers.submit(_write_under_key, data, hashing) if hashing else None
     try:
         parsed = read_object(
             data,
@@ -129,62 +138,217 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        assert hashing is not None and writing is not None  # read_object refuses empty data
-        staged = storage.Staged(hashing.result(), _written(writing), len(data))
+        assert storing is not None  # read_object refuses empty data
+        stored = _stored(storing)
     except BaseException as error:
-        if writing is not None:
-            writing.add_done_callback(_discard_quietly)
+        if storing is not None:
+            _remove_if_created(storing)
         if isinstance(error, ViewerError):
             return rejected(source, error)
+        if isinstance(error, UNREADABLE_VALUE):
+            # pydicom converts values lazily: one it cannot convert (an unknown VR, a
+            # number that is not one, a binary value of the wrong length) surfaces only
+            # when the checks or the index read it. The bytes are at fault: a 400.
+            return rejected(
+                source,
+                InvalidDicom(
+                    f"an attribute's value cannot be read: {type(error).__name__}: "
+                    f"{str(error)[:200]}",
+                    code="unparseable",
+                ),
+            )
         raise
     try:
-        return _store(staged, fields, source)
+        return _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
-    finally:
-        storage.discard(staged)  # nothing left once the file was moved under its key
 
 
-def _written(writing: Future[Path]) -> Path:
+UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
+
+
+def _hash_and_prepare_folder(data: bytes) -> str:
+    """Worker thread: the SHA-256 of ``data``; its key's folder is made (and, when new,
+    made durable) while the other worker thread is still writing the temp file."""
+    sha256 = storage.sha256_hex(data)
+    storage.prepare_folder(sha256)
+    return sha256
+
+
+def _write_under_key(data: bytes, hashing: Future[str]) -> storage.Stored:
+    """Worker thread: write ``data`` to a temp file, fsync it, and once its hash is known
+    put it under its key (storage.commit). The hash was submitted first, so it is
+    running or done by now: waiting for it cannot starve the pool."""
+    temp = storage.write_temp(data)
     try:
-        return writing.result()
+        staged = storage.Staged(hashing.result(), temp, len(data))
+        created = storage.commit(staged)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return storage.Stored(staged.sha256, staged.size, created)
+
+
+def _stored(storing: Future[storage.Stored]) -> storage.Stored:
+    try:
+        return storing.result()
     except OSError as exc:
         raise ViewerError(
             f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
         ) from None
 
 
-def _discard_quietly(writing: Future[Path]) -> None:
-    if writing.exception() is None:
-        writing.result().unlink(missing_ok=True)
+def _remove_if_created(storing: Future[storage.Stored]) -> None:
+    """After a refusal: remove the file this ingest put under its key (it was not there
+    before, so no row had it: a row whose file was lost stays as it was)."""
+    if storing.exception() is None:
+        stored = storing.result()
+        if stored.created:
+            storage.delete(storage.key_for(stored.sha256))
 
 
-def _store(staged: storage.Staged, fields: IndexFields, source: str) -> IngestResult:
+def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestResult:
     sop_uid = fields.instance["sop_instance_uid"]
     study_uid = fields.study["study_instance_uid"]
-    existing = _stored_sha256(sop_uid)
-    if existing == staged.sha256:
-        if not storage.exists(storage.key_for(staged.sha256)):
-            # The store lost this object (disk fault, hand deletion): the re-sent bytes,
-            # whose hash matches the row, repair it.
-            storage.commit(staged)
-            log.warning("a missing stored object was re-written from an identical re-send")
-        return IngestResult(
-            source=source, status=DUPLICATE, sop_instance_uid=sop_uid, study_instance_uid=study_uid
-        )
-    if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
-        raise _conflict(sop_uid)
-    created = not storage.exists(storage.key_for(staged.sha256))
     try:
-        status = _index(fields, staged, replacing=existing is not None)
+        if _insert_into_known_series(fields, stored):
+            status = STORED
+        else:
+            status = _store_with_parents(fields, stored)
     except BaseException:
-        key = storage.key_for(staged.sha256)
-        if created and not Instance.objects.filter(sha256=staged.sha256).exists():
-            storage.delete(key)
+        if stored.created and not Instance.objects.filter(sha256=stored.sha256).exists():
+            storage.delete(storage.key_for(stored.sha256))
         raise
+    if status == DUPLICATE and stored.created:
+        # The store had lost this object (disk fault, hand deletion): the re-sent bytes,
+        # whose hash matches the row, repaired it.
+        log.warning("a missing stored object was re-written from an identical re-send")
     return IngestResult(
         source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
     )
+
+
+def _insert_into_known_series(fields: IndexFields, stored: storage.Stored) -> bool:
+    """The common case, a new SOP Instance UID in a series already stored under the same
+    study and patient: insert its row and count it in its series and study, in one
+    statement on PostgreSQL (prepared once per connection). Changes nothing and returns
+    False when the series is not stored, its study or patient differ, or the SOP
+    Instance UID is stored already: the general path then decides what happens."""
+    statement = _known_series_statement()
+    parents = [
+        fields.series["series_instance_uid"],
+        fields.study["study_instance_uid"],
+        fields.patient["patient_id"],
+        fields.patient["issuer_of_patient_id"],
+    ]
+    values = {
+        **fields.instance,
+        "storage_key": storage.key_for(stored.sha256),
+        "sha256": stored.sha256,
+        "size_bytes": stored.size,
+        "received_at": timezone.now(),
+    }
+    params = [f.get_db_prep_save(values[f.attname], connection) for f in statement.fields]
+    if connection.vendor == "postgresql":
+        return _execute_prepared(statement.sql, params + parents) == 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement.sql, params + parents)
+        if cursor.rowcount != 1:
+            return False
+        _count_instance_in(parents[0], parents[1])
+    return True
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    fields: list[Field[Any, Any]]  # the Instance fields whose values follow, in order
+
+
+_statements: dict[str, _Statement] = {}
+
+
+def _known_series_statement() -> _Statement:
+    """INSERT … SELECT from the series row found by its UID and joined to its study and
+    patient, so that a series stored under other parents yields no row. On PostgreSQL
+    the counts are updated in the same statement (data-modifying CTEs); parameters get
+    explicit casts, as they are bound on the server."""
+    vendor = connection.vendor
+    if vendor in _statements:
+        return _statements[vendor]
+    fields = [
+        f for f in Instance._meta.concrete_fields if not f.primary_key and f.attname != "series_id"
+    ]
+    postgres = vendor == "postgresql"
+    placeholders = ", ".join(
+        f"CAST(%s AS {f.db_type(connection)})" if postgres else "%s" for f in fields
+    )
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    text = "CAST(%s AS text)" if postgres else "%s"
+    insert = (
+        f"INSERT INTO {Instance._meta.db_table} (series_id, {columns}) "  # noqa: S608
+        f"SELECT se.id, {placeholders} FROM {Series._meta.db_table} se "
+        f"JOIN {Study._meta.db_table} st ON st.id = se.study_id "
+        f"JOIN {Patient._meta.db_table} pa ON pa.id = st.patient_id "
+        f"WHERE se.series_instance_uid = {text} AND st.study_instance_uid = {text} "
+        f"AND pa.patient_id = {text} AND pa.issuer_of_patient_id = {text} "
+        "ON CONFLICT (sop_instance_uid) DO NOTHING"
+    )
+    if postgres:
+        insert = (
+            f"WITH new AS ({insert} RETURNING series_id), "  # noqa: S608
+            f"counted AS (UPDATE {Series._meta.db_table} se SET "
+            "number_of_series_related_instances = se.number_of_series_related_instances + 1 "
+            "FROM new WHERE se.id = new.series_id RETURNING se.study_id) "
+            f"UPDATE {Study._meta.db_table} st SET number_of_study_related_instances = "
+            "st.number_of_study_related_instances + 1 FROM counted WHERE st.id = counted.study_id"
+        )
+    _statements[vendor] = _Statement(insert, fields)
+    return _statements[vendor]
+
+
+def _execute_prepared(sql: str, params: list[Any]) -> int:
+    """Run one statement through a server-binding psycopg cursor, prepared on the server
+    at its first use on this connection (settings.LOUPE_DB_PREPARED_STATEMENTS); return
+    the row count. Django's own queries use client-side binding and are never prepared."""
+    import psycopg  # only with PostgreSQL
+
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    raw = connection.connection
+    prepare = settings.LOUPE_DB_PREPARED_STATEMENTS
+    if prepare and raw.prepare_threshold is None:
+        raw.prepare_threshold = 5  # psycopg's default; Django sets None
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
+        return int(cursor.rowcount)
+
+
+def _count_instance_in(series_uid: str, study_uid: str) -> None:
+    """Add one instance to the counts of an existing series and its study."""
+    with connection.cursor() as cursor:  # plain SQL: this runs for every object
+        cursor.execute(
+            f"UPDATE {Series._meta.db_table} SET number_of_series_related_instances = "  # noqa: S608
+            "number_of_series_related_instances + 1 WHERE series_instance_uid = %s",
+            [series_uid],
+        )
+        cursor.execute(
+            f"UPDATE {Study._meta.db_table} SET number_of_study_related_instances = "  # noqa: S608
+            "number_of_study_related_instances + 1 WHERE study_instance_uid = %s",
+            [study_uid],
+        )
+
+
+def _store_with_parents(fields: IndexFields, stored: storage.Stored) -> str:
+    """The general case: a SOP Instance UID already stored, or a series not yet stored
+    (or stored under other parents, which is refused)."""
+    sop_uid = fields.instance["sop_instance_uid"]
+    existing = _stored_sha256(sop_uid)
+    if existing == stored.sha256:
+        return DUPLICATE
+    if existing is not None and settings.LOUPE_DUPLICATE_POLICY == "reject":
+        raise _conflict(sop_uid)
+    return _index(fields, stored, replacing=existing is not None)
 
 
 def _conflict(sop_uid: str) -> Conflict:
@@ -206,10 +370,10 @@ def _stored_sha256(sop_uid: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> str:
-    """Create or update the rows for one object in one transaction; the file is moved
-    under its key (and its folder fsync'ed) before the transaction commits. A new SOP
-    Instance UID is inserted directly: the unique constraint catches a concurrent insert."""
+def _index(fields: IndexFields, stored: storage.Stored, *, replacing: bool) -> str:
+    """Create or update the rows for one object in one transaction (its file is already
+    under its key). A new SOP Instance UID is inserted directly: the unique constraint
+    catches a concurrent insert."""
     sop_uid = fields.instance["sop_instance_uid"]
     try:
         with transaction.atomic():
@@ -220,19 +384,18 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
                     Instance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
                 )
             if previous is not None:
-                if previous.sha256 == staged.sha256:
+                if previous.sha256 == stored.sha256:
                     return DUPLICATE
                 if settings.LOUPE_DUPLICATE_POLICY == "reject":
                     raise _conflict(sop_uid)
-                return _replace(previous, parent, fields, key=storage.commit(staged), staged=staged)
+                return _replace(previous, parent, fields, stored=stored)
             Instance.objects.create(
                 series_id=parent.series_id,
-                storage_key=storage.key_for(staged.sha256),
-                sha256=staged.sha256,
-                size_bytes=staged.size,
+                storage_key=storage.key_for(stored.sha256),
+                sha256=stored.sha256,
+                size_bytes=stored.size,
                 **fields.instance,
             )
-            storage.commit(staged)  # durable under its key before the row commits
             # Last, so that the series and study rows are locked only until the commit.
             _count_new_instance(parent)
             return STORED
@@ -241,7 +404,7 @@ def _index(fields: IndexFields, staged: storage.Staged, *, replacing: bool) -> s
         winner = _stored_sha256(sop_uid)
         if winner is None:
             raise
-        if winner == staged.sha256:
+        if winner == stored.sha256:
             return DUPLICATE
         raise _conflict(sop_uid) from None
 
@@ -254,13 +417,14 @@ class Parent:
 
 
 def _replace(
-    previous: Instance, parent: Parent, fields: IndexFields, *, key: str, staged: storage.Staged
+    previous: Instance, parent: Parent, fields: IndexFields, *, stored: storage.Stored
 ) -> str:
+    key = storage.key_for(stored.sha256)
     old_key, old_series_id = previous.storage_key, previous.series_id
     for name, value in fields.instance.items():
         setattr(previous, name, value)
     previous.series_id = parent.series_id
-    previous.storage_key, previous.sha256, previous.size_bytes = key, staged.sha256, staged.size
+    previous.storage_key, previous.sha256, previous.size_bytes = key, stored.sha256, stored.size
     previous.save()
     _refresh_counts(parent.series_id)
     if old_series_id != parent.series_id:

@@ -2,13 +2,16 @@
 
 An object's key is derived from the SHA-256 of its bytes only (``ab/cd/abcd….dcm``); no
 path is ever built from a tag value, a file name or anything else a client sends.
-Writes go to a temp file in the same file system, are fsync'ed, renamed into place
-(atomic on POSIX) and the directory is fsync'ed, so a crash leaves either the whole file
-or nothing under its final name (temp files are swept by ``verify_storage``).
+Writes go to a temp file in the same file system, are fsync'ed, linked into place
+(atomic on POSIX) and the directory is fsync'ed (and so is the parent of a folder made
+for it), so a crash leaves either the whole file or nothing under its final name, and a
+file that ingest reported stored is still there after a crash (temp files are swept by
+``verify_storage``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -44,6 +47,38 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def prepare_folder(sha256: str) -> None:
+    """Make the folder of the key of ``sha256`` exist durably before the object is linked
+    there: if it is new, its entry in its parent is fsync'ed (ingest does this beside the
+    temp file's fsync, so the two waits overlap)."""
+    folder = path_for(key_for(sha256)).parent
+    if _make_folder(folder):
+        _fsync_dir(folder.parent)
+
+
+def _make_folder(folder: Path) -> bool:
+    """Create ``folder`` (``ab/cd`` under the store, ``ab`` included); True if ``cd`` is
+    new, in which case the caller fsyncs ``ab``. The 256 ``ab`` folders are made and
+    fsync'ed once, not one by one as objects arrive."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        _make_top_folders(folder.parent.parent)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            return False
+    return True
+
+
+def _make_top_folders(root: Path) -> None:
+    for first in range(256):
+        (root / f"{first:02x}").mkdir(exist_ok=True)
+    _fsync_dir(root)
+
+
 @dataclass(frozen=True)
 class Staged:
     """Bytes written durably to a temp file, with their hash, not yet under their key."""
@@ -51,6 +86,15 @@ class Staged:
     sha256: str
     temp_path: Path
     size: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Bytes durable under their key; ``created`` if this ingest put them there."""
+
+    sha256: str
+    size: int
+    created: bool
 
 
 def write_temp(data: bytes) -> Path:
@@ -71,26 +115,62 @@ def stage(data: bytes) -> Staged:
     return Staged(sha256_hex(data), write_temp(data), len(data))
 
 
-def commit(staged: Staged) -> str:
-    """Move a staged file under its key (atomic rename, directory fsync'ed); return the key."""
-    key = key_for(staged.sha256)
-    final = path_for(key)
-    if final.exists() and final.stat().st_size == staged.size:
-        staged.temp_path.unlink(missing_ok=True)
-        return key
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged.temp_path, final)
+def commit(staged: Staged) -> bool:
+    """Put a staged file under its key, durably (the directory entry is fsync'ed).
+
+    Returns True when this call created the file, False when it was there already (the
+    same bytes stored before, or by a concurrent ingest). The file appears under its
+    name atomically: it is hard-linked there, which fails if the name exists, so of two
+    ingests of the same bytes exactly one reports that it created the file. A file of
+    the wrong size under the name (a damaged store) is replaced by the staged one.
+    """
+    final = path_for(key_for(staged.sha256))
+    created, new_folder = True, False
+    try:
+        try:
+            _link(staged.temp_path, final)
+        except FileNotFoundError:
+            if not staged.temp_path.exists():
+                raise
+            new_folder = _make_folder(final.parent)
+            _link(staged.temp_path, final)
+    except FileExistsError:
+        created = False
+        if final.stat().st_size == staged.size:
+            # Fsync'ed all the same: a concurrent ingest of the same bytes may have linked
+            # it without having fsync'ed the folder yet (its data was fsync'ed before).
+            staged.temp_path.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
+            return False
+        os.replace(staged.temp_path, final)
+    else:
+        staged.temp_path.unlink(missing_ok=True)  # gone already after a fallback rename
     _fsync_dir(final.parent)
-    return key
+    if new_folder:
+        _fsync_dir(final.parent.parent)
+    return created
 
 
-def discard(staged: Staged) -> None:
-    staged.temp_path.unlink(missing_ok=True)
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``; FileExistsError if ``target`` exists. On a file
+    system without hard links, a rename that refuses an existing ``target`` (not atomic
+    against a concurrent writer of the same bytes, which then both report a creation)."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.replace(source, target)
+        return
 
 
 def write(data: bytes) -> str:
     """Store ``data`` durably under its key and return the key."""
-    return commit(stage(data))
+    staged = stage(data)
+    commit(staged)
+    return key_for(staged.sha256)
 
 
 def read(key: str) -> bytes:

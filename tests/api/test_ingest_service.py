@@ -1,0 +1,118 @@
+"""viewer.services.ingest: objects of a series already stored (one statement per object)
+and the general path agree on rows, counts and files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from viewer.models import Instance, Series, Study
+from viewer.services import ingest, storage
+
+pytestmark = pytest.mark.django_db
+
+
+def ct_slices(shared_dicom: Path, count: int) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((shared_dicom / "ct-series").glob("*.dcm"))[:count]]
+
+
+def changed(data: bytes, **values: Any) -> bytes:
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    for keyword, value in values.items():
+        setattr(dataset, keyword, value)
+    if "SOPInstanceUID" in values:
+        dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(values["SOPInstanceUID"])
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_objects_of_a_stored_series_are_counted_in_their_series_and_study(
+    shared_dicom: Path,
+) -> None:
+    slices = ct_slices(shared_dicom, 6)
+    results = [ingest.ingest_bytes(data, source=str(i)) for i, data in enumerate(slices)]
+    assert [r.status for r in results] == ["stored"] * 6
+    series = Series.objects.get()
+    assert series.number_of_series_related_instances == 6
+    study = Study.objects.get()
+    assert study.number_of_study_related_instances == 6
+    assert study.number_of_study_related_series == 1
+    assert Instance.objects.filter(series=series).count() == 6
+    assert len(storage.all_keys()) == 6
+
+
+def test_in_a_stored_series_a_resend_is_a_duplicate_and_other_bytes_a_conflict(
+    shared_dicom: Path,
+) -> None:
+    first, second = ct_slices(shared_dicom, 2)
+    ingest.ingest_bytes(first, source="first")
+    ingest.ingest_bytes(second, source="second")
+    assert ingest.ingest_bytes(second, source="again").status == "duplicate"
+    conflict = ingest.ingest_bytes(changed(second, StudyDescription="OTHER"), source="x")
+    assert (conflict.status, conflict.code, conflict.http_status) == (
+        "rejected",
+        "sop_instance_conflict",
+        409,
+    )
+    assert Instance.objects.count() == 2
+    assert Study.objects.get().number_of_study_related_instances == 2
+    assert len(storage.all_keys()) == 2  # the conflicting object's file is not kept
+
+
+def test_a_new_object_naming_a_stored_series_under_another_patient_is_refused(
+    shared_dicom: Path,
+) -> None:
+    first, second = ct_slices(shared_dicom, 2)
+    ingest.ingest_bytes(first, source="first")
+    moved = ingest.ingest_bytes(changed(second, PatientID="SOMEONE-ELSE"), source="moved")
+    assert (moved.status, moved.code) == ("rejected", "patient_mismatch")
+    assert Instance.objects.count() == 1 and len(storage.all_keys()) == 1
+
+
+def test_a_failing_count_update_in_a_stored_series_leaves_no_row_and_no_file(
+    shared_dicom: Path, monkeypatch: Any
+) -> None:
+    first, second = ct_slices(shared_dicom, 2)
+    ingest.ingest_bytes(first, source="first")
+    before = (storage.all_keys(), Instance.objects.count())
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseError("disk full (simulated in the index, not in the file store)")
+
+    # The count update is part of the insert statement on PostgreSQL, a second one here.
+    failing = "_execute_prepared" if connection.vendor == "postgresql" else "_count_instance_in"
+    monkeypatch.setattr(ingest, failing, fail)
+    with pytest.raises(DatabaseError):
+        ingest.ingest_bytes(second, source="second")
+    assert (storage.all_keys(), Instance.objects.count()) == before
+    assert Study.objects.get().number_of_study_related_instances == 1
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr"),
+    [
+        (b"\x08\x00\x16\x00", b"Ug"),  # SOP Class UID with a VR that does not exist
+        (b"\x10\x00\x10\x00", b"Qq"),  # Patient's Name, the same
+    ],
+)
+def test_a_value_pydicom_cannot_convert_is_refused_with_a_400(tag: bytes, vr: bytes) -> None:
+    """pydicom reads values lazily; one it cannot convert (here an unknown VR, which it
+    raises NotImplementedError for) must be a 400 naming the problem, never a 500."""
+    from pydicom.data import get_testdata_file
+
+    data = bytearray(Path(str(get_testdata_file("CT_small.dcm"))).read_bytes())
+    where = data.index(tag, 132)
+    data[where + 4 : where + 6] = vr
+    result = ingest.ingest_bytes(bytes(data), source="bad-vr")
+    assert result.status == "rejected"
+    assert result.http_status == 400 and result.code == "unparseable"
+    assert "Value Representation" in result.reason
+    assert not Instance.objects.exists()
+    assert not any(p.is_file() for p in Path(settings.LOUPE_STORAGE_DIR).rglob("*"))

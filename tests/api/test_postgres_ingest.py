@@ -1,0 +1,94 @@
+"""Ingest into a real PostgreSQL server: an object of a stored series is inserted and
+counted by one statement; duplicates, conflicts and moved series still take the general
+path, and leave no file behind."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pydicom
+import pytest
+
+from tests.conftest import PROJECT_DIR
+from tests.servers import Server, create_database, postgres_available, start_postgres
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Server]:
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def write_changed(source: Path, target: Path, **values: str) -> None:
+    dataset = pydicom.dcmread(source)
+    for keyword, value in values.items():
+        setattr(dataset, keyword, value)
+    if "SOPInstanceUID" in values:
+        dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(values["SOPInstanceUID"])
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    target.write_bytes(out.getvalue())
+
+
+def test_stored_series_duplicates_conflicts_and_moves_on_postgres(
+    postgres: Server, shared_dicom: Path, tmp_path: Path
+) -> None:
+    url = create_database(postgres, "ingest_paths")
+    data = tmp_path / "data"
+    env = {**os.environ, "DATABASE_URL": url, "LOUPE_DATA_DIR": str(data)}
+    manage(env, "migrate", "-v0")
+    slices = sorted((shared_dicom / "ct-series").glob("*.dcm"))
+    first = tmp_path / "first"
+    first.mkdir()
+    for path in slices[:5]:
+        (first / path.name).write_bytes(path.read_bytes())
+    assert "5 object(s): 5 stored" in manage(env, "import_dicom", str(first), "--no-progress")
+
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "a_resent.dcm").write_bytes(slices[0].read_bytes())
+    write_changed(slices[1], second / "b_conflict.dcm", StudyDescription="OTHER")
+    write_changed(slices[2], second / "c_moved.dcm", PatientID="X", SOPInstanceUID="1.2.3.4.5")
+    (second / "d_new.dcm").write_bytes(slices[5].read_bytes())
+    output = manage(env, "import_dicom", str(second), "--no-progress")
+    assert "4 object(s): 1 stored, 1 duplicate, 0 replaced, 2 rejected" in output
+    assert "sop_instance_conflict" in output and "patient_mismatch" in output
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT sha256, storage_key FROM viewer_instance").fetchall()
+        counts = connection.execute(
+            "SELECT st.number_of_study_related_instances, se.number_of_series_related_instances "
+            "FROM viewer_study st JOIN viewer_series se ON se.study_id = st.id"
+        ).fetchall()
+    assert len(rows) == 6 and counts == [(6, 6)]
+    objects = data / "objects"
+    on_disk = {str(p.relative_to(objects)) for p in objects.glob("??/??/*.dcm")}
+    assert on_disk == {key for _, key in rows}
+    for sha, key in rows:
+        assert hashlib.sha256((objects / key).read_bytes()).hexdigest() == sha

