@@ -317,7 +317,9 @@ def request_once(
 
 def _cookies(response: HTTPResponse, jar: SimpleCookie) -> None:
     for value in response.headers.get_all("Set-Cookie") or []:
-        jar.load(value)
+        # Python < 3.14 does not know the Partitioned attribute (CHIPS) and would drop the
+        # whole cookie; the bench is no browser, so the attribute does not matter here.
+        jar.load(value.replace("; Partitioned", ""))
 
 
 def login(port: int) -> dict[str, str]:

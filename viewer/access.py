@@ -27,6 +27,8 @@ cannot be written the gate raises AuditUnavailable (503) and the view never runs
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import reduce, wraps
@@ -110,11 +112,41 @@ def role_of(request: HttpRequest) -> str | None:
     return role
 
 
+ROLE_CACHE_SECONDS = 30.0
+_role_groups: dict[tuple[object, ...], tuple[float, frozenset[str]]] = {}
+_role_groups_lock = threading.Lock()
+
+
+def _role_groups_of(user: Any) -> frozenset[str]:
+    """The user's role groups, remembered per process for ROLE_CACHE_SECONDS: every image
+    and tile request asks, and a group query per tile costs more than the tile's audit.
+    A change of groups takes effect within that time (at once in the process that made it,
+    through ``forget_roles``)."""
+    now = time.monotonic()
+    key = (user.pk, user.get_username(), getattr(user, "date_joined", None))  # pks can recur
+    cached = _role_groups.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    names = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    with _role_groups_lock:
+        if len(_role_groups) > 10_000:
+            _role_groups.clear()
+        _role_groups[key] = (now + ROLE_CACHE_SECONDS, names)
+    return names
+
+
+def forget_roles(user_pk: object = None) -> None:
+    """Drop remembered role groups (one user's, or everyone's)."""
+    with _role_groups_lock:
+        for key in [k for k in _role_groups if user_pk is None or k[0] == user_pk]:
+            del _role_groups[key]
+
+
 def user_role(user: Any) -> str | None:
     """A user's own role, from superuser status and group membership."""
     if user.is_superuser:
         return ADMINISTRATOR
-    names = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    names = _role_groups_of(user)
     for role in (ADMINISTRATOR, RADIOLOGIST, CLINICIAN):
         if role in names:
             return role

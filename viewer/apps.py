@@ -16,3 +16,17 @@ class ViewerConfig(AppConfig):
             audit.on_user_login_failed, dispatch_uid="loupe-audit-login-failed"
         )
         signals.user_logged_out.connect(audit.on_user_logged_out, dispatch_uid="loupe-audit-logout")
+
+        # Roles are remembered per process for a few seconds (viewer.access); a change of
+        # group membership made in this process takes effect at once.
+        from django.contrib.auth.models import User
+        from django.db.models.signals import m2m_changed
+
+        from viewer import access
+
+        def forget(sender: object, instance: object, **kwargs: object) -> None:
+            access.forget_roles(
+                getattr(instance, "pk", None) if isinstance(instance, User) else None
+            )
+
+        m2m_changed.connect(forget, sender=User.groups.through, dispatch_uid="loupe-roles")

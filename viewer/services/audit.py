@@ -437,12 +437,11 @@ def record_transfer(
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    studies = Study.objects.select_related("patient").filter(
-        study_instance_uid__in={r.study_instance_uid for r in accepted}
-    )
     by_patient: dict[PatientRef | None, list[str]] = {}
-    for study in studies:
-        by_patient.setdefault(PatientRef.of(study), []).append(study.study_instance_uid)
+    for result in accepted:  # an accepted object's patient is its study's (ingest's rule)
+        uids = by_patient.setdefault(PatientRef(result.patient_id, result.issuer_of_patient_id), [])
+        if result.study_instance_uid not in uids:
+            uids.append(result.study_instance_uid)
     for patient, uids in by_patient.items() or [(None, [])]:
         _record(
             request,

@@ -70,6 +70,9 @@ class IngestResult:
     code: str = ""
     reason: str = ""
     http_status: int = 200
+    # The accepted object's patient, for the audit record (never in the answer).
+    patient_id: str = ""
+    issuer_of_patient_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -224,7 +227,12 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
         # whose hash matches the row, repaired it.
         log.warning("a missing stored object was re-written from an identical re-send")
     return IngestResult(
-        source=source, status=status, sop_instance_uid=sop_uid, study_instance_uid=study_uid
+        source=source,
+        status=status,
+        sop_instance_uid=sop_uid,
+        study_instance_uid=study_uid,
+        patient_id=fields.patient["patient_id"],
+        issuer_of_patient_id=fields.patient["issuer_of_patient_id"],
     )
 
 
