@@ -161,6 +161,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # Tests use a file too (Django's default is a shared-cache in-memory database, whose
+    # table locks fail at once instead of waiting): concurrent requests to the live
+    # server then queue on the busy timeout exactly as in a deployment.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-loupe.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _REDIS_URL = env_str("LOUPE_REDIS_URL", "")

@@ -35,6 +35,7 @@ def test_upload_then_open_from_the_worklist(
     page.click("text=Upload")
     files = sorted((shared_dicom / "mr-series").glob("*"))[:6]
     bad = shared_dicom / "malformed" / "oob_rows_cols_65535.dcm"
+    expect(page.locator("#dropzone")).to_have_attribute("data-ready", "true")  # script loaded
     page.set_input_files("#file-input", [*map(str, files), str(bad)])
     expect(page.locator("#status")).to_contain_text("Done: 6 stored", timeout=30_000)
     expect(page.locator("#results tr.rejected")).to_contain_text("frame")

@@ -56,8 +56,26 @@ def grey_at(page: Page, viewport: Locator, x_mm: float, y_mm: float) -> float:
     row = (y_mm - SPEC.y0_mm) / SPEC.row_spacing_mm + 0.5
     x = box["width"] / 2 + (column - SPEC.columns / 2) * scale
     y = box["height"] / 2 + (row - SPEC.rows / 2) * scale
-    shot = np.asarray(Image.open(io.BytesIO(viewport.locator("canvas").screenshot())).convert("L"))
+    shot = still_canvas(viewport)
     return float(shot[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2].mean())
+
+
+def still_canvas(viewport: Locator) -> np.ndarray:
+    """The viewport's canvas once two screenshots in a row agree (under load the final
+    render can land after the one the test waited for, e.g. over an interactive one)."""
+
+    def shot() -> np.ndarray:
+        png = viewport.locator("canvas").screenshot()
+        return np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+
+    previous = shot()
+    for _ in range(50):
+        viewport.page.wait_for_timeout(100)
+        current = shot()
+        if np.array_equal(current, previous):
+            return current
+        previous = current
+    raise AssertionError("the canvas kept changing")
 
 
 def window_grey(hu: float, center: float, width: float) -> float:
@@ -157,7 +175,7 @@ def test_phantom_compared_with_its_prior_side_by_side(
         f"?compare={PRIOR['study_instance_uid']}"
     )
     viewports = page.locator(".grid .viewport")
-    expect(viewports).to_have_count(2)
+    expect(viewports).to_have_count(2, timeout=20_000)  # both studies' metadata first
     left, right = viewports.nth(0), viewports.nth(1)
     expect(left.locator(".overlay.top-right")).to_contain_text(
         "Current 2026-03-15 CT CHEST WITH CONTRAST"

@@ -128,3 +128,6 @@ dropzone.addEventListener("drop", async (event) => {
   dropzone.classList.remove("over");
   upload(await filesFromDrop(event.dataTransfer));
 });
+
+// Ready: listeners are attached (tests wait for this before choosing files).
+dropzone.dataset.ready = "true";
