@@ -178,7 +178,14 @@ CACHES: dict[str, dict[str, object]] = {
         }
     )
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # no session query per request
+# Sessions: cached in Redis when there is one (shared by every worker, so a logout or a
+# new launch is seen everywhere at once); otherwise read from the database each request. A
+# per-process local-memory cache would let another worker accept a session already ended.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if _REDIS_URL
+    else "django.contrib.sessions.backends.db"
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
