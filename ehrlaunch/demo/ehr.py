@@ -57,7 +57,10 @@ iframe{flex:1;border:0;width:100%;min-height:500px;background:#000}
 
 def sign_launch(config: dict[str, Any], study_uid: str, *, now: float | None = None) -> str:
     """A signed launch as the EHR makes it: valid 2 minutes, used once."""
-    issued = int(now if now is not None else time.time())
+    # ``clock_offset_seconds`` moves the EHR's clock (tests use it to send an expired launch).
+    issued = int(now if now is not None else time.time()) + int(
+        config.get("clock_offset_seconds", 0)
+    )
     claims = {
         "iss": config["issuer"],
         "aud": config["audience"],

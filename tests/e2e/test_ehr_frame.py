@@ -121,6 +121,46 @@ def test_a_launch_signed_with_the_wrong_key_is_refused_in_the_frame(
     )
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"clock_offset_seconds": -600}, "the launch has expired"),
+        ({"audience": "another-viewer"}, "addressed to another application"),
+        ({"issuer": "http://unregistered.example"}, "not registered with Loupe"),
+    ],
+)
+def test_bad_launches_are_refused_in_the_frame_with_their_message(
+    page: Page, chart: Any, change: dict[str, Any], message: str, artifacts_dir: Path
+) -> None:
+    origin, config = chart
+    config.update(change)
+    page.goto(f"{origin}/")
+    refusal = page.frame_locator("#loupe").locator(".error-page")
+    expect(refusal).to_contain_text(message)
+    expect(refusal).to_contain_text(
+        "open the images again" if "registered" not in message else "administrator"
+    )
+    expect(page.frame_locator("#loupe").locator("canvas")).to_have_count(0)
+    name = "-".join(change)
+    page.screenshot(path=str(artifacts_dir / f"ehr-chart-refused-{name}.png"))
+
+
+def test_a_replayed_launch_is_refused_in_the_frame(
+    page: Page, chart: Any, live_server: Any
+) -> None:
+    origin, _ = chart
+    launches: list[str] = []
+    page.on("request", lambda r: launches.append(r.url) if "/ehrlaunch/launch?" in r.url else None)
+    page.goto(f"{origin}/")
+    expect(page.frame_locator("#loupe").locator(".viewport.active canvas")).to_have_count(1)
+    assert len(launches) == 1
+    # The same launch URL again, as a second frame would load it: refused, nothing shown.
+    replay = page.context.new_page()
+    replay.goto(launches[0])
+    expect(replay.locator(".error-page")).to_contain_text("already used")
+    expect(replay.locator("canvas")).to_have_count(0)
+
+
 def serve_html(port: int, html: str) -> ThreadingHTTPServer:
     """A page of our own on the EHR's origin (a real server: Chromium treats a page that
     Playwright fulfils as public, and then refuses its frames on loopback)."""
