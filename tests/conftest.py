@@ -97,6 +97,21 @@ def logged_in_client(client: Any, radiologist: Any) -> Any:
     return client
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL server on a private loopback port for the whole run (tests make
+    their own databases in it with ``tests.servers.create_database``); skipped with the
+    reason where the binaries are absent."""
+    from tests.servers import postgres_available, start_postgres
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def artifacts_dir() -> Iterator[Path]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

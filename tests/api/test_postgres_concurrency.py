@@ -7,26 +7,15 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.conftest import PROJECT_DIR
-from tests.servers import Server, create_database, postgres_available, start_postgres
+from tests.servers import Server, create_database
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Server]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

@@ -9,7 +9,6 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,19 +16,9 @@ import pydicom
 import pytest
 
 from tests.conftest import PROJECT_DIR
-from tests.servers import Server, create_database, postgres_available, start_postgres
+from tests.servers import Server, create_database
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Server]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 def manage(env: dict[str, str], *args: str) -> str:

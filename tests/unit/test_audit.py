@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import PROJECT_DIR
-from tests.servers import Server, create_database, postgres_available, start_postgres
+from tests.servers import Server, create_database
 from viewer.log_redaction import RedactPatientPaths
 from viewer.models import AppendOnlyError, AuditEvent, Study
 from viewer.services import audit, ingest
@@ -246,16 +245,6 @@ def test_request_logs_do_not_show_patient_ids() -> None:
 
 
 # PostgreSQL: the same guarantees from the triggers of migration 0003, on a real server.
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Server]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 INSERT = """INSERT INTO viewer_auditevent (id, event_id, event_type, action, recorded_at,
