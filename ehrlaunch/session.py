@@ -18,17 +18,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from ehrlaunch.auth import sso_user_id
 from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
 from ehrlaunch.models import SessionHandoff
 from viewer.access import (
-    CHANNELS,
     SESSION_SCOPE,
     Scope,
     bind_scope,
     patients_filter,
     visible_studies,
 )
-from viewer.models import Series, Study
+from viewer.models import AuditEvent, Series, Study
 from viewer.services import audit
 
 HANDOFF_LIFETIME = dt.timedelta(seconds=60)
@@ -179,12 +179,10 @@ def redeem_handoff(request: HttpRequest, code: str) -> None:
             )
         user, channel = handoff.user, handoff.channel
         handoff.delete()
-    from ehrlaunch.auth import sso_user_id  # the OIDC backend module; imported when used
-
     log_in(
         request,
         user,
-        channel=channel if channel in CHANNELS else "direct",
+        channel=channel if channel in AuditEvent.Channel.values else AuditEvent.Channel.DIRECT,
         subject=sso_user_id(user) or "",
     )
     request.session.pop(SESSION_SCOPE, None)  # the popup's login carries no launch

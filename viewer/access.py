@@ -47,12 +47,10 @@ RADIOLOGIST = "radiologist"
 CLINICIAN = "clinician"
 ADMINISTRATOR = "administrator"
 ROLES = (RADIOLOGIST, CLINICIAN, ADMINISTRATOR)
-CHANNELS = ("direct", "sso", "ehr", "share")
 
 ADMINISTRATOR_GROUP = ADMINISTRATOR
 
 SESSION_SCOPE = "loupe_scope"
-SESSION_CHANNEL = audit.SESSION_CHANNEL  # how a session without a scope came in: "sso"
 
 
 @dataclass(frozen=True)
@@ -156,9 +154,8 @@ def user_role(user: Any) -> str | None:
 
 
 def channel_of(request: HttpRequest) -> str:
-    """ehr / share (from the scope), sso (set at OIDC login) or direct (password)."""
-    scope = scope_of(request)
-    return scope.channel if scope is not None else audit.channel(request)
+    """How this session came in: ehr, sso, share, or direct (a password log-in)."""
+    return audit.channel(request)  # written at every log-in (ehrlaunch.session.log_in)
 
 
 def is_administrator(request: HttpRequest) -> bool:
