@@ -23,9 +23,8 @@ MAX_COMPARED_STUDIES = 3
 @embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
     query = WorklistQuery.from_params(request.GET.dict())
-    studies = with_latest_prior(
-        query.studies(access.visible_studies(request)), access.visible_studies(request)
-    )
+    visible = access.visible_studies(request)
+    studies = with_latest_prior(query.studies(visible), visible)
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
@@ -41,7 +40,6 @@ def worklist(request: HttpRequest) -> HttpResponse:
             "query_string": params.urlencode(),
             "sort_query_string": sort_params.urlencode(),
             "sorts": SORTS,
-            "role": access.role_of(request),
         },
     )
 
