@@ -29,4 +29,6 @@ class ViewerConfig(AppConfig):
                 getattr(instance, "pk", None) if isinstance(instance, User) else None
             )
 
-        m2m_changed.connect(forget, sender=User.groups.through, dispatch_uid="loupe-roles")
+        m2m_changed.connect(
+            forget, sender=User.groups.through, weak=False, dispatch_uid="loupe-roles"
+        )

@@ -397,3 +397,14 @@ def test_a_refused_launch_is_audited_without_trusting_its_claims(
     row = AuditEvent.objects.get(event_id="110100")
     assert row.outcome == 4 and row.detail == {"refused": "launch_wrong_audience"}
     assert row.patient_id == "" and row.user_id == ""
+
+
+def test_a_change_of_role_group_takes_effect_at_once(
+    logged_in_client: Client, radiologist: Any, patient_a: Images
+) -> None:
+    """Roles are remembered per process for a few seconds; a group change forgets them."""
+    assert logged_in_client.get(f"/api/studies/{patient_a.study}").status_code == 200
+    radiologist.groups.add(Group.objects.get_or_create(name="clinician")[0])
+    assert logged_in_client.get(f"/api/studies/{patient_a.study}").status_code == 404
+    radiologist.groups.clear()
+    assert logged_in_client.get(f"/api/studies/{patient_a.study}").status_code == 200
