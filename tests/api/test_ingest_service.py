@@ -3,15 +3,14 @@ and the general path agree on rows, counts and files."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-import pydicom
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from tests.dicom_edits import changed
 from viewer.models import Instance, Series, Study
 from viewer.services import ingest, storage
 
@@ -20,17 +19,6 @@ pytestmark = pytest.mark.django_db
 
 def ct_slices(shared_dicom: Path, count: int) -> list[bytes]:
     return [p.read_bytes() for p in sorted((shared_dicom / "ct-series").glob("*.dcm"))[:count]]
-
-
-def changed(data: bytes, **values: Any) -> bytes:
-    dataset = pydicom.dcmread(io.BytesIO(data))
-    for keyword, value in values.items():
-        setattr(dataset, keyword, value)
-    if "SOPInstanceUID" in values:
-        dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(values["SOPInstanceUID"])
-    out = io.BytesIO()
-    dataset.save_as(out, enforce_file_format=True)
-    return out.getvalue()
 
 
 def test_objects_of_a_stored_series_are_counted_in_their_series_and_study(

@@ -5,17 +5,16 @@ path, and leave no file behind."""
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
-import pydicom
 import pytest
 
 from tests.conftest import PROJECT_DIR
+from tests.dicom_edits import changed
 from tests.servers import Server, create_database
 
 pytestmark = pytest.mark.postgres
@@ -32,17 +31,6 @@ def manage(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def write_changed(source: Path, target: Path, **values: str) -> None:
-    dataset = pydicom.dcmread(source)
-    for keyword, value in values.items():
-        setattr(dataset, keyword, value)
-    if "SOPInstanceUID" in values:
-        dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(values["SOPInstanceUID"])
-    out = io.BytesIO()
-    dataset.save_as(out, enforce_file_format=True)
-    target.write_bytes(out.getvalue())
 
 
 def test_stored_series_duplicates_conflicts_and_moves_on_postgres(
@@ -62,8 +50,12 @@ def test_stored_series_duplicates_conflicts_and_moves_on_postgres(
     second = tmp_path / "second"
     second.mkdir()
     (second / "a_resent.dcm").write_bytes(slices[0].read_bytes())
-    write_changed(slices[1], second / "b_conflict.dcm", StudyDescription="OTHER")
-    write_changed(slices[2], second / "c_moved.dcm", PatientID="X", SOPInstanceUID="1.2.3.4.5")
+    (second / "b_conflict.dcm").write_bytes(
+        changed(slices[1].read_bytes(), StudyDescription="OTHER")
+    )
+    (second / "c_moved.dcm").write_bytes(
+        changed(slices[2].read_bytes(), PatientID="X", SOPInstanceUID="1.2.3.4.5")
+    )
     (second / "d_new.dcm").write_bytes(slices[5].read_bytes())
     output = manage(env, "import_dicom", str(second), "--no-progress")
     assert "4 object(s): 1 stored, 1 duplicate, 0 replaced, 2 rejected" in output
