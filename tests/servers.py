@@ -13,9 +13,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +237,28 @@ def start_oidc_provider(*, clients: list[dict[str, Any]], users: list[dict[str, 
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("the OpenID provider did not answer within 30 s")
+
+
+def serve_page(
+    page: Callable[[], str], *, port: int = 0, path: str | None = None
+) -> ThreadingHTTPServer:
+    """A page of a stand-in site on 127.0.0.1 (another site than Loupe's ``localhost``),
+    served from a thread: ``page()`` at ``path`` (any path when None), 404 elsewhere.
+    A real server, not a page Playwright fulfils: Chromium treats those as public and
+    refuses their frames on loopback. ``shutdown()`` and ``server_close()`` stop it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page().encode()
+            self.send_response(200 if path in (None, self.path) else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

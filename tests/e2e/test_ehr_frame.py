@@ -8,8 +8,6 @@ its cookies are third-party (SameSite=None; Secure; Partitioned).
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from ehrlaunch.demo import ehr as demo_ehr
 from ehrlaunch.models import EhrSystem
-from tests.servers import free_port
+from tests.servers import free_port, serve_page
 from viewer.models import Instance
 from viewer.services import ingest
 
@@ -161,27 +159,6 @@ def test_a_replayed_launch_is_refused_in_the_frame(
     expect(replay.locator("canvas")).to_have_count(0)
 
 
-def serve_html(port: int, html: str) -> ThreadingHTTPServer:
-    """A page of our own on the EHR's origin (a real server: Chromium treats a page that
-    Playwright fulfils as public, and then refuses its frames on loopback)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = f"<!DOCTYPE html><title>framing test</title>{html}".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def test_pages_not_meant_for_embedding_refuse_to_render_in_a_frame(
     page: Page, chart: Any, live_server: Any, two_patients: dict[str, str]
 ) -> None:
@@ -200,7 +177,7 @@ def test_pages_not_meant_for_embedding_refuse_to_render_in_a_frame(
     chart_server = config.pop("_server")
     chart_server.shutdown()
     chart_server.server_close()
-    server = serve_html(port, html)
+    server = serve_page(lambda: f"<!DOCTYPE html><title>framing test</title>{html}", port=port)
     try:
         page.goto(f"{origin}/")
         # The embeddable sign-in page renders in the frame; login and upload do not.

@@ -9,9 +9,7 @@ test may use either (the cross-site frame test serves the EHR from 127.0.0.1).
 from __future__ import annotations
 
 import html
-import http.server
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import pytest
 
 from config.sso import sso_settings
-from tests.servers import Server, oidc_provider_available, start_oidc_provider
+from tests.servers import Server, oidc_provider_available, serve_page, start_oidc_provider
 
 CLIENT_ID = "loupe"
 CLIENT_SECRET = "loupe-test-client-secret-0123456789abcdef"
@@ -136,30 +134,17 @@ class EhrChart:
 
     def __init__(self) -> None:
         self.frame_url = "about:blank"
-        chart = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = (
-                    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-                    "<title>Test EHR chart</title></head><body><h1>Test EHR: patient chart</h1>"
-                    f"<iframe id='loupe' title='Images' src='{html.escape(chart.frame_url)}' "
-                    "width='1100' height='620'></iframe></body></html>"
-                ).encode()
-                self.send_response(200 if self.path == "/chart" else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_page(self.page, path="/chart")
         self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.url = f"{self.origin}/chart"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+
+    def page(self) -> str:
+        return (
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>Test EHR chart</title></head><body><h1>Test EHR: patient chart</h1>"
+            f"<iframe id='loupe' title='Images' src='{html.escape(self.frame_url)}' "
+            "width='1100' height='620'></iframe></body></html>"
+        )
 
     def stop(self) -> None:
         self.server.shutdown()
