@@ -16,7 +16,7 @@ from tests.e2e.viewer_pages import (
     BOTTOM_RIGHT,
     CANVAS,
     PASSWORD,
-    edge_letters,
+    expect_letters,
     log_in_and_open,
     still_pixels,
 )
@@ -61,7 +61,7 @@ def test_rotate_and_flip_turn_the_image_and_its_letters(
         page.keyboard.press("ArrowDown")
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 40/99")
     # Axial, head first supine (PS3.3 C.7.6.2.1.1): patient's left on the right, anterior up.
-    assert edge_letters(page) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    expect_letters(page, {"left": "R", "right": "L", "top": "A", "bottom": "P"})
     page.keyboard.press("o")  # overlays off for the pixel comparisons
     drawn(page, 0, False)
     upright = image_square(page)
@@ -72,12 +72,12 @@ def test_rotate_and_flip_turn_the_image_and_its_letters(
     assert mismatch(turned, np.rot90(upright, k=-1)) < 0.3 * mismatch(turned, upright)
     page.keyboard.press("o")
     # The anterior edge went to the right, the patient's left to the bottom.
-    assert edge_letters(page) == {"left": "P", "right": "A", "top": "R", "bottom": "L"}
+    expect_letters(page, {"left": "P", "right": "A", "top": "R", "bottom": "L"})
     page.screenshot(path=str(artifacts_dir / "viewer-rotated-right.png"))
 
     page.keyboard.press("h")  # flip horizontally: what is on screen swaps left and right
     drawn(page, 270, True)
-    assert edge_letters(page) == {"left": "A", "right": "P", "top": "R", "bottom": "L"}
+    expect_letters(page, {"left": "A", "right": "P", "top": "R", "bottom": "L"})
     page.keyboard.press("o")
     mirrored = image_square(page)
     assert mismatch(mirrored, np.fliplr(turned)) < 0.3 * mismatch(mirrored, turned)
@@ -85,9 +85,9 @@ def test_rotate_and_flip_turn_the_image_and_its_letters(
     page.screenshot(path=str(artifacts_dir / "viewer-rotated-and-flipped.png"))
 
     page.keyboard.press("v")  # flip vertically: top and bottom swap
-    assert edge_letters(page) == {"left": "A", "right": "P", "top": "L", "bottom": "R"}
+    expect_letters(page, {"left": "A", "right": "P", "top": "L", "bottom": "R"})
     page.keyboard.press("l")  # rotate left: the letters turn with the image
-    assert edge_letters(page) == {"left": "L", "right": "R", "top": "P", "bottom": "A"}
+    expect_letters(page, {"left": "L", "right": "R", "top": "P", "bottom": "A"})
     drawn(page, 180, False)
     # The scale bar stays true: its label in mm, its length from the zoom in the overlay.
     label = page.locator(f"{ACTIVE} .scale-bar .label")
@@ -102,7 +102,7 @@ def test_rotate_and_flip_turn_the_image_and_its_letters(
 
     page.keyboard.press("Space")  # reset
     drawn(page, 0, False)
-    assert edge_letters(page) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    expect_letters(page, {"left": "R", "right": "L", "top": "A", "bottom": "P"})
 
 
 def test_rotated_zoom_fetches_only_the_tiles_in_view(

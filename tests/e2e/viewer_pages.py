@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 PASSWORD = "a-long-e2e-password-42"
 ACTIVE = ".viewport.active"
@@ -38,11 +38,10 @@ def canvas_pixels(page: Page, selector: str = CANVAS) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("L"))
 
 
-def edge_letters(page: Page, viewport: str = ACTIVE) -> dict[str, str]:
-    return {
-        edge: page.locator(f"{viewport} .orientation.{edge}").inner_text()
-        for edge in ("left", "right", "top", "bottom")
-    }
+def expect_letters(page: Page, letters: dict[str, str], viewport: str = ACTIVE) -> None:
+    """The orientation letters, waited for (a key press is handled after it returns)."""
+    for edge, letter in letters.items():
+        expect(page.locator(f"{viewport} .orientation.{edge}")).to_have_text(letter)
 
 
 def js_round(text: str) -> int:
