@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import PROJECT_DIR
 from tests.dicom_edits import changed
 from tests.servers import Server, create_database
+from viewer.services import storage
 
 pytestmark = pytest.mark.postgres
 
@@ -69,7 +70,7 @@ def test_stored_series_duplicates_conflicts_and_moves_on_postgres(
         ).fetchall()
     assert len(rows) == 6 and counts == [(6, 6)]
     objects = data / "objects"
-    on_disk = {str(p.relative_to(objects)) for p in objects.glob("??/??/*.dcm")}
+    on_disk = set(storage.keys_in(objects))
     assert on_disk == {key for _, key in rows}
     for sha, key in rows:
         assert hashlib.sha256((objects / key).read_bytes()).hexdigest() == sha

@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from viewer.services import storage
 
 
@@ -47,20 +49,33 @@ def test_folders_are_made_on_first_use(isolated_storage: Path, settings: Any) ->
     root = Path(settings.LOUPE_STORAGE_DIR)
     assert list(root.iterdir()) == []
     key = storage.write(b"first object")
-    assert storage.path_for(key).parent.parent.parent == root
-    assert len([p for p in root.iterdir() if p.is_dir()]) == 256  # every ab/ at once
+    assert storage.path_for(key).parent.parent == root
+    folders = {p.name for p in root.iterdir() if p.is_dir()}
+    assert folders == {f"{n:03x}" for n in range(4096)}  # every folder at once
     second = storage.write(b"second object")
     assert {key, second} == set(storage.all_keys())
 
 
-def test_a_prepared_folder_takes_the_object_without_being_made_again(
-    isolated_storage: Path,
+def test_a_missing_folder_is_made_again(isolated_storage: Path, settings: Any) -> None:
+    data = b"an object whose folder was removed" * 10
+    key = storage.write(data)
+    storage.delete(key)
+    storage.path_for(key).parent.rmdir()
+    assert storage.write(data) == key
+    assert storage.read(key) == data
+
+
+def test_keys_of_the_earlier_two_level_layout_are_still_read(
+    isolated_storage: Path, settings: Any
 ) -> None:
-    data = b"an object whose folder is made first" * 10
+    data = b"stored before the layout changed" * 10
     sha = hashlib.sha256(data).hexdigest()
-    storage.prepare_folder(sha)
-    folder = storage.path_for(storage.key_for(sha)).parent
-    assert folder.is_dir() and list(folder.iterdir()) == []
-    storage.prepare_folder(sha)  # again: nothing changes
-    assert storage.commit(storage.stage(data)) is True
-    assert [p.name for p in folder.iterdir()] == [f"{sha}.dcm"]
+    old_key = f"{sha[0:2]}/{sha[2:4]}/{sha}.dcm"
+    path = Path(settings.LOUPE_STORAGE_DIR) / old_key
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    assert storage.read(old_key) == data
+    assert storage.all_keys() == [old_key]
+    for bad in (f"{sha[:3]}/../{sha}.dcm", f"{sha[:4]}/{sha}.dcm", f"{sha[:2]}/{sha}.dcm"):
+        with pytest.raises(ValueError, match="not a storage key"):
+            storage.path_for(bad)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import struct
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Field
 from django.utils import timezone
 
+from viewer.db import prepared_cursor
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
@@ -48,10 +48,6 @@ from viewer.models import Instance, Patient, Series, Study
 from viewer.services import storage
 
 log = logging.getLogger(__name__)
-
-# Hashing, the temp file's write + fsync and the link under its key release the GIL: they
-# run here, beside the parse and validation on the request thread (two per ingest).
-_workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="loupe-ingest")
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -122,15 +118,22 @@ def ingest_file(path: Path, *, source: str | None = None) -> IngestResult:
 def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     """Validate, store and index one object; never raises for bad input.
 
-    While this thread parses and validates the bytes, worker threads (hashing, writing
-    and fsync release the GIL) hash them, write them to a temp file, fsync it, link it
-    under its key and fsync the folder: the file is durable under its key by the time
-    the object is known to be valid, and its row is committed after that. A file made
-    for an object that turns out invalid is removed before the answer.
+    The order keeps the disk busy while this thread works: the bytes are written to a
+    temp file first and a worker thread fsyncs it while this thread hashes (hashlib lets
+    the worker start meanwhile), parses and validates them. Only a valid object is then
+    linked under its key, its folder fsync'ed, and its row committed after that; the
+    temp file of an invalid one is removed before the answer.
+
+    (Hashing, writing and linking on worker threads while this one parses, as before,
+    made them wait for the interpreter lock: a thread coming back from a system call
+    waits up to ``sys.getswitchinterval()``, 5 ms, for a thread running Python code,
+    so the storage steps ran after the parse, not beside it.)
     """
-    hashing = _workers.submit(_hash_and_prepare_folder, data) if data else None
-    storing = _workers.submit(_write_under_key, data, hashing) if hashing else None
+    pending: storage.Pending | None = None
     try:
+        if 0 < len(data) <= settings.LOUPE_MAX_INSTANCE_BYTES:  # read_object refuses the rest
+            pending = _begin_write(data)
+        sha256 = storage.sha256_hex(data)
         parsed = read_object(
             data,
             max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
@@ -141,11 +144,11 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        assert storing is not None  # read_object refuses empty data
-        stored = _stored(storing)
+        assert pending is not None  # read_object refuses empty and oversized data
+        stored = _finish_write(pending, sha256)
     except BaseException as error:
-        if storing is not None:
-            _remove_if_created(storing)
+        if pending is not None:
+            pending.discard()
         if isinstance(error, ViewerError):
             return rejected(source, error)
         if isinstance(error, UNREADABLE_VALUE):
@@ -170,44 +173,24 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
 UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
 
 
-def _hash_and_prepare_folder(data: bytes) -> str:
-    """Worker thread: the SHA-256 of ``data``; its key's folder is made (and, when new,
-    made durable) while the other worker thread is still writing the temp file."""
-    sha256 = storage.sha256_hex(data)
-    storage.prepare_folder(sha256)
-    return sha256
+def _storage_error(exc: OSError) -> ViewerError:
+    return ViewerError(
+        f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
+    )
 
 
-def _write_under_key(data: bytes, hashing: Future[str]) -> storage.Stored:
-    """Worker thread: write ``data`` to a temp file, fsync it, and once its hash is known
-    put it under its key (storage.commit). The hash was submitted first, so it is
-    running or done by now: waiting for it cannot starve the pool."""
-    temp = storage.write_temp(data)
+def _begin_write(data: bytes) -> storage.Pending:
     try:
-        staged = storage.Staged(hashing.result(), temp, len(data))
-        created = storage.commit(staged)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return storage.Stored(staged.sha256, staged.size, created)
-
-
-def _stored(storing: Future[storage.Stored]) -> storage.Stored:
-    try:
-        return storing.result()
+        return storage.begin_write(data)
     except OSError as exc:
-        raise ViewerError(
-            f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
-        ) from None
+        raise _storage_error(exc) from None
 
 
-def _remove_if_created(storing: Future[storage.Stored]) -> None:
-    """After a refusal: remove the file this ingest put under its key (it was not there
-    before, so no row had it: a row whose file was lost stays as it was)."""
-    if storing.exception() is None:
-        stored = storing.result()
-        if stored.created:
-            storage.delete(storage.key_for(stored.sha256))
+def _finish_write(pending: storage.Pending, sha256: str) -> storage.Stored:
+    try:
+        return pending.finish(sha256)
+    except OSError as exc:
+        raise _storage_error(exc) from None
 
 
 def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestResult:
@@ -316,19 +299,10 @@ def _known_series_statement() -> _Statement:
 
 
 def _execute_prepared(sql: str, params: list[Any]) -> int:
-    """Run one statement through a server-binding psycopg cursor, prepared on the server
-    at its first use on this connection (settings.LOUPE_DB_PREPARED_STATEMENTS); return
-    the row count. Django's own queries use client-side binding and are never prepared."""
-    import psycopg  # only with PostgreSQL
-
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
-    raw = connection.connection
-    prepare = settings.LOUPE_DB_PREPARED_STATEMENTS
-    if prepare and raw.prepare_threshold is None:
-        raw.prepare_threshold = 5  # psycopg's default; Django sets None
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=prepare)
+    """Run one statement with server-side binding, prepared at its first use on this
+    connection unless settings.LOUPE_DB_PREPARED_STATEMENTS is off; the row count."""
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params, prepare=bool(settings.LOUPE_DB_PREPARED_STATEMENTS))
         return int(cursor.rowcount)
 
 

@@ -1,12 +1,19 @@
 """The content-addressed object store under ``settings.LOUPE_STORAGE_DIR``.
 
-An object's key is derived from the SHA-256 of its bytes only (``ab/cd/abcd….dcm``); no
-path is ever built from a tag value, a file name or anything else a client sends.
+An object's key is derived from the SHA-256 of its bytes only (``abc/abc….dcm``: the
+first three hex digits name one of 4096 folders); no path is ever built from a tag value,
+a file name or anything else a client sends. Keys of the earlier two-level layout
+(``ab/cd/abcd….dcm``) stay readable: each row keeps the key its file was stored under.
+
 Writes go to a temp file in the same file system, are fsync'ed, linked into place
-(atomic on POSIX) and the directory is fsync'ed (and so is the parent of a folder made
-for it), so a crash leaves either the whole file or nothing under its final name, and a
-file that ingest reported stored is still there after a crash (temp files are swept by
-``verify_storage``).
+(atomic on POSIX) and the folder is fsync'ed, so a crash leaves either the whole file or
+nothing under its final name, and a file that ingest reported stored is still there
+after a crash (temp files are swept by ``verify_storage``).
+
+The 4096 folders are made all at once, and made durable with one fsync of the store's
+root, the first time an object finds its folder missing. Making them one by one as
+objects arrive, as a lazily built tree does, costs every early object a ``mkdir`` and a
+second directory fsync (the new folder's entry in its parent) on its way to the disk.
 """
 
 from __future__ import annotations
@@ -16,12 +23,16 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-_KEY_RE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.dcm$")
+FOLDER_DIGITS = 3  # 16**3 = 4096 folders: 25,000 objects each at 100 million
+_KEY_RE = re.compile(r"^(?:[0-9a-f]{3}|[0-9a-f]{2}/[0-9a-f]{2})/[0-9a-f]{64}\.dcm$")
+_KEY_GLOBS = ("???/*.dcm", "??/??/*.dcm")  # the current layout, and the earlier one
 
 
 def sha256_hex(data: bytes) -> str:
@@ -29,7 +40,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 def key_for(sha256: str) -> str:
-    return f"{sha256[0:2]}/{sha256[2:4]}/{sha256}.dcm"
+    return f"{sha256[:FOLDER_DIGITS]}/{sha256}.dcm"
 
 
 def path_for(key: str) -> Path:
@@ -47,36 +58,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def prepare_folder(sha256: str) -> None:
-    """Make the folder of the key of ``sha256`` exist durably before the object is linked
-    there: if it is new, its entry in its parent is fsync'ed (ingest does this beside the
-    temp file's fsync, so the two waits overlap)."""
-    folder = path_for(key_for(sha256)).parent
-    if _make_folder(folder):
-        _fsync_dir(folder.parent)
+_tree_lock = threading.Lock()
 
 
-def _make_folder(folder: Path) -> bool:
-    """Create ``folder`` (``ab/cd`` under the store, ``ab`` included); True if ``cd`` is
-    new, in which case the caller fsyncs ``ab``. The 256 ``ab`` folders are made and
-    fsync'ed once, not one by one as objects arrive."""
-    try:
-        folder.mkdir()
-    except FileExistsError:
-        return False
-    except FileNotFoundError:
-        _make_top_folders(folder.parent.parent)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            return False
-    return True
-
-
-def _make_top_folders(root: Path) -> None:
-    for first in range(256):
-        (root / f"{first:02x}").mkdir(exist_ok=True)
-    _fsync_dir(root)
+def make_folders() -> None:
+    """Make every folder of the layout that is missing, then fsync the store's root once
+    (a new folder is durable once its entry in its parent is). Idempotent; run when an
+    object finds its folder missing (the first object of a new store, or a folder
+    someone removed)."""
+    root = Path(settings.LOUPE_STORAGE_DIR)
+    with _tree_lock:
+        root.mkdir(parents=True, exist_ok=True)
+        made = False
+        for number in range(16**FOLDER_DIGITS):
+            try:
+                (root / f"{number:0{FOLDER_DIGITS}x}").mkdir()
+                made = True
+            except FileExistsError:
+                pass
+        if made:
+            _fsync_dir(root)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,69 @@ def write_temp(data: bytes) -> Path:
     return Path(temp_name)
 
 
+class Pending:
+    """An object being written: its bytes are in a temp file and a worker thread is
+    fsync'ing it (:func:`begin_write`). ``finish`` puts it under its key durably;
+    ``discard`` removes it. One of the two must be called."""
+
+    def __init__(self, data: bytes) -> None:
+        self.size = len(data)
+        fd, name = tempfile.mkstemp(prefix="ingest-", suffix=".part", dir=settings.LOUPE_TEMP_DIR)
+        self.temp_path = Path(name)
+        self._fd: int | None = fd
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            self._close()
+            self.temp_path.unlink(missing_ok=True)
+            raise
+        self._synced = _syncers.submit(os.fsync, fd)
+
+    def _wait_synced(self) -> None:
+        try:
+            self._synced.result()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def finish(self, sha256: str) -> Stored:
+        """Once the fsync is done, link the file under the key of ``sha256`` (which
+        must be the hash of the bytes) and fsync the folder, as :func:`commit` does."""
+        try:
+            self._wait_synced()
+            created = commit(Staged(sha256, self.temp_path, self.size))
+        except BaseException:
+            self.temp_path.unlink(missing_ok=True)
+            raise
+        return Stored(sha256, self.size, created)
+
+    def discard(self) -> None:
+        try:
+            self._wait_synced()
+        except OSError:
+            pass  # the bytes are not kept: a failed fsync does not matter any more
+        finally:
+            self.temp_path.unlink(missing_ok=True)
+
+
+# fsync holds no lock Python needs: a worker thread waits for the disk while the request
+# thread hashes and parses. Eight, as requests run on up to that many threads.
+_syncers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="loupe-fsync")
+
+
+def begin_write(data: bytes) -> Pending:
+    """Write ``data`` to a temp file in the store's file system and start its fsync on a
+    worker thread; the caller hashes and validates meanwhile, then calls ``finish`` or
+    ``discard`` (an OSError here or there: the disk refused, nothing is kept)."""
+    return Pending(data)
+
+
 def stage(data: bytes) -> Staged:
     return Staged(sha256_hex(data), write_temp(data), len(data))
 
@@ -125,14 +189,14 @@ def commit(staged: Staged) -> bool:
     the wrong size under the name (a damaged store) is replaced by the staged one.
     """
     final = path_for(key_for(staged.sha256))
-    created, new_folder = True, False
+    created = True
     try:
         try:
             _link(staged.temp_path, final)
         except FileNotFoundError:
             if not staged.temp_path.exists():
                 raise
-            new_folder = _make_folder(final.parent)
+            make_folders()
             _link(staged.temp_path, final)
     except FileExistsError:
         created = False
@@ -146,8 +210,6 @@ def commit(staged: Staged) -> bool:
     else:
         staged.temp_path.unlink(missing_ok=True)  # gone already after a fallback rename
     _fsync_dir(final.parent)
-    if new_folder:
-        _fsync_dir(final.parent.parent)
     return created
 
 
@@ -186,5 +248,9 @@ def exists(key: str) -> bool:
 
 
 def all_keys() -> list[str]:
-    root = Path(settings.LOUPE_STORAGE_DIR)
-    return sorted(str(p.relative_to(root)) for p in root.glob("??/??/*.dcm"))
+    return keys_in(Path(settings.LOUPE_STORAGE_DIR))
+
+
+def keys_in(root: Path) -> list[str]:
+    """The keys of the objects stored under ``root`` (a store's folder), sorted."""
+    return sorted(str(p.relative_to(root)) for pattern in _KEY_GLOBS for p in root.glob(pattern))
