@@ -118,7 +118,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "viewer.sessions.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "viewer.middleware.ViewerErrorMiddleware",
@@ -184,7 +184,7 @@ CACHES: dict[str, dict[str, object]] = {
 SESSION_ENGINE = (
     "django.contrib.sessions.backends.cached_db"
     if _REDIS_URL
-    else "django.contrib.sessions.backends.db"
+    else "viewer.sessions"  # Django's database sessions, read with their user in one query
 )
 
 AUTH_PASSWORD_VALIDATORS = [
