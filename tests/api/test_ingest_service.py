@@ -104,3 +104,30 @@ def test_a_value_pydicom_cannot_convert_is_refused_with_a_400(tag: bytes, vr: by
     assert "Value Representation" in result.reason
     assert not Instance.objects.exists()
     assert not any(p.is_file() for p in Path(settings.LOUPE_STORAGE_DIR).rglob("*"))
+
+
+def test_a_disk_that_refuses_the_temp_file_is_a_507_after_validation_and_nothing_is_kept(
+    shared_dicom: Path, settings: Any, tmp_path: Path
+) -> None:
+    (ct,) = ct_slices(shared_dicom, 1)
+    settings.LOUPE_TEMP_DIR = tmp_path / "unmounted"  # the temp volume is gone
+    result = ingest.ingest_bytes(ct, source="ct")
+    assert (result.status, result.code, result.http_status) == ("rejected", "storage_error", 507)
+    assert "cannot write the object" in result.reason
+    # Bad bytes are named as such, whatever the disk does.
+    not_dicom = ingest.ingest_bytes(b"x" * 4096, source="text")
+    assert (not_dicom.code, not_dicom.http_status) == ("not_dicom", 400)
+    assert Instance.objects.count() == 0 and storage.all_keys() == []
+
+
+def test_a_store_that_cannot_take_the_file_is_a_507_and_the_temp_file_is_removed(
+    shared_dicom: Path, settings: Any, tmp_path: Path
+) -> None:
+    (ct,) = ct_slices(shared_dicom, 1)
+    blocked = tmp_path / "objects-is-a-file"
+    blocked.write_bytes(b"")
+    settings.LOUPE_STORAGE_DIR = blocked
+    result = ingest.ingest_bytes(ct, source="ct")
+    assert (result.status, result.code, result.http_status) == ("rejected", "storage_error", 507)
+    assert Instance.objects.count() == 0
+    assert list(Path(settings.LOUPE_TEMP_DIR).iterdir()) == []

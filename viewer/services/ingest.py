@@ -130,9 +130,13 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     so the storage steps ran after the parse, not beside it.)
     """
     pending: storage.Pending | None = None
+    write_error: OSError | None = None  # reported once the object is known to be valid
     try:
         if 0 < len(data) <= settings.LOUPE_MAX_INSTANCE_BYTES:  # read_object refuses the rest
-            pending = _begin_write(data)
+            try:
+                pending = storage.begin_write(data)
+            except OSError as exc:
+                write_error = exc
         sha256 = storage.sha256_hex(data)
         parsed = read_object(
             data,
@@ -144,7 +148,9 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             number_of_frames=parsed.number_of_frames,
             transfer_syntax_uid=parsed.transfer_syntax_uid,
         )
-        assert pending is not None  # read_object refuses empty and oversized data
+        if pending is None:  # read_object refuses empty and oversized data
+            assert write_error is not None
+            raise _storage_error(write_error)
         stored = _finish_write(pending, sha256)
     except BaseException as error:
         if pending is not None:
@@ -177,13 +183,6 @@ def _storage_error(exc: OSError) -> ViewerError:
     return ViewerError(
         f"the archive cannot write the object: {exc.strerror}", code="storage_error", status=507
     )
-
-
-def _begin_write(data: bytes) -> storage.Pending:
-    try:
-        return storage.begin_write(data)
-    except OSError as exc:
-        raise _storage_error(exc) from None
 
 
 def _finish_write(pending: storage.Pending, sha256: str) -> storage.Stored:
