@@ -36,8 +36,10 @@ error, by the PID it was given.
 What each peer makes durable before it answers (strace of a 99-object run): Orthanc
 fdatasyncs each stored file (written in place under its UUID) but neither its folder nor,
 per instance, its SQLite index (WAL, synced at checkpoints: 6 fdatasyncs for 99 objects);
-Loupe fsyncs the file, links it under its key and fsyncs the folder (and the parent of a
-new folder), and commits its row with PostgreSQL's synchronous_commit on.
+Loupe fsyncs the temp file (on a worker thread, while the request thread hashes and
+parses), links it under its key in one of 4096 folders made when the store was, fsyncs
+that folder, and commits its row with PostgreSQL's synchronous_commit on (SQLite: WAL
+with synchronous NORMAL, which, like Orthanc's index, syncs at checkpoints).
 
 Gunicorn configuration: ``-w 2 --threads 4`` (gthread, keep-alive; the README's
 deployment line), chosen by an interleaved A/B on this 2-core VM after the ingest work of
@@ -58,6 +60,10 @@ waits with another's parsing (ingest is no longer CPU-bound in Python alone: ~25
 two cores idle with sync -w 2 at 4 clients, perf), and keep-alive spares a connection per
 request (a bare gunicorn app reading the same bodies: ~1.2 ms CPU per request with sync
 workers, which close the connection, ~0.9 ms with gthread).
+
+Re-checked after the storage and session changes of the following session (4 rounds,
+PostgreSQL only, no Orthanc in the run): sync -w 2 162 / 257 inst/s, gthread -w 2
+--threads 4 144 / 240, sync -w 4 153 / 262 (c1 / c4): still within noise of each other.
 
 Noise: this is a shared VM; whole-run throughput drifted by up to ±30 % between runs of
 the same configuration, hence the interleaving and the per-round ratios.
