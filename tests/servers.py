@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -162,6 +163,37 @@ def create_database(server: Server, name: str) -> str:
         check=True,
     )
     return f"postgres://postgres@127.0.0.1:{server.port}/{name}"
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:
+    """Run ``manage.py`` in a process of its own with ``env``; its output, or a
+    RuntimeError with what it printed."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def migrated_database(server: Server, name: str, data_dir: Path) -> dict[str, str]:
+    """A new database ``name`` on ``server``, migrated; the environment of a Loupe
+    process that uses it with its data folder at ``data_dir``."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": create_database(server, name),
+        "LOUPE_DATA_DIR": str(data_dir),
+    }
+    manage(env, "migrate", "-v0")
+    return env
 
 
 def start_orthanc(*, dicomweb: bool = True) -> Server:

@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-PASSWORD = "a-long-password-for-sessions-1"  # noqa: S105
+PASSWORD = "a-long-password-for-sessions-1"
 
 
 def user_of(session_key: str) -> Any:
@@ -36,7 +36,7 @@ def user_of(session_key: str) -> Any:
         *[p for p in settings.MIDDLEWARE if p.endswith("AuthenticationMiddleware")],
     ):
         import_string(path)(lambda r: HttpResponse()).process_request(request)
-    user = request.user  # type: ignore[attr-defined]
+    user = request.user
     return user if user.is_authenticated else None
 
 

@@ -5,42 +5,24 @@ path, and leave no file behind."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import PROJECT_DIR
 from tests.dicom_edits import changed
-from tests.servers import Server, create_database
+from tests.servers import Server, manage, migrated_database
 from viewer.services import storage
 
 pytestmark = pytest.mark.postgres
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_stored_series_duplicates_conflicts_and_moves_on_postgres(
     postgres: Server, shared_dicom: Path, tmp_path: Path
 ) -> None:
-    url = create_database(postgres, "ingest_paths")
     data = tmp_path / "data"
-    env = {**os.environ, "DATABASE_URL": url, "LOUPE_DATA_DIR": str(data)}
-    manage(env, "migrate", "-v0")
+    env = migrated_database(postgres, "ingest_paths", data)
+    url = env["DATABASE_URL"]
     slices = sorted((shared_dicom / "ct-series").glob("*.dcm"))
     first = tmp_path / "first"
     first.mkdir()

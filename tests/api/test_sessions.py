@@ -4,10 +4,10 @@ SQLite here and on PostgreSQL, where the statement is prepared, in a process of 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests import session_scenarios
 from tests.conftest import PROJECT_DIR
-from tests.servers import Server, create_database
+from tests.servers import Server, migrated_database
 from viewer import sessions
 
 
@@ -44,19 +44,8 @@ def test_a_known_session_and_its_user_take_one_query() -> None:
 
 
 @pytest.mark.postgres
-def test_session_scenarios_on_postgres(postgres: Server, tmp_path: object) -> None:
-    url = create_database(postgres, "sessions")
-    env = {**os.environ, "DATABASE_URL": url, "LOUPE_DATA_DIR": str(tmp_path)}
-    env.setdefault("LOUPE_SECRET_KEY", "s" * 50)
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+def test_session_scenarios_on_postgres(postgres: Server, tmp_path: Path) -> None:
+    env = migrated_database(postgres, "sessions", tmp_path)
     code = (
         "import django; django.setup()\n"
         "from django.db import connection\n"

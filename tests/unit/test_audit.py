@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import PROJECT_DIR
-from tests.servers import Server, create_database
+from tests.servers import Server, migrated_database
 from viewer.log_redaction import RedactPatientPaths
 from viewer.models import AppendOnlyError, AuditEvent, Study
 from viewer.services import audit, ingest
@@ -258,17 +257,8 @@ INSERT = """INSERT INTO viewer_auditevent (id, event_id, event_type, action, rec
 def test_postgresql_triggers_refuse_update_delete_and_truncate(
     postgres: Server, tmp_path: Path
 ) -> None:
-    url = create_database(postgres, "audit_append_only")
-    env = {**os.environ, "DATABASE_URL": url, "LOUPE_DATA_DIR": str(tmp_path)}
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+    env = migrated_database(postgres, "audit_append_only", tmp_path)
+    url = env["DATABASE_URL"]
     # Django's insert-or-ignore (ON CONFLICT DO NOTHING) keeps one row per aggregation key.
     twice = (
         "from viewer.models import AuditEvent as A\n"
