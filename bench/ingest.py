@@ -37,9 +37,9 @@ What each peer makes durable before it answers (strace of a 99-object run): Orth
 fdatasyncs each stored file (written in place under its UUID) but neither its folder nor,
 per instance, its SQLite index (WAL, synced at checkpoints: 6 fdatasyncs for 99 objects);
 Loupe fsyncs the temp file (on a worker thread, while the request thread hashes and
-parses), links it under its key in one of 4096 folders made when the store was, fsyncs
+parses), links it under its key in one of 256 folders made when the store was, fsyncs
 that folder, and commits its row with PostgreSQL's synchronous_commit on (SQLite: WAL
-with synchronous NORMAL, which, like Orthanc's index, syncs at checkpoints).
+with synchronous FULL, which syncs the WAL at every commit).
 
 Gunicorn configuration: ``-w 2 --threads 4`` (gthread, keep-alive; the README's
 deployment line), chosen by an interleaved A/B on this 2-core VM after the ingest work of

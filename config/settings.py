@@ -157,7 +157,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers work while an import writes; IMMEDIATE takes the write lock at
         # BEGIN so two importers queue instead of failing with "database is locked".
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # synchronous=FULL syncs the WAL at every commit, as PostgreSQL does: with NORMAL
+        # (synced at checkpoints) a power loss could roll back the rows of objects already
+        # reported stored, leaving their files behind as orphans for verify_storage.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }

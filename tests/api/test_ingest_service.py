@@ -131,3 +131,15 @@ def test_a_store_that_cannot_take_the_file_is_a_507_and_the_temp_file_is_removed
     assert (result.status, result.code, result.http_status) == ("rejected", "storage_error", 507)
     assert Instance.objects.count() == 0
     assert list(Path(settings.LOUPE_TEMP_DIR).iterdir()) == []
+
+
+def test_sqlite_commits_are_synced_to_disk_at_every_commit() -> None:
+    """A committed row must survive a power loss as its file does (PostgreSQL does this
+    with synchronous_commit on): in WAL mode that is synchronous FULL (2), not NORMAL."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2

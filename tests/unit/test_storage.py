@@ -51,7 +51,7 @@ def test_folders_are_made_on_first_use(isolated_storage: Path, settings: Any) ->
     key = storage.write(b"first object")
     assert storage.path_for(key).parent.parent == root
     folders = {p.name for p in root.iterdir() if p.is_dir()}
-    assert folders == {f"{n:03x}" for n in range(4096)}  # every folder at once
+    assert folders == {f"{n:02x}" for n in range(256)}  # every folder at once
     second = storage.write(b"second object")
     assert {key, second} == set(storage.all_keys())
 
@@ -76,6 +76,10 @@ def test_keys_of_the_earlier_two_level_layout_are_still_read(
     path.write_bytes(data)
     assert storage.read(old_key) == data
     assert storage.all_keys() == [old_key]
-    for bad in (f"{sha[:3]}/../{sha}.dcm", f"{sha[:4]}/{sha}.dcm", f"{sha[:2]}/{sha}.dcm"):
+    for bad in (
+        f"{sha[:2]}/../{sha}.dcm",
+        f"{sha[:3]}/{sha}.dcm",
+        f"{sha[:2]}/{sha[2:5]}/{sha}.dcm",
+    ):
         with pytest.raises(ValueError, match="not a storage key"):
             storage.path_for(bad)

@@ -1,7 +1,7 @@
 """The content-addressed object store under ``settings.LOUPE_STORAGE_DIR``.
 
-An object's key is derived from the SHA-256 of its bytes only (``abc/abc….dcm``: the
-first three hex digits name one of 4096 folders); no path is ever built from a tag value,
+An object's key is derived from the SHA-256 of its bytes only (``ab/ab….dcm``: the
+first two hex digits name one of 256 folders); no path is ever built from a tag value,
 a file name or anything else a client sends. Keys of the earlier two-level layout
 (``ab/cd/abcd….dcm``) stay readable: each row keeps the key its file was stored under.
 
@@ -10,7 +10,7 @@ Writes go to a temp file in the same file system, are fsync'ed, linked into plac
 nothing under its final name, and a file that ingest reported stored is still there
 after a crash (temp files are swept by ``verify_storage``).
 
-The 4096 folders are made all at once, and made durable with one fsync of the store's
+The 256 folders are made all at once, and made durable with one fsync of the store's
 root, the first time an object finds its folder missing. Making them one by one as
 objects arrive, as a lazily built tree does, costs every early object a ``mkdir`` and a
 second directory fsync (the new folder's entry in its parent) on its way to the disk.
@@ -30,9 +30,11 @@ from pathlib import Path
 
 from django.conf import settings
 
-FOLDER_DIGITS = 3  # 16**3 = 4096 folders: 25,000 objects each at 100 million
-_KEY_RE = re.compile(r"^(?:[0-9a-f]{3}|[0-9a-f]{2}/[0-9a-f]{2})/[0-9a-f]{64}\.dcm$")
-_KEY_GLOBS = ("???/*.dcm", "??/??/*.dcm")  # the current layout, and the earlier one
+# 256 folders: 400,000 objects each at 100 million, which ext4's hashed directories
+# (and XFS's B-trees) look up and insert into in a few block reads.
+FOLDER_DIGITS = 2
+_KEY_RE = re.compile(r"^[0-9a-f]{2}/(?:[0-9a-f]{2}/)?[0-9a-f]{64}\.dcm$")
+_KEY_GLOBS = ("??/*.dcm", "??/??/*.dcm")  # the current layout, and the earlier one
 
 
 def sha256_hex(data: bytes) -> str:
