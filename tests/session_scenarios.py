@@ -111,6 +111,14 @@ def _hash_of_another_user() -> None:
     assert user_of(key) is None
 
 
+def _tampered_data() -> None:
+    user, key = logged_in("tampered")
+    assert user_of(key) == user
+    data = Session.objects.get(session_key=key).session_data
+    Session.objects.filter(session_key=key).update(session_data="x" + data[1:])
+    assert user_of(key) is None  # the signature no longer matches: no session data
+
+
 def _unknown_key() -> None:
     assert user_of("x" * 32) is None
 
@@ -124,6 +132,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "account deleted": _deleted,
     "session now names another user": _session_now_names_another_user,
     "session hash of another user": _hash_of_another_user,
+    "session data tampered with": _tampered_data,
     "unknown session key": _unknown_key,
 }
 

@@ -40,7 +40,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthentication
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.sessions.backends import db
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
@@ -103,15 +103,12 @@ class SessionStore(db.SessionStore):
         """The session row and the row of user ``user_id``, in one statement."""
         user_model = get_user_model()
         fields = user_model._meta.concrete_fields
-        row = _fetch_one(_statement(), [user_id, self.session_key, timezone.now()])
+        now = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM binds it
+        row = _fetch_one(_statement(), [user_id, self.session_key, now])
         if row is None:  # no such session, or expired: Django's load() says the same
             self._session_key = None
             return {}
-        try:
-            data: dict[str, Any] = self.decode(row[0])
-        except SuspiciousOperation:
-            self._session_key = None
-            return {}
+        data: dict[str, Any] = self.decode(row[0])  # {} if tampered with, as in Django
         if row[1] is not None and str(data.get(SESSION_KEY)) == str(user_id):
             self.prefetched_user = user_model.from_db(
                 connection.alias, [f.attname for f in fields], list(row[1:])
