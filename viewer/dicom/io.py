@@ -168,13 +168,15 @@ def _convert_sequences(dataset: Dataset, depth: int) -> None:
             f"the data set nests sequences more than {MAX_SEQUENCE_DEPTH} levels deep",
             code="nesting_too_deep",
         )
-    for tag in list(dataset.keys()):
-        raw = dataset.get_item(tag)
+    # Dataset.values() gives the elements as stored, raw or converted, without the
+    # per-element lookup of get_item(); only sequences (and UN, which may be one) are
+    # converted, through dataset[tag].
+    for raw in list(dataset.values()):
         if isinstance(raw, RawDataElement):
-            vr = raw.VR or dictionary_VR_or_none(tag)
+            vr = raw.VR or dictionary_VR_or_none(raw.tag)
             if vr not in ("SQ", "UN"):
                 continue
-        element = dataset[tag]
+        element = dataset[raw.tag]
         if element.VR == "SQ":
             for item in element.value:
                 _convert_sequences(item, depth + 1)
@@ -193,8 +195,7 @@ def _check_declared_lengths(dataset: Dataset, size: int) -> None:
     pydicom reads what is there and keeps a shortened value, so a 2 GB declared length
     or a file cut in the middle of Pixel Data would otherwise pass as a smaller value.
     """
-    for tag in list(dataset.keys()):
-        raw = dataset.get_item(tag)
+    for raw in dataset.values():
         if not isinstance(raw, RawDataElement):
             continue
         length = raw.length
@@ -202,7 +203,7 @@ def _check_declared_lengths(dataset: Dataset, size: int) -> None:
             continue
         if len(raw.value) < length:
             raise InvalidDicom(
-                f"element {_tag(tag)} declares {length} bytes but the file ends after "
+                f"element {_tag(raw.tag)} declares {length} bytes but the file ends after "
                 f"{len(raw.value)} of them (truncated or corrupt; file is {size} bytes)",
                 code="truncated",
             )
