@@ -143,3 +143,39 @@ def test_sqlite_commits_are_synced_to_disk_at_every_commit() -> None:
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone()[0] == 2
+
+
+def _move_to_earlier_layout(instance: Instance) -> str:
+    """Put the object's file where the two-level layout kept it and point its row there."""
+    sha = instance.sha256
+    old_key = f"{sha[0:2]}/{sha[2:4]}/{sha}.dcm"
+    old_path = Path(settings.LOUPE_STORAGE_DIR) / old_key
+    old_path.parent.mkdir(parents=True, exist_ok=True)
+    storage.path_for(instance.storage_key).rename(old_path)
+    Instance.objects.filter(pk=instance.pk).update(storage_key=old_key)
+    return old_key
+
+
+def test_a_resend_of_an_object_stored_under_the_earlier_layout_leaves_no_second_copy(
+    shared_dicom: Path,
+) -> None:
+    (ct,) = ct_slices(shared_dicom, 1)
+    ingest.ingest_bytes(ct, source="first")
+    old_key = _move_to_earlier_layout(Instance.objects.get())
+    assert ingest.ingest_bytes(ct, source="again").status == "duplicate"
+    assert storage.all_keys() == [old_key]
+    assert Instance.objects.get().storage_key == old_key
+
+
+def test_a_resend_repairs_a_row_of_the_earlier_layout_whose_file_was_lost(
+    shared_dicom: Path,
+) -> None:
+    (ct,) = ct_slices(shared_dicom, 1)
+    ingest.ingest_bytes(ct, source="first")
+    old_key = _move_to_earlier_layout(Instance.objects.get())
+    storage.delete(old_key)
+    assert ingest.ingest_bytes(ct, source="again").status == "duplicate"
+    row = Instance.objects.get()
+    assert row.storage_key == storage.key_for(row.sha256) != old_key
+    assert storage.all_keys() == [row.storage_key]
+    assert storage.read(row.storage_key) == ct

@@ -205,9 +205,7 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
             storage.delete(storage.key_for(stored.sha256))
         raise
     if status == DUPLICATE and stored.created:
-        # The store had lost this object (disk fault, hand deletion): the re-sent bytes,
-        # whose hash matches the row, repaired it.
-        log.warning("a missing stored object was re-written from an identical re-send")
+        _settle_resent_file(sop_uid, stored)
     return IngestResult(
         source=source,
         status=status,
@@ -216,6 +214,27 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
         patient_id=fields.patient["patient_id"],
         issuer_of_patient_id=fields.patient["issuer_of_patient_id"],
     )
+
+
+def _settle_resent_file(sop_uid: str, stored: storage.Stored) -> None:
+    """A re-send of stored bytes put a new file under the key of their hash. If that is
+    the row's key, the store had lost the file (disk fault, hand deletion) and the re-send
+    repaired it. A row of the earlier two-level layout keeps its own file, and the new
+    copy is removed; if that file is gone, the row moves to the new one."""
+    key = storage.key_for(stored.sha256)
+    row_key = (
+        Instance.objects.filter(sop_instance_uid=sop_uid, sha256=stored.sha256)
+        .values_list("storage_key", flat=True)
+        .first()
+    )
+    if row_key is not None and row_key != key and storage.exists(row_key):
+        storage.delete(key)
+        return
+    if row_key is not None and row_key != key:
+        Instance.objects.filter(sop_instance_uid=sop_uid, storage_key=row_key).update(
+            storage_key=key
+        )
+    log.warning("a missing stored object was re-written from an identical re-send")
 
 
 def _insert_into_known_series(fields: IndexFields, stored: storage.Stored) -> bool:
