@@ -124,10 +124,11 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
     linked under its key, its folder fsync'ed, and its row committed after that; the
     temp file of an invalid one is removed before the answer.
 
-    (Hashing, writing and linking on worker threads while this one parses, as before,
-    made them wait for the interpreter lock: a thread coming back from a system call
-    waits up to ``sys.getswitchinterval()``, 5 ms, for a thread running Python code,
-    so the storage steps ran after the parse, not beside it.)
+    Why only the fsync runs on a worker: a thread coming back from a system call waits
+    for the interpreter lock, up to ``sys.getswitchinterval()`` (5 ms), while another
+    thread runs Python code. Hashing, writing and linking on workers beside the parse
+    therefore ran after it, step by step, not beside it (measured: 1.6 to 2.9 ms of
+    waiting after a 1.4 ms parse, against 0.3 to 0.4 ms in this order).
     """
     pending: storage.Pending | None = None
     write_error: OSError | None = None  # reported once the object is known to be valid
