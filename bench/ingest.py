@@ -15,6 +15,9 @@ What one run does:
   Loupe on SQLite and Loupe on PostgreSQL (a fresh cluster from ``tests.servers``), both
   Loupes served by gunicorn and fed through ``POST /api/instances`` with a raw
   ``application/dicom`` body (the way Orthanc receives it), session-authenticated;
+* starts a fourth, reference peer, ``gunicorn-bare``: Loupe's gunicorn configuration
+  serving ``bench/bare_wsgi.py``, which reads each body and answers without storing, so
+  that every run shows the HTTP server's own share of a request beside Orthanc's whole;
 * warms each peer up, then for every round, concurrency 1 and 4, and peer (the peer order
   rotates each round, so drift does not favour one of them) uploads the 99 objects from
   1 or 4 client threads, each with its own ``http.client.HTTPConnection`` (keep-alive
@@ -302,6 +305,51 @@ def start_loupe(
     raise RuntimeError(f"gunicorn for {name} did not answer within 60 s: see {log}")
 
 
+def start_bare(*, workers: int, threads: int, log: Path) -> Gunicorn:
+    """gunicorn, configured as Loupe's, serving bench/bare_wsgi.py (reads, answers,
+    keeps nothing): the HTTP server's own cost per request, for the reference row."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-bench-bare-"))
+    port = free_port()
+    command = [
+        str(GUNICORN),
+        "bench.bare_wsgi",
+        "-b",
+        f"{HOST}:{port}",
+        "-w",
+        str(workers),
+        "--no-control-socket",
+        "--log-level",
+        "warning",
+    ]
+    if threads > 1:
+        command += ["-k", "gthread", "--threads", str(threads)]
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_DIR,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Gunicorn(process, root, port, dict(os.environ))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"gunicorn (bare) exited during start-up: see {log}")
+        try:
+            conn = HTTPConnection(HOST, port, timeout=5)
+            conn.request("POST", "/", body=b"", headers={"Content-Length": "0"})
+            if conn.getresponse().status == 200:
+                conn.close()
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"gunicorn (bare) did not answer within 30 s: see {log}")
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
@@ -370,6 +418,7 @@ class Peer:
     count: Callable[[], int]
     cpu_pids: list[int]
     multipart: bool = False
+    stores: bool = True  # False for the gunicorn-bare reference, which keeps nothing
 
 
 def orthanc_accepted(answer: Any) -> bool:
@@ -626,7 +675,8 @@ def table(results: dict[str, dict[str, Any]], names: list[str], rounds: int) -> 
         "(all rounds); CPU ms/inst: server process tree user+system CPU (Loupe on "
         "PostgreSQL includes the postgres processes); vs Orthanc: ratio of the median "
         "inst/s at the same concurrency; per-round: median of the ratios of rounds timed "
-        "back to back."
+        "back to back. gunicorn-bare: Loupe's gunicorn configuration serving an app that "
+        "reads each body and answers without storing (the HTTP server's share of a request)."
     )
     return "\n".join(lines)
 
@@ -670,8 +720,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--peers",
-        default="orthanc,loupe-sqlite,loupe-postgres",
-        help="comma-separated subset of orthanc,loupe-sqlite,loupe-postgres",
+        default="orthanc,loupe-sqlite,loupe-postgres,gunicorn-bare",
+        help="comma-separated subset of orthanc,loupe-sqlite,loupe-postgres,gunicorn-bare "
+        "(the last: Loupe's gunicorn configuration answering without storing, a reference)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -735,6 +786,21 @@ def main(argv: list[str] | None = None) -> int:
             peers.append(
                 loupe_peer("loupe-postgres", pg_loupe, [postgres.process.pid], multipart=False)
             )
+        if "gunicorn-bare" in wanted:
+            bare = start_bare(workers=args.workers, threads=args.threads, log=log)
+            stack.enter_context(stopping(bare))
+            peers.append(
+                Peer(
+                    "gunicorn-bare",
+                    bare.port,
+                    "/",
+                    {},
+                    loupe_accepted,
+                    lambda: 0,
+                    [bare.process.pid],
+                    stores=False,
+                )
+            )
         if args.multipart:
             extra = [
                 Peer(**{**vars(peer), "name": f"{peer.name}-multipart", "multipart": True})
@@ -774,11 +840,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
         per_server = len(CONCURRENCIES) * args.rounds * series_size
-        expected = {peer.name: WARMUP_OBJECTS + per_server for peer in peers if not peer.multipart}
+        stored_by = [peer for peer in peers if peer.stores and not peer.multipart]
+        expected = {peer.name: WARMUP_OBJECTS + per_server for peer in stored_by}
         for peer in peers:
             if peer.multipart:
                 expected[peer.name.removesuffix("-multipart")] += per_server
-        counts = {peer.name: peer.count() for peer in peers if not peer.multipart}
+        counts = {peer.name: peer.count() for peer in stored_by}
 
     results = {key: summarize(value) for key, value in runs.items()}
     for concurrency in CONCURRENCIES:
