@@ -53,6 +53,19 @@ def _same_user_request_after_request() -> None:
         assert user_of(key) == user
 
 
+def _sso_session() -> None:
+    """A session made by the OpenID Connect backend (mozilla-django-oidc's get_user)."""
+    user = User.objects.create_user("sso", "sso@example.org")
+    client = Client()
+    client.force_login(user, backend="ehrlaunch.auth.LoupeOIDCBackend")
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    for _ in range(2):
+        assert user_of(key) == user
+    user.set_unusable_password()  # a new session hash: the session ends, as in Django
+    user.save()
+    assert user_of(key) is None
+
+
 def _logout_elsewhere() -> None:
     user, key = logged_in("logout")
     assert user_of(key) == user
@@ -125,6 +138,7 @@ def _unknown_key() -> None:
 
 SCENARIOS: dict[str, Callable[[], None]] = {
     "same user request after request": _same_user_request_after_request,
+    "session made by single sign-on": _sso_session,
     "logout in another worker": _logout_elsewhere,
     "expired session": _expired,
     "password changed": _password_changed,
