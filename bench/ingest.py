@@ -109,6 +109,7 @@ from tests.servers import (
     Server,
     create_database,
     free_port,
+    manage,
     orthanc_available,
     postgres_available,
     start_orthanc,
@@ -118,7 +119,6 @@ from tests.servers import (
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 SERIES_DIR = Path(os.environ.get("LOUPE_BENCH_SERIES", "/work/shared/dicom/ct-series"))
-PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
 GUNICORN = PROJECT_DIR / ".venv" / "bin" / "gunicorn"
 HOST = "127.0.0.1"
 CONCURRENCIES = (1, 4)
@@ -222,20 +222,6 @@ class Gunicorn:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
 def start_loupe(
     name: str, database_url: str | None, *, workers: int, threads: int, log: Path
 ) -> Gunicorn:
@@ -264,11 +250,43 @@ def start_loupe(
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+    return serve(name, "config.wsgi", root, env, workers=workers, threads=threads, log=log)
+
+
+def start_bare(*, workers: int, threads: int, log: Path) -> Gunicorn:
+    """gunicorn, configured as Loupe's, serving bench/bare_wsgi.py (reads, answers,
+    keeps nothing): the HTTP server's own cost per request, for the reference row."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-bench-bare-"))
+    return serve(
+        "bare",
+        "bench.bare_wsgi",
+        root,
+        dict(os.environ),
+        workers=workers,
+        threads=threads,
+        log=log,
+        ready_path="/",
+    )
+
+
+def serve(
+    name: str,
+    app: str,
+    root: Path,
+    env: dict[str, str],
+    *,
+    workers: int,
+    threads: int,
+    log: Path,
+    ready_path: str = "/login/",
+) -> Gunicorn:
+    """gunicorn serving the WSGI module ``app`` on a free loopback port, once
+    ``GET ready_path`` answers 200 (gthread when ``threads`` > 1)."""
     port = free_port()
     # No control socket: two masters would share ~/.gunicorn/gunicorn.ctl otherwise.
     command = [
         str(GUNICORN),
-        "config.wsgi",
+        app,
         "-b",
         f"{HOST}:{port}",
         "-w",
@@ -295,7 +313,7 @@ def start_loupe(
             server.stop()
             raise RuntimeError(f"gunicorn for {name} exited during start-up: see {log}")
         try:
-            status, _, _ = request_once(port, "GET", "/login/")
+            status, _, _ = request_once(port, "GET", ready_path)
             if status == 200:
                 return server
         except OSError:
@@ -303,51 +321,6 @@ def start_loupe(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"gunicorn for {name} did not answer within 60 s: see {log}")
-
-
-def start_bare(*, workers: int, threads: int, log: Path) -> Gunicorn:
-    """gunicorn, configured as Loupe's, serving bench/bare_wsgi.py (reads, answers,
-    keeps nothing): the HTTP server's own cost per request, for the reference row."""
-    root = Path(tempfile.mkdtemp(prefix="loupe-bench-bare-"))
-    port = free_port()
-    command = [
-        str(GUNICORN),
-        "bench.bare_wsgi",
-        "-b",
-        f"{HOST}:{port}",
-        "-w",
-        str(workers),
-        "--no-control-socket",
-        "--log-level",
-        "warning",
-    ]
-    if threads > 1:
-        command += ["-k", "gthread", "--threads", str(threads)]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_DIR,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Gunicorn(process, root, port, dict(os.environ))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            server.stop()
-            raise RuntimeError(f"gunicorn (bare) exited during start-up: see {log}")
-        try:
-            conn = HTTPConnection(HOST, port, timeout=5)
-            conn.request("POST", "/", body=b"", headers={"Content-Length": "0"})
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"gunicorn (bare) did not answer within 30 s: see {log}")
 
 
 # --------------------------------------------------------------------------- HTTP

@@ -27,6 +27,7 @@ PG_BIN = Path(os.environ.get("LOUPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ORTHANC_BIN = Path(os.environ.get("LOUPE_ORTHANC_BIN", "/usr/sbin/Orthanc"))
 ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 IDP_DIR = Path(__file__).resolve().parent / "idp"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 NODE_BIN = os.environ.get("LOUPE_NODE", "node")
 
 
@@ -163,9 +164,6 @@ def create_database(server: Server, name: str) -> str:
         check=True,
     )
     return f"postgres://postgres@127.0.0.1:{server.port}/{name}"
-
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:
