@@ -20,6 +20,8 @@ from tests.e2e.viewer_pages import (
     PASSWORD,
     canvas_pixels,
     log_in_and_open,
+    open_radiograph,
+    radiograph_tiles_in_view,
 )
 from viewer.models import Instance
 from viewer.services import ingest
@@ -102,51 +104,23 @@ def test_zoom_fetches_only_the_tiles_in_view(
     page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
 ) -> None:
     """A 2010×2446 radiograph at 4×: full-resolution tiles, only those around the centre."""
-    django_user_model.objects.create_user("radiologist", password=PASSWORD)
-    path = shared_dicom / "cr-monochrome1" / "Monochrome1-Jpeg.dcm"
-    assert ingest.ingest_file(path).status == "stored"
-    page.set_viewport_size({"width": 1280, "height": 800})
-    tiles: list[str] = []
-    page.on(
-        "request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None
-    )
-    log_in_and_open(page, live_server)
-    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")
-    page.wait_for_load_state("networkidle")
-    assert tiles == []  # at fit, one whole-image render at the canvas's size
+    tiles = open_radiograph(page, live_server, shared_dicom, django_user_model)
+    assert tiles.since_last() == set()  # at fit, one whole-image render at the canvas's size
     page.locator(ACTIVE).hover()
-
-    def requested() -> set[tuple[int, ...]]:
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(300)
-        found = {
-            tuple(int(v) for v in u.split("/tiles/")[1].split("?")[0].split("/")) for u in tiles
-        }
-        tiles.clear()
-        return found
-
     box = page.locator(CANVAS).bounding_box()
     assert box is not None
 
-    def in_view(magnification: int) -> set[tuple[int, ...]]:
-        """Level-0 tiles (256 px; 8 × 10 of them) that a centred view at this zoom covers."""
-        scale = magnification * min(box["width"] / 2010, box["height"] / 2446)
-        half_width, half_height = box["width"] / 2 / scale, box["height"] / 2 / scale
-        columns = range(int((1005 - half_width) // 256), int((1005 + half_width) // 256) + 1)
-        rows = range(int((1223 - half_height) // 256), int((1223 + half_height) // 256) + 1)
-        return {(0, c, r) for c in columns for r in rows if 0 <= c < 8 and 0 <= r < 10}
-
     page.keyboard.press("+")
-    at_two = requested()
+    at_two = tiles.since_last()
     page.keyboard.press("+")
-    at_four = requested()
+    at_four = tiles.since_last()
     page.screenshot(path=str(artifacts_dir / "viewer-radiograph-zoom-4x.png"))
     # At 2× and 4× the view needs full resolution (2446 rows on ~720 px); each zoom fetched
     # only tiles in its view, and together every tile of the 4× view.
-    assert at_two and at_two <= in_view(2)
-    assert at_four <= in_view(4)
-    assert in_view(4) <= at_two | at_four
-    assert len(in_view(4)) < 80 / 4
+    assert at_two and at_two <= radiograph_tiles_in_view(box, 2)
+    assert at_four <= radiograph_tiles_in_view(box, 4)
+    assert radiograph_tiles_in_view(box, 4) <= at_two | at_four
+    assert len(radiograph_tiles_in_view(box, 4)) < 80 / 4
 
 
 def test_cine_plays_a_multiframe_angiogram(

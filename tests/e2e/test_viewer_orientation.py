@@ -15,13 +15,13 @@ from tests.e2e.viewer_pages import (
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
     CANVAS,
-    PASSWORD,
     expect_letters,
     log_in_and_open,
+    open_radiograph,
+    radiograph_tiles_in_view,
     still_pixels,
 )
 from viewer.models import Instance
-from viewer.services import ingest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -109,51 +109,20 @@ def test_rotated_zoom_fetches_only_the_tiles_in_view(
     page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
 ) -> None:
     """The 2010×2446 radiograph turned a quarter: the view covers other tiles than upright."""
-    django_user_model.objects.create_user("radiologist", password=PASSWORD)
-    path = shared_dicom / "cr-monochrome1" / "Monochrome1-Jpeg.dcm"
-    assert ingest.ingest_file(path).status == "stored"
-    page.set_viewport_size({"width": 1280, "height": 800})
-    tiles: list[str] = []
-    page.on(
-        "request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None
-    )
-    log_in_and_open(page, live_server)
-    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")
+    tiles = open_radiograph(page, live_server, shared_dicom, django_user_model)
     page.locator(ACTIVE).hover()
     page.keyboard.press("r")
     expect(page.locator(CANVAS)).to_have_attribute("data-rotation", "90")
-    page.wait_for_load_state("networkidle")
-    assert tiles == []
-
-    def requested() -> set[tuple[int, ...]]:
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(300)
-        found = {
-            tuple(int(v) for v in u.split("/tiles/")[1].split("?")[0].split("/")) for u in tiles
-        }
-        tiles.clear()
-        return found
-
+    assert tiles.since_last() == set()  # turned at fit: still one whole-image render
     box = page.locator(CANVAS).bounding_box()
     assert box is not None
 
-    def in_view(magnification: int, turned: bool) -> set[tuple[int, ...]]:
-        """Level-0 tiles (256 px; 8 columns × 10 rows) a centred view covers; turned a
-        quarter, the image's 2446 rows run across the screen and its columns down."""
-        across, down = (2446, 2010) if turned else (2010, 2446)
-        scale = magnification * min(box["width"] / across, box["height"] / down)
-        half_across, half_down = box["width"] / 2 / scale, box["height"] / 2 / scale
-        half_x, half_y = (half_down, half_across) if turned else (half_across, half_down)
-        columns = range(int((1005 - half_x) // 256), int((1005 + half_x) // 256) + 1)
-        rows = range(int((1223 - half_y) // 256), int((1223 + half_y) // 256) + 1)
-        return {(0, c, r) for c in columns for r in rows if 0 <= c < 8 and 0 <= r < 10}
-
     page.keyboard.press("+")
-    at_two = requested()
+    at_two = tiles.since_last()
     page.keyboard.press("+")
-    at_four = requested()
+    at_four = tiles.since_last()
     page.screenshot(path=str(artifacts_dir / "viewer-radiograph-rotated-zoom-4x.png"))
-    assert in_view(4, True) != in_view(4, False)
-    assert at_two and at_two <= in_view(2, True)
-    assert at_four <= in_view(4, True)
-    assert in_view(4, True) <= at_two | at_four
+    assert radiograph_tiles_in_view(box, 4, turned=True) != radiograph_tiles_in_view(box, 4)
+    assert at_two and at_two <= radiograph_tiles_in_view(box, 2, turned=True)
+    assert at_four <= radiograph_tiles_in_view(box, 4, turned=True)
+    assert radiograph_tiles_in_view(box, 4, turned=True) <= at_two | at_four

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FloatRect, Page, expect
 
 PASSWORD = "a-long-e2e-password-42"
 ACTIVE = ".viewport.active"
@@ -74,3 +74,59 @@ def still_pixels(page: Page) -> np.ndarray:
             return current
         previous = current
     raise AssertionError("the canvas kept changing")
+
+
+RADIOGRAPH = ("cr-monochrome1", "Monochrome1-Jpeg.dcm")  # 2010 columns × 2446 rows
+RADIOGRAPH_COLUMNS, RADIOGRAPH_ROWS, TILE = 2010, 2446, 256
+
+
+class TileRequests:
+    """The level-0 tiles of the radiograph the viewer asks for, as (level, column, row)."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+        self._urls: list[str] = []
+        page.on("request", lambda r: self._urls.append(r.url) if "/tiles/" in r.url else None)
+
+    def since_last(self) -> set[tuple[int, ...]]:
+        """The tiles requested since the last call, once the page is idle."""
+        self._page.wait_for_load_state("networkidle")
+        self._page.wait_for_timeout(300)
+        found = {
+            tuple(int(v) for v in u.split("/tiles/")[1].split("?")[0].split("/"))
+            for u in self._urls
+        }
+        self._urls.clear()
+        return found
+
+
+def open_radiograph(page: Page, live_server: Any, shared_dicom: Any, users: Any) -> TileRequests:
+    """Store the 2010×2446 radiograph, open it at 1280×800 and record its tile requests
+    from the start (at fit there must be none: one whole-image render)."""
+    from viewer.services import ingest
+
+    users.objects.create_user("radiologist", password=PASSWORD)
+    assert ingest.ingest_file(shared_dicom.joinpath(*RADIOGRAPH)).status == "stored"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    tiles = TileRequests(page)
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")
+    return tiles
+
+
+def radiograph_tiles_in_view(
+    box: FloatRect, magnification: int, *, turned: bool = False
+) -> set[tuple[int, ...]]:
+    """Level-0 tiles (256 px; 8 columns × 10 rows) that a centred view at this zoom
+    covers; turned a quarter, the image's rows run across the screen and its columns down."""
+    across, down = (
+        (RADIOGRAPH_ROWS, RADIOGRAPH_COLUMNS) if turned else (RADIOGRAPH_COLUMNS, RADIOGRAPH_ROWS)
+    )
+    scale = magnification * min(box["width"] / across, box["height"] / down)
+    half_across, half_down = box["width"] / 2 / scale, box["height"] / 2 / scale
+    half_x, half_y = (half_down, half_across) if turned else (half_across, half_down)
+    centre_x, centre_y = RADIOGRAPH_COLUMNS / 2, RADIOGRAPH_ROWS / 2
+    columns = range(int((centre_x - half_x) // TILE), int((centre_x + half_x) // TILE) + 1)
+    rows = range(int((centre_y - half_y) // TILE), int((centre_y + half_y) // TILE) + 1)
+    last_column, last_row = -(-RADIOGRAPH_COLUMNS // TILE), -(-RADIOGRAPH_ROWS // TILE)
+    return {(0, c, r) for c in columns for r in rows if 0 <= c < last_column and 0 <= r < last_row}
