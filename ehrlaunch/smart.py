@@ -96,17 +96,19 @@ def ehr_for_iss(iss: str) -> EhrSystem:
     return ehr
 
 
+def _require_registered(ehr: EhrSystem, url: str, message: str) -> None:
+    """Refuse (502) a URL that is not https (or loopback) on one of ``ehr``'s origins."""
+    if not _secure(url) or _origin(url) not in allowed_origins(ehr):
+        raise LaunchRefused(
+            message, code="smart_unregistered_endpoint", status=502, advice=ASK_ADMIN
+        )
+
+
 def _request(
     ehr: EhrSystem, method: str, url: str, what: str, **kwargs: Any
 ) -> tuple[int, dict[str, Any]]:
     """One call to a registered origin: no redirects, a timeout, a capped JSON body."""
-    if not _secure(url) or _origin(url) not in allowed_origins(ehr):
-        raise LaunchRefused(
-            f"the EHR's {what} is not on a registered origin",
-            code="smart_unregistered_endpoint",
-            status=502,
-            advice=ASK_ADMIN,
-        )
+    _require_registered(ehr, url, f"the EHR's {what} is not on a registered origin")
     try:
         with requests.request(
             method, url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True, **kwargs
@@ -171,13 +173,9 @@ def discover(ehr: EhrSystem) -> SmartConfiguration:
                 status=502,
                 advice=ASK_ADMIN,
             )
-        if not _secure(value) or _origin(value) not in allowed_origins(ehr):
-            raise LaunchRefused(
-                f"the EHR's SMART configuration names a {field} on an unregistered origin",
-                code="smart_unregistered_endpoint",
-                status=502,
-                advice=ASK_ADMIN,
-            )
+        _require_registered(
+            ehr, value, f"the EHR's SMART configuration names a {field} on an unregistered origin"
+        )
         endpoints[field] = value
     if "S256" not in (document.get("code_challenge_methods_supported") or []):
         raise LaunchRefused(
