@@ -11,25 +11,39 @@ import pytest
 from viewer.services import storage
 
 
-def test_commit_puts_the_bytes_under_their_key_and_says_it_created_them(
+def finish(data: bytes) -> storage.Stored:
+    """What ingest does: write the temp file, then put it under the key of its hash."""
+    return storage.begin_write(data).finish(hashlib.sha256(data).hexdigest())
+
+
+def test_finish_puts_the_bytes_under_their_key_and_says_it_created_them(
     isolated_storage: Path,
 ) -> None:
     data = b"DICM object bytes" * 100
-    staged = storage.stage(data)
-    assert storage.commit(staged) is True
-    key = storage.key_for(hashlib.sha256(data).hexdigest())
+    pending = storage.begin_write(data)
+    assert pending.temp_path.read_bytes() == data
+    stored = pending.finish(hashlib.sha256(data).hexdigest())
+    assert stored.created is True and stored.size == len(data)
+    key = storage.key_for(stored.sha256)
     assert storage.read(key) == data
-    assert not staged.temp_path.exists()
+    assert not pending.temp_path.exists()
     assert storage.all_keys() == [key]
 
 
-def test_a_second_commit_of_the_same_bytes_keeps_the_file_and_reports_no_creation(
+def test_a_discarded_write_leaves_nothing(isolated_storage: Path, settings: Any) -> None:
+    pending = storage.begin_write(b"an object refused by validation")
+    pending.discard()
+    assert list(Path(settings.LOUPE_TEMP_DIR).iterdir()) == []
+    assert storage.all_keys() == []
+
+
+def test_a_second_write_of_the_same_bytes_keeps_the_file_and_reports_no_creation(
     isolated_storage: Path, settings: Any
 ) -> None:
     data = b"same bytes twice" * 100
-    assert storage.commit(storage.stage(data)) is True
-    again = storage.stage(data)
-    assert storage.commit(again) is False
+    assert finish(data).created is True
+    again = storage.begin_write(data)
+    assert again.finish(hashlib.sha256(data).hexdigest()).created is False
     assert not again.temp_path.exists()
     assert list(Path(settings.LOUPE_TEMP_DIR).iterdir()) == []
     assert len(storage.all_keys()) == 1
@@ -41,7 +55,7 @@ def test_a_damaged_file_of_the_wrong_size_is_replaced_by_the_staged_bytes(
     data = b"the whole object" * 100
     key = storage.write(data)
     storage.path_for(key).write_bytes(data[:10])  # cut short on disk
-    assert storage.commit(storage.stage(data)) is False  # it was there, now it is whole
+    assert finish(data).created is False  # it was there, now it is whole
     assert storage.read(key) == data
 
 

@@ -100,20 +100,6 @@ class Stored:
     created: bool
 
 
-def write_temp(data: bytes) -> Path:
-    """Write ``data`` to a temp file in the store's file system and fsync it."""
-    fd, temp_name = tempfile.mkstemp(prefix="ingest-", suffix=".part", dir=settings.LOUPE_TEMP_DIR)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return Path(temp_name)
-
-
 class Pending:
     """An object being written: its bytes are in a temp file and a worker thread is
     fsync'ing it (:func:`begin_write`). ``finish`` puts it under its key durably;
@@ -177,10 +163,6 @@ def begin_write(data: bytes) -> Pending:
     return Pending(data)
 
 
-def stage(data: bytes) -> Staged:
-    return Staged(sha256_hex(data), write_temp(data), len(data))
-
-
 def commit(staged: Staged) -> bool:
     """Put a staged file under its key, durably (the directory entry is fsync'ed).
 
@@ -232,9 +214,7 @@ def _link(source: Path, target: Path) -> None:
 
 def write(data: bytes) -> str:
     """Store ``data`` durably under its key and return the key."""
-    staged = stage(data)
-    commit(staged)
-    return key_for(staged.sha256)
+    return key_for(begin_write(data).finish(sha256_hex(data)).sha256)
 
 
 def read(key: str) -> bytes:
