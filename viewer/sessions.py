@@ -24,8 +24,6 @@ is read by this one and the reverse: the table and the encoding are Django's.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -50,39 +48,13 @@ from django.utils.functional import SimpleLazyObject
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from viewer.db import prepared_cursor, prepared_statements
+from viewer.lru import Lru
 
 REMEMBERED_SESSIONS = 10_000
 
 
-class _UserIds:
-    """Session key -> the user id its data held at its last load in this process."""
-
-    def __init__(self, size: int) -> None:
-        self._ids: OrderedDict[str, Any] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self._lock:
-            return self._ids.get(key)
-
-    def set(self, key: str, user_id: Any) -> None:
-        with self._lock:
-            self._ids[key] = user_id
-            self._ids.move_to_end(key)
-            while len(self._ids) > self._size:
-                self._ids.popitem(last=False)
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._ids.pop(key, None)
-
-    def forget_all(self) -> None:
-        with self._lock:
-            self._ids.clear()
-
-
-user_ids = _UserIds(REMEMBERED_SESSIONS)
+# Session key -> the user id its data held at its last load in this process.
+user_ids: Lru[Any] = Lru(REMEMBERED_SESSIONS)
 
 
 class SessionStore(db.SessionStore):

@@ -21,7 +21,7 @@ from viewer import sessions
 
 @pytest.fixture(autouse=True)
 def _forget_remembered_ids() -> None:
-    sessions.user_ids.forget_all()
+    sessions.user_ids.clear()
 
 
 @pytest.mark.django_db

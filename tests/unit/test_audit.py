@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.conftest import PROJECT_DIR
 from tests.servers import Server, migrated_database
 from viewer.log_redaction import RedactPatientPaths
+from viewer.lru import Lru
 from viewer.models import AppendOnlyError, AuditEvent, Study
 from viewer.services import audit, ingest
 
@@ -118,11 +119,13 @@ def test_a_recorded_key_costs_no_query(
     assert len(queries) == 0
 
 
-def test_recent_keys_are_bounded() -> None:
-    keys = audit.RecentKeys(2)
-    for key in ("a", "b", "c"):
-        keys.add(key)
-    assert "a" not in keys and "b" in keys and "c" in keys
+def test_recent_keys_are_bounded_and_drop_the_least_recently_used() -> None:
+    keys: Lru[bool] = Lru(2)
+    for key in ("a", "b"):
+        keys.set(key, True)
+    assert "a" in keys  # now the most recent
+    keys.set("c", True)
+    assert "b" not in keys and "a" in keys and "c" in keys
 
 
 def test_refused_names_the_patient_only_when_the_study_exists(

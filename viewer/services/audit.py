@@ -23,9 +23,7 @@ import hashlib
 import ipaddress
 import logging
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +36,7 @@ from django.utils.crypto import salted_hmac
 
 from viewer.dicom.index import LO, UI
 from viewer.errors import AuditUnavailable
+from viewer.lru import Lru
 from viewer.models import AuditEvent, AuditEventQuerySet, Study
 
 if TYPE_CHECKING:
@@ -145,34 +144,8 @@ def session_hash(request: HttpRequest | None) -> str:
 # The writer.
 
 
-class RecentKeys:
-    """Aggregation keys this process has committed, least recently used dropped first."""
-
-    def __init__(self, size: int) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: object) -> bool:
-        with self._lock:
-            if key not in self._keys:
-                return False
-            self._keys.move_to_end(key)  # type: ignore[arg-type]
-            return True
-
-    def add(self, key: str) -> None:
-        with self._lock:
-            self._keys[key] = None
-            self._keys.move_to_end(key)
-            while len(self._keys) > self._size:
-                self._keys.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._keys.clear()
-
-
-recent_keys = RecentKeys(REMEMBERED_KEYS)
+# Aggregation keys this process has committed (their rows exist): a repeat is skipped.
+recent_keys: Lru[bool] = Lru(REMEMBERED_KEYS)
 
 
 def _aggregation_key(row: AuditEvent) -> str:
@@ -246,7 +219,7 @@ def _record(
             "the audit trail cannot be written, so no patient data is served until it can"
         ) from error
     if key is not None:
-        transaction.on_commit(lambda: recent_keys.add(key))
+        transaction.on_commit(lambda: recent_keys.set(key, True))
 
 
 # What happened. Section numbers are those of DICOM PS3.15 Annex A.5.3.
