@@ -25,6 +25,12 @@ What one run does:
 * checks that every response was 200 and accepted the object as new, and that every peer
   ends with the expected number of instances (Orthanc: ``/statistics``; Loupe: rows
   counted through ``manage.py shell`` with the peer's environment);
+* right after each round of Loupe on PostgreSQL at one client, times a round of
+  ``bench.ingest_inprocess`` (a process of its own on the same cluster): Loupe's ingest
+  called directly, without HTTP, one object after another, with its parse and hash
+  timed apart, for a breakdown of where a stored object's server CPU
+  goes (Orthanc's whole, Loupe's whole, the HTTP server alone, ingest without HTTP, and
+  the rest by difference: Django's request path, session, audit record, thread switches);
 * prints instances/s (median over rounds, and each round), per-request latency (median,
   p95), the server CPU time per instance and the Loupe/Orthanc ratio (ratio of the
   medians, and the median of the per-round ratios, which cancels slow drift of the
@@ -222,11 +228,9 @@ class Gunicorn:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_loupe(
-    name: str, database_url: str | None, *, workers: int, threads: int, log: Path
-) -> Gunicorn:
-    """Migrate a fresh Loupe (data folder under /tmp), add the bench user, serve it."""
-    root = Path(tempfile.mkdtemp(prefix=f"loupe-bench-{name}-"))
+def loupe_env(root: Path, database_url: str | None) -> dict[str, str]:
+    """The environment of a Loupe process with its data folder under ``root`` and its
+    database at ``database_url`` (SQLite in the data folder when None)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -238,6 +242,15 @@ def start_loupe(
         env["DATABASE_URL"] = database_url
     else:
         env.pop("DATABASE_URL", None)
+    return env
+
+
+def start_loupe(
+    name: str, database_url: str | None, *, workers: int, threads: int, log: Path
+) -> Gunicorn:
+    """Migrate a fresh Loupe (data folder under /tmp), add the bench user, serve it."""
+    root = Path(tempfile.mkdtemp(prefix=f"loupe-bench-{name}-"))
+    env = loupe_env(root, database_url)
     try:
         manage(env, "migrate", "--noinput", "-v0")
         manage(
@@ -540,6 +553,115 @@ def loupe_peer(name: str, server: Gunicorn, extra_pids: list[int], *, multipart:
     )
 
 
+class InProcess:
+    """``bench.ingest_inprocess`` (Loupe's ingest without HTTP, one thread) in a process
+    of its own on a fresh database of the bench's PostgreSQL cluster: ``round()`` times
+    one round of the series there and returns its figures per object."""
+
+    def __init__(self, postgres: Server, log: Path) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="loupe-bench-inprocess-"))
+        self.rounds: list[dict[str, float]] = []
+        try:
+            env = loupe_env(self.root, create_database(postgres, "loupe_inprocess"))
+            manage(env, "migrate", "--noinput", "-v0")
+            with open(log, "ab") as errors:
+                self.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.ingest_inprocess",
+                        "--postgres-pid",
+                        str(postgres.process.pid),
+                    ],
+                    cwd=PROJECT_DIR,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    text=True,
+                )
+            self._expect("ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _expect(self, what: str) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line or (what == "ready" and line != "ready"):
+            raise RuntimeError(f"bench.ingest_inprocess stopped before {what}: see the log")
+        return line
+
+    def round(self) -> dict[str, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        figures: dict[str, float] = json.loads(self._expect("a round's figures"))
+        self.rounds.append(figures)
+        return figures
+
+    def summary(self) -> dict[str, Any]:
+        medians: dict[str, Any] = {
+            key: round(statistics.median(row[key] for row in self.rounds), 2)
+            for key in self.rounds[0]
+        }
+        return {**medians, "rounds": self.rounds}
+
+    def stop(self) -> None:
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()  # end of input: it exits
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def breakdown(results: dict[str, dict[str, Any]], inprocess: dict[str, Any]) -> str:
+    """Server CPU per stored object: Orthanc's whole, Loupe's whole over HTTP, and the
+    parts of Loupe's measured apart (the HTTP server alone, ingest without HTTP)."""
+
+    def cpu(name: str, concurrency: int) -> float | None:
+        row = results.get(f"{name}@{concurrency}")
+        return row["server_cpu_ms_per_instance"] if row else None
+
+    def cells(values: list[float | None]) -> str:
+        return "".join(f"{v:>7.1f}" if v is not None else f"{'-':>7}" for v in values)
+
+    same = [inprocess["total_ms"] for _ in CONCURRENCIES]
+    rest: list[float | None] = []
+    for c in CONCURRENCIES:
+        loupe, bare = cpu("loupe-postgres", c), cpu("gunicorn-bare", c)
+        rest.append(
+            loupe - bare - inprocess["total_ms"] if loupe is not None and bare is not None else None
+        )
+    label = 66
+    head = "".join(f"{'c' + str(c):>7}" for c in CONCURRENCIES)
+    lines = [
+        "Server CPU per stored object, ms (Loupe on PostgreSQL, its processes included):",
+        f"{'':<{label}}{head}",
+        f"{'  Orthanc, everything':<{label}}{cells([cpu('orthanc', c) for c in CONCURRENCIES])}",
+        f"{'  Loupe over HTTP, everything':<{label}}"
+        f"{cells([cpu('loupe-postgres', c) for c in CONCURRENCIES])}",
+        f"{'    the HTTP server alone (gunicorn-bare)':<{label}}"
+        f"{cells([cpu('gunicorn-bare', c) for c in CONCURRENCIES])}",
+        f"{'    ingest_bytes without HTTP, one thread':<{label}}{cells(same)}",
+        f"{'      parse, checks and index fields (pydicom)':<{label}}"
+        f"{inprocess['parse_validate_index_ms']:>7.1f}",
+        f"{'      SHA-256':<{label}}{inprocess['sha256_ms']:>7.1f}",
+        f"{'      PostgreSQL processes':<{label}}{inprocess['postgres_ms']:>7.1f}",
+        f"{'    the rest, by difference: Django, session, audit, threads':<{label}}{cells(rest)}",
+        f"Without HTTP, Loupe ingests {inprocess['instances_per_second']:.0f} inst/s on one "
+        "thread (bench.ingest_inprocess, each round timed right after Loupe's HTTP round "
+        "at one client; medians over rounds). Its figures are per object on one thread, "
+        "shown under both concurrencies.",
+    ]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- facts, stats
 
 
@@ -658,7 +780,7 @@ def table(results: dict[str, dict[str, Any]], names: list[str], rounds: int) -> 
 
 
 @contextmanager
-def stopping(server: Server | Gunicorn) -> Iterator[None]:
+def stopping(server: Server | Gunicorn | InProcess) -> Iterator[None]:
     try:
         yield
     finally:
@@ -759,6 +881,10 @@ def main(argv: list[str] | None = None) -> int:
             peers.append(
                 loupe_peer("loupe-postgres", pg_loupe, [postgres.process.pid], multipart=False)
             )
+        without_http: InProcess | None = None
+        if "loupe-postgres" in wanted:
+            without_http = InProcess(postgres, log)
+            stack.enter_context(stopping(without_http))
         if "gunicorn-bare" in wanted:
             bare = start_bare(workers=args.workers, threads=args.threads, log=log)
             stack.enter_context(stopping(bare))
@@ -811,6 +937,12 @@ def main(argv: list[str] | None = None) -> int:
                             else ""
                         )
                     )
+                    if without_http is not None and peer.name == "loupe-postgres" and c == 1:
+                        figures = without_http.round()  # right after, in the same phase
+                        print(
+                            f"  round {r + 1} conc 1 {'(ingest without HTTP)':<24} "
+                            f"{figures['instances_per_second']:7.1f} inst/s"
+                        )
 
         per_server = len(CONCURRENCIES) * args.rounds * series_size
         stored_by = [peer for peer in peers if peer.stores and not peer.multipart]
@@ -819,6 +951,7 @@ def main(argv: list[str] | None = None) -> int:
             if peer.multipart:
                 expected[peer.name.removesuffix("-multipart")] += per_server
         counts = {peer.name: peer.count() for peer in stored_by}
+        inprocess = without_http.summary() if without_http is not None else None
 
     results = {key: summarize(value) for key, value in runs.items()}
     for concurrency in CONCURRENCIES:
@@ -865,6 +998,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report)
     print()
+    if inprocess is not None:
+        print(breakdown(results, inprocess))
+        print()
     print(f"instances stored: {counts} (expected {expected})")
     print(
         "checks: " + ("all responses 200, every object stored as new" if not checks else "FAILED")
@@ -893,6 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_steal_percent": steal_percent,
             "instances_stored": counts,
             "instances_expected": expected,
+            "ingest_without_http": inprocess,
             "checks_passed": not checks,
             "problems": checks,
             "wall_seconds": round(time.monotonic() - started, 1),

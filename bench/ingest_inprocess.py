@@ -1,0 +1,110 @@
+"""Loupe's ingest without HTTP, for the CPU breakdown that ``bench.ingest`` prints.
+
+``bench.ingest`` starts this module in a process of its own, with the environment of a
+migrated Loupe on the bench's PostgreSQL cluster::
+
+    python -m bench.ingest_inprocess --postgres-pid PID
+
+It sets Django up, loads the CT series, warms up, prints ``ready`` and then runs one
+round for every line it reads on its standard input, so that the bench can time its
+rounds right after Loupe's HTTP rounds at one client, in the same phase of a noisy
+machine. A round makes a fresh copy of the series (``bench.ingest.fresh_copy``) and
+times, one object after another on one thread:
+
+* ``read_object`` + ``index_fields``: the pydicom parse, the checks and the index fields;
+* ``storage.sha256_hex``: the content address;
+* ``ingest.ingest_bytes`` on the same bytes, the whole ingest as ``POST /api/instances``
+  runs it (write, fsync, parse, link, the row), with the CPU of this process (its fsync
+  worker thread included) and of the PostgreSQL processes (the tree under PID).
+
+Each round is printed as one JSON line, per object. Together with the ``gunicorn-bare``
+row (the HTTP server's own cost) this shows how much of a request's CPU is Loupe's
+ingest itself, and how much is Django's request path around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+
+def process_cpu() -> float:
+    """CPU seconds (user + system) of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_inprocess")
+    parser.add_argument("--postgres-pid", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from bench.ingest import SERIES_DIR, WARMUP_OBJECTS, fresh_copy, load_series, process_tree_cpu
+    from viewer.dicom.index import index_fields
+    from viewer.dicom.io import read_object
+    from viewer.services import ingest, storage
+
+    datasets = load_series(SERIES_DIR)
+
+    def ingest_all(payloads: list[bytes]) -> None:
+        for number, payload in enumerate(payloads):
+            result = ingest.ingest_bytes(payload, source=f"{number:06d}.dcm")
+            if result.status != ingest.STORED:
+                raise RuntimeError(f"object {number}: {result.status} {result.reason}")
+
+    def one_round() -> dict[str, float]:
+        payloads = fresh_copy(datasets)
+        count = len(payloads)
+
+        started = time.thread_time()
+        for payload in payloads:
+            parsed = read_object(
+                payload,
+                max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
+                max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES,
+            )
+            index_fields(
+                parsed.dataset,
+                number_of_frames=parsed.number_of_frames,
+                transfer_syntax_uid=parsed.transfer_syntax_uid,
+            )
+        parse = time.thread_time() - started
+
+        started = time.thread_time()
+        for payload in payloads:
+            storage.sha256_hex(payload)
+        sha = time.thread_time() - started
+
+        own, database = process_cpu(), process_tree_cpu(args.postgres_pid)
+        wall = time.perf_counter()
+        ingest_all(payloads)
+        wall = time.perf_counter() - wall
+        own, database = process_cpu() - own, process_tree_cpu(args.postgres_pid) - database
+        return {
+            "instances_per_second": round(count / wall, 2),
+            "parse_validate_index_ms": round(1000 * parse / count, 3),
+            "sha256_ms": round(1000 * sha / count, 3),
+            "ingest_process_ms": round(1000 * own / count, 3),
+            "postgres_ms": round(1000 * database / count, 3),
+            "total_ms": round(1000 * (own + database) / count, 3),
+        }
+
+    ingest_all(fresh_copy(datasets, WARMUP_OBJECTS))
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps(one_round()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
