@@ -28,9 +28,11 @@ What one run does:
 * right after each round of Loupe on PostgreSQL at one client, times a round of
   ``bench.ingest_inprocess`` (a process of its own on the same cluster): Loupe's ingest
   called directly, without HTTP, one object after another, with its parse and hash
-  timed apart, for a breakdown of where a stored object's server CPU
-  goes (Orthanc's whole, Loupe's whole, the HTTP server alone, ingest without HTTP, and
-  the rest by difference: Django's request path, session, audit record, thread switches);
+  timed apart. With it the bench prints where a stored object's server CPU goes:
+  Orthanc's whole, Loupe's whole, the HTTP server alone, ingest without HTTP, and the
+  rest by difference (Django's request path, session, audit record, thread switches).
+  Timed in a block after the HTTP rounds instead, ingest cost 30 to 60 % more than on a
+  quiet machine: interleaving keeps it in the same phase as the HTTP rounds;
 * prints instances/s (median over rounds, and each round), per-request latency (median,
   p95), the server CPU time per instance and the Loupe/Orthanc ratio (ratio of the
   medians, and the median of the per-round ratios, which cancels slow drift of the
