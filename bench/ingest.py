@@ -582,23 +582,24 @@ class InProcess:
                     stderr=errors,
                     text=True,
                 )
-            self._expect("ready")
+            if self._line("start-up") != "ready":
+                raise RuntimeError("bench.ingest_inprocess did not start: see the log")
         except BaseException:
             self.stop()
             raise
 
-    def _expect(self, what: str) -> str:
+    def _line(self, what: str) -> str:
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
-        if not line or (what == "ready" and line != "ready"):
-            raise RuntimeError(f"bench.ingest_inprocess stopped before {what}: see the log")
+        if not line:
+            raise RuntimeError(f"bench.ingest_inprocess ended during {what}: see the log")
         return line
 
     def round(self) -> dict[str, float]:
         assert self.process.stdin is not None
         self.process.stdin.write("round\n")
         self.process.stdin.flush()
-        figures: dict[str, float] = json.loads(self._expect("a round's figures"))
+        figures: dict[str, float] = json.loads(self._line("a round"))
         self.rounds.append(figures)
         return figures
 

@@ -139,16 +139,7 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
             except OSError as exc:
                 write_error = exc
         sha256 = storage.sha256_hex(data)
-        parsed = read_object(
-            data,
-            max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
-            max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES,
-        )
-        fields = index_fields(
-            parsed.dataset,
-            number_of_frames=parsed.number_of_frames,
-            transfer_syntax_uid=parsed.transfer_syntax_uid,
-        )
+        fields = read_and_index(data)
         if pending is None:  # read_object refuses empty and oversized data
             assert write_error is not None
             raise _storage_error(write_error)
@@ -178,6 +169,22 @@ def ingest_bytes(data: bytes, *, source: str) -> IngestResult:
 
 
 UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
+
+
+def read_and_index(data: bytes) -> IndexFields:
+    """Parse and validate one object under the configured caps and read its index fields
+    (raises as ``read_object`` does, or one of UNREADABLE_VALUE for a value pydicom
+    cannot convert)."""
+    parsed = read_object(
+        data,
+        max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
+        max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES,
+    )
+    return index_fields(
+        parsed.dataset,
+        number_of_frames=parsed.number_of_frames,
+        transfer_syntax_uid=parsed.transfer_syntax_uid,
+    )
 
 
 def _storage_error(exc: OSError) -> ViewerError:
