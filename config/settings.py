@@ -21,6 +21,12 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DUPLICATE_POLICY | reject | same SOP Instance UID, other bytes: reject (409) or overwrite |
 | LOUPE_DB_PREPARED_STATEMENTS | 1 | PostgreSQL: ingest's per-object statement is prepared once per connection; 0 behind a transaction-pooling PgBouncer older than 1.21 |
 | LOUPE_FRAME_CACHE_MB | 512 | decoded-frame cache, per worker process |
+| LOUPE_DECODER_PROCESSES | 2 | decoder processes per server process for compressed frames; 0 decodes in the server process itself (no isolation: for measuring only) |
+| LOUPE_DECODER_CPU_SECONDS | 30 | CPU time one frame's decode may use before its decoder process is ended |
+| LOUPE_DECODER_MEMORY_MB | 2048 | memory (address space) a decoder process may take beyond its start |
+| LOUPE_DECODER_TIMEOUT_SECONDS | 60 | wall-clock time one decode may take, waiting for a free decoder included |
+| LOUPE_INGEST_DECODE_CHECK | first | compressed objects: decode the first frame (first), every frame (all) or none (off) before answering "stored" |
+| LOUPE_INGEST_UNDECODABLE | reject | an object that fails that check: refuse it (reject, 422) or store it flagged undecodable (keep) |
 | LOUPE_REDIS_URL | (none) | rendered-bytes cache in Redis instead of local memory |
 | LOUPE_RENDER_CACHE_ENTRIES | 1000 | local-memory rendered-bytes cache, entries per worker (~100 KB each) |
 | LOUPE_RENDER_CACHE_SECONDS | 3600 | how long rendered bytes stay cached |
@@ -257,6 +263,18 @@ LOUPE_FRAME_CACHE_MB = env_int("LOUPE_FRAME_CACHE_MB", 512, minimum=16)
 LOUPE_RENDER_CACHE_SECONDS = env_int("LOUPE_RENDER_CACHE_SECONDS", 3600, minimum=0)
 LOUPE_RENDER_CACHE_MAX_ITEM_BYTES = 8 * MB
 LOUPE_TILE_SIZE = int(env_choice("LOUPE_TILE_SIZE", "256", ("256", "512")))
+# Decoders of compressed pixel data are untrusted (viewer/dicom/decoder_pool.py): they run
+# in worker processes under these limits. 0 processes = in the server process (measuring).
+LOUPE_DECODER_PROCESSES = env_int("LOUPE_DECODER_PROCESSES", 2, minimum=0, maximum=64)
+LOUPE_DECODER_CPU_SECONDS = env_int("LOUPE_DECODER_CPU_SECONDS", 30, minimum=1)
+LOUPE_DECODER_MEMORY_BYTES = env_int("LOUPE_DECODER_MEMORY_MB", 2048, minimum=64) * MB
+LOUPE_DECODER_TIMEOUT_SECONDS = env_int("LOUPE_DECODER_TIMEOUT_SECONDS", 60, minimum=1)
+# Ingest decodes compressed frames before it answers "stored" (first, all or off), and
+# refuses (reject) or keeps, flagged undecodable (keep), an object that does not decode.
+LOUPE_INGEST_DECODE_CHECK = env_choice(
+    "LOUPE_INGEST_DECODE_CHECK", "first", ("first", "all", "off")
+)
+LOUPE_INGEST_UNDECODABLE = env_choice("LOUPE_INGEST_UNDECODABLE", "reject", ("reject", "keep"))
 # A local account in no role group acts as this role (viewer/access.py); "" for none.
 LOUPE_LOCAL_ACCOUNT_ROLE = env_choice(
     "LOUPE_LOCAL_ACCOUNT_ROLE", "radiologist", ("radiologist", "clinician", "administrator", "")

@@ -112,6 +112,17 @@ def postgres() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def decoders() -> Iterator[Any]:
+    """A decoder pool of two worker processes under the default limits, for the tests
+    that call ``pixels.decode_frame`` directly (the server's own pool comes from settings)."""
+    from viewer.dicom.decoder_pool import DecoderPool, Limits
+
+    pool = DecoderPool(Limits(processes=2))
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
 def artifacts_dir() -> Iterator[Path]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,22 @@ class UnrenderableFrame(ViewerError):
     code = "unrenderable"
 
 
+class UndecodableFrame(UnrenderableFrame):
+    """The decoder could not turn a frame's stored bytes into pixels (a corrupt or
+    unsupported codestream, a decoder that crashed or ran past its limits).
+
+    ``lasting`` is False only where a retry might succeed (the decoder ran out of wall-clock
+    time, which load can cause); otherwise the same bytes fail the same way, and the
+    failure is remembered in the index instead of being tried again on every request.
+    """
+
+    code = "undecodable"
+
+    def __init__(self, message: str, *, lasting: bool = True):
+        super().__init__(message)
+        self.lasting = lasting
+
+
 class AuditUnavailable(ViewerError):
     """The audit record of a request could not be written, so the request is refused
     (fail closed: no patient data leaves without its record, PS3.15 A.5)."""

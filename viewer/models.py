@@ -1,7 +1,8 @@
 """The archive's index: Patient, Study, Series, Instance; and the audit trail, AuditEvent.
 
 Field names are the DICOM keywords in snake_case. Index rows are written only by
-``viewer.services.ingest``; every Instance row has its file in the content-addressed
+``viewer.services.ingest`` (and an instance's ``undecodable`` flag by
+``viewer.services.decoding``); every Instance row has its file in the content-addressed
 store under ``storage_key`` (see ``viewer.services.storage``). Audit rows are written only
 by ``viewer.services.audit`` and never change.
 """
@@ -62,6 +63,8 @@ class Study(models.Model):
     modalities_in_study = models.CharField(max_length=LONG_TEXT, blank=True)
     number_of_study_related_series = models.PositiveIntegerField(default=0)
     number_of_study_related_instances = models.PositiveIntegerField(default=0)
+    # Instances of the study whose pixel data is known not to decode (Instance.undecodable).
+    number_of_undecodable_instances = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -131,6 +134,9 @@ class Instance(models.Model):
     frame_time_ms = models.FloatField(null=True, blank=True)
     recommended_display_frame_rate = models.FloatField(null=True, blank=True)
     cine_rate = models.FloatField(null=True, blank=True)
+    # Frames known not to decode: frame number (1-based, as text) -> the reason. Set by
+    # ingest's check (LOUPE_INGEST_UNDECODABLE=keep) or by a failed render; {} = none known.
+    undecodable = models.JSONField(default=dict, blank=True)
     storage_key = models.CharField(max_length=128)
     sha256 = models.CharField(max_length=64, db_index=True)
     size_bytes = models.PositiveBigIntegerField()

@@ -13,13 +13,14 @@ the renderer to refuse:
     cannot be read (broken undefined length; nesting beyond the limit);
   - ``MR_j2k_file_too_short``: the file stops after its meta; ``meta_missing_transfer_syntax``:
     no Transfer Syntax UID; ``badVR_NumberOfFrames_1A``: Number of Frames is not an integer;
-* stored, refused later at render, because their header is consistent and only decoding
-  the codestream shows the damage (the stored bytes are the only copy a site has, so
-  Loupe keeps them): ``NM_WG04_JPLY_bad_SOS`` (bad JPEG scan header),
-  ``NM_j2k_with_embedded_sequence_delimiter`` (J2K bytes overwritten),
-  ``jpeg_ts_but_raw_payload_genFile`` (JPEG transfer syntax, raw payload);
-* ``CR_WG04_RG2_JPLY_unfixed`` would be stored too, but it carries the SOP Instance UID
-  of ``compressed/CR_WG04_RG2_JPLY_jpeg_extended_12bit`` with other bytes: 409.
+* refused at ingest by the decode check (LOUPE_INGEST_DECODE_CHECK=first, the default),
+  because their header is consistent and only decoding the codestream shows the damage:
+  ``NM_WG04_JPLY_bad_SOS`` (bad JPEG scan header), ``NM_j2k_with_embedded_sequence_delimiter``
+  (J2K bytes overwritten), ``jpeg_ts_but_raw_payload_genFile`` (JPEG transfer syntax, raw
+  payload) and ``CR_WG04_RG2_JPLY_unfixed`` (bad JPEG header; it also carries the SOP
+  Instance UID of ``compressed/CR_WG04_RG2_JPLY_jpeg_extended_12bit`` with other bytes,
+  which the check finds first). With the check off they are stored and refused at render
+  (``tests/api/test_rendered.py``).
 """
 
 from __future__ import annotations
@@ -58,13 +59,11 @@ REFUSED_AT_INGEST = {
     # Same SOP Instance UID as a file earlier in path order, different bytes:
     "charset/chrFrenMulti.dcm": "sop_instance_conflict",
     "charset/chrJapMultiExplicitIR6.dcm": "sop_instance_conflict",
-    "malformed/CR_WG04_RG2_JPLY_unfixed.dcm": "sop_instance_conflict",
+    "malformed/CR_WG04_RG2_JPLY_unfixed.dcm": "undecodable",
+    "malformed/NM_WG04_JPLY_bad_SOS.dcm": "undecodable",
+    "malformed/NM_j2k_with_embedded_sequence_delimiter.dcm": "undecodable",
+    "malformed/jpeg_ts_but_raw_payload_genFile.dcm": "undecodable",
     "odd-cases/RGB_3x3_odd_length_pixeldata.dcm": "sop_instance_conflict",
-}
-STORED_REFUSED_AT_RENDER = {
-    "malformed/NM_WG04_JPLY_bad_SOS.dcm",
-    "malformed/NM_j2k_with_embedded_sequence_delimiter.dcm",
-    "malformed/jpeg_ts_but_raw_payload_genFile.dcm",
 }
 
 
@@ -96,11 +95,9 @@ def test_every_corpus_file_is_stored_as_the_manifest_says_or_refused_with_a_reas
     refused = {path: r["code"] for path, r in outcomes.items() if r["status"] == "rejected"}
     assert refused == REFUSED_AT_INGEST
     assert all(outcomes[path]["reason"] for path in refused)
-    for path in STORED_REFUSED_AT_RENDER:
-        assert outcomes[path]["status"] == "stored"
 
     stored = [e for e in manifest if outcomes[e["path"]]["status"] == "stored"]
-    assert len(stored) == len(manifest) - len(REFUSED_AT_INGEST) == 310
+    assert len(stored) == len(manifest) - len(REFUSED_AT_INGEST) == 307
     assert Instance.objects.count() == len(stored)
     for entry in stored:
         instance = Instance.objects.select_related("series__study").get(
@@ -133,7 +130,7 @@ def test_every_corpus_file_is_stored_as_the_manifest_says_or_refused_with_a_reas
     assert (Instance.objects.count(), sorted(storage.all_keys())) == before
     counts = ingest.summarize(second)
     assert counts["stored"] == 0 and counts["replaced"] == 0
-    assert counts["duplicate"] == 310
+    assert counts["duplicate"] == 307
     assert_store_consistent()
 
 

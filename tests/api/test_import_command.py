@@ -25,11 +25,24 @@ def run(*paths: Path) -> str:
     return out.getvalue()
 
 
-def test_folder_import_prints_rejections_and_totals(shared_dicom: Path) -> None:
+def test_folder_import_prints_rejections_and_totals(shared_dicom: Path, settings: Any) -> None:
+    settings.LOUPE_INGEST_DECODE_CHECK = "off"  # the four corrupt codestreams are stored unchecked
     output = run(shared_dicom / "malformed")
     assert "14 object(s): 4 stored, 0 duplicate, 0 replaced, 10 rejected" in output
     assert "oob_rows_cols_65535.dcm" in output and "frame_too_large" in output
     assert Instance.objects.count() == 4
+
+
+def test_corrupt_codestreams_are_refused_by_the_decode_check(shared_dicom: Path) -> None:
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="nothing could be imported"):
+        call_command("import_dicom", str(shared_dicom / "malformed"), "--no-progress", stdout=out)
+    output = out.getvalue()
+    assert "14 object(s): 0 stored, 0 duplicate, 0 replaced, 14 rejected" in output
+    for name in ("NM_WG04_JPLY_bad_SOS.dcm", "jpeg_ts_but_raw_payload_genFile.dcm"):
+        row = next(line for line in output.splitlines() if name in line)
+        assert "undecodable" in row and "does not decode" in row, row
+    assert Instance.objects.count() == 0
 
 
 def test_dicomdir_import_follows_its_records(shared_dicom: Path) -> None:

@@ -13,8 +13,8 @@ from PIL import Image
 
 from viewer.dicom import pixels as px
 from viewer.dicom.io import open_stored
-from viewer.models import Instance
-from viewer.services import ingest, rendering
+from viewer.models import Instance, Study
+from viewer.services import ingest, rendering, storage
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_rendered_png_equals_the_pipeline_for_the_asked_window(
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     dataset = open_stored(sorted((shared_dicom / "ct-series").glob("*.dcm"))[50].read_bytes())
     expected, _ = px.greyscale_to_display(
-        px.decode_frame(dataset, 0, max_frame_bytes=1 << 30),
+        px.decode_frame(dataset, 0, max_frame_bytes=1 << 30, decoders=None),
         px.frame_view(dataset, 0),
         px.GreyscaleRequest(window=px.Window(40, 400)),
     )
@@ -224,9 +224,11 @@ def test_colour_and_thumbnails(logged_in_client: Client, shared_dicom: Path) -> 
     ],
 )
 def test_stored_but_undecodable_files_answer_422_with_the_reason(
-    logged_in_client: Client, shared_dicom: Path, path: str
+    logged_in_client: Client, shared_dicom: Path, path: str, settings: Any
 ) -> None:
+    settings.LOUPE_INGEST_DECODE_CHECK = "off"  # stored unchecked, as before the check existed
     instance = store(shared_dicom / path)
+    assert instance.undecodable == {}
     for url in (
         f"{base(instance)}/rendered",
         f"{base(instance)}/frames/1/tiles/0/0/0",
@@ -236,6 +238,14 @@ def test_stored_but_undecodable_files_answer_422_with_the_reason(
         assert response.status_code == 422, url
         body = response.json()
         assert body["code"] == "undecodable" and "cannot be decoded" in body["message"]
+    # The first failure is remembered: the index holds the reason, the study counts it,
+    # and the file is not read again (a request answers from the flag).
+    instance.refresh_from_db()
+    assert list(instance.undecodable) == ["1"] and "cannot be decoded" in instance.undecodable["1"]
+    assert Study.objects.get(pk=instance.series.study_id).number_of_undecodable_instances == 1
+    storage.path_for(instance.storage_key).unlink()
+    response = logged_in_client.get(f"{base(instance)}/rendered", {"window": "1,2"})
+    assert response.status_code == 422 and response.json()["message"] == instance.undecodable["1"]
 
 
 def test_no_pixel_data_and_frame_cap_answer_422(

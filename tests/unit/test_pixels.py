@@ -32,6 +32,7 @@ from pydicom.pixels import (
 )
 
 from viewer.dicom import pixels as px
+from viewer.dicom.decoder_pool import DecoderPool
 from viewer.dicom.io import open_stored
 from viewer.errors import UnrenderableFrame
 
@@ -91,14 +92,14 @@ def greyscale_cases(manifest: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 def test_greyscale_output_equals_pydicom_on_every_decodable_file(
-    manifest: list[dict[str, Any]], shared_dicom: Path
+    manifest: list[dict[str, Any]], shared_dicom: Path, decoders: DecoderPool
 ) -> None:
     cases = greyscale_cases(manifest)
     assert len(cases) > 290
     kinds: set[tuple[str, bool]] = set()
     for path, frame in cases:
         dataset = load(shared_dicom / path)
-        stored = px.decode_frame(dataset, frame, max_frame_bytes=BIG)
+        stored = px.decode_frame(dataset, frame, max_frame_bytes=BIG, decoders=decoders)
         view = px.frame_view(dataset, frame)
         ours, voi = px.greyscale_to_display(stored, view, px.GreyscaleRequest())
         expected = pydicom_reference(stored, view, voi)
@@ -116,25 +117,27 @@ def test_greyscale_output_equals_pydicom_on_every_decodable_file(
     ("center", "width"), [(40.0, 400.0), (-600.0, 1500.0), (0.0, 1.0), (1000.5, 2.5)]
 )
 def test_window_functions_equal_pydicom(
-    shared_dicom: Path, function: str, center: float, width: float
+    shared_dicom: Path, function: str, center: float, width: float, decoders: DecoderPool
 ) -> None:
     if function == "LINEAR" and width < 1:
         pytest.skip("LINEAR needs width >= 1")
     dataset = load(sorted((shared_dicom / "ct-series").glob("*.dcm"))[40])
-    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG)
+    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
     view = px.frame_view(dataset, 0)
     window = px.Window(center, width, function)
     ours, _ = px.greyscale_to_display(stored, view, px.GreyscaleRequest(window=window))
     assert np.array_equal(ours, pydicom_reference(stored, view, window))
 
 
-def test_the_nine_encodings_of_one_mr_image_render_identically(shared_dicom: Path) -> None:
+def test_the_nine_encodings_of_one_mr_image_render_identically(
+    shared_dicom: Path, decoders: DecoderPool
+) -> None:
     files = sorted((shared_dicom / "compressed" / "siemens-mr-same-image").glob("*"))
     assert len(files) == 9
     images = []
     for path in files:
         dataset = load(path)
-        stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG)
+        stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
         images.append(
             px.greyscale_to_display(stored, px.frame_view(dataset, 0), px.GreyscaleRequest())[0]
         )
@@ -143,7 +146,7 @@ def test_the_nine_encodings_of_one_mr_image_render_identically(shared_dicom: Pat
 
 
 def test_colour_images_match_pydicoms_rgb(
-    manifest: list[dict[str, Any]], shared_dicom: Path
+    manifest: list[dict[str, Any]], shared_dicom: Path, decoders: DecoderPool
 ) -> None:
     checked = 0
     for entry in manifest:
@@ -151,7 +154,9 @@ def test_colour_images_match_pydicoms_rgb(
             continue
         dataset = load(shared_dicom / entry["path"])
         view = px.frame_view(dataset, 0)
-        ours = px.colour_to_display(px.decode_frame(dataset, 0, max_frame_bytes=BIG), view, dataset)
+        ours = px.colour_to_display(
+            px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders), view, dataset
+        )
         reference = pixel_array(dataset, index=0)  # YBR -> RGB by pydicom (as_rgb)
         if entry["photometric"] == "PALETTE COLOR":
             reference = apply_color_lut(reference, dataset)
@@ -167,13 +172,14 @@ def test_colour_images_match_pydicoms_rgb(
 
 def test_monochrome1_is_inverted_and_presentation_inverse_is_not_applied_twice(
     shared_dicom: Path,
+    decoders: DecoderPool,
 ) -> None:
     dataset = load(shared_dicom / "cr-monochrome1" / "966_fixed.dcm")
     view = px.frame_view(dataset, 0)
     assert (
         view.PhotometricInterpretation == "MONOCHROME1" and view.PresentationLUTShape == "INVERSE"
     )
-    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG)
+    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
     low_value = int(stored.min())
     image, _ = px.greyscale_to_display(
         stored, view, px.GreyscaleRequest(window=px.Window(2048, 4096))
@@ -181,10 +187,12 @@ def test_monochrome1_is_inverted_and_presentation_inverse_is_not_applied_twice(
     assert image[stored == low_value].min() >= 250  # lowest stored values show white
 
 
-def test_a_frame_beyond_the_cap_is_refused_before_decoding(shared_dicom: Path) -> None:
+def test_a_frame_beyond_the_cap_is_refused_before_decoding(
+    shared_dicom: Path, decoders: DecoderPool
+) -> None:
     dataset = load(shared_dicom / "cr-monochrome1" / "Monochrome1-Jpeg.dcm")
     with pytest.raises(UnrenderableFrame) as caught:
-        px.decode_frame(dataset, 0, max_frame_bytes=1024 * 1024)
+        px.decode_frame(dataset, 0, max_frame_bytes=1024 * 1024, decoders=decoders)
     assert caught.value.code == "frame_too_large" and caught.value.status == 422
 
 
@@ -198,11 +206,11 @@ def test_a_frame_beyond_the_cap_is_refused_before_decoding(shared_dicom: Path) -
     ],
 )
 def test_corrupt_codestreams_raise_unrenderable_naming_the_syntax(
-    shared_dicom: Path, path: str, words: str
+    shared_dicom: Path, path: str, words: str, decoders: DecoderPool
 ) -> None:
     dataset = load(shared_dicom / path)
     with pytest.raises(UnrenderableFrame) as caught:
-        px.decode_frame(dataset, 0, max_frame_bytes=BIG)
+        px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
     assert caught.value.status == 422 and caught.value.code == "undecodable"
     assert words in caught.value.message and "cannot be decoded" in caught.value.message
 
@@ -224,7 +232,12 @@ DCMTK_CASES = [
 @pytest.mark.skipif(shutil.which("dcmj2pnm") is None, reason="dcmtk's dcmj2pnm is not installed")
 @pytest.mark.parametrize(("where", "voi_lut", "window"), DCMTK_CASES)
 def test_equals_dcmtk_dcmj2pnm_within_one_grey_level(
-    shared_dicom: Path, tmp_path: Path, where: str, voi_lut: int | None, window: px.Window | None
+    shared_dicom: Path,
+    tmp_path: Path,
+    where: str,
+    voi_lut: int | None,
+    window: px.Window | None,
+    decoders: DecoderPool,
 ) -> None:
     target = shared_dicom / where
     path = sorted(target.iterdir())[len(list(target.iterdir())) // 2] if target.is_dir() else target
@@ -236,7 +249,7 @@ def test_equals_dcmtk_dcmj2pnm_within_one_grey_level(
         path = tmp_path / "native.dcm"
         dataset.save_as(path, enforce_file_format=True)
         dataset = load(path)
-    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG)
+    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
     view = px.frame_view(dataset, 0)
     request = px.GreyscaleRequest(window=window, voi_lut=voi_lut)
     if window is None and voi_lut is None:

@@ -20,8 +20,9 @@ or :class:`~viewer.errors.TooLarge` with a message naming the problem):
   Bits Allocated / 8 bytes, and encapsulated pixel data (PS3.5 §A.4) has at least one
   fragment per frame; one decoded frame must also fit the frame cap.
 
-Decoding the compressed pixel data is left to rendering: a corrupt codestream is stored
-(it is the only copy a hospital has) and refused when someone asks to see it.
+Decoding the compressed pixel data is not done here: ingest checks it next, through the
+decoder boundary (``viewer.services.decoding.check_before_storing``, which runs the
+untrusted native decoders in worker processes).
 """
 
 from __future__ import annotations

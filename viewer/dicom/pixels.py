@@ -23,19 +23,21 @@ Array conventions: ``(row, column)`` indexing, row 0 at the top; RGB arrays are
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
-from pydicom.dataset import Dataset
-from pydicom.encaps import get_frame
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
 from pydicom.uid import UID, JPEGBaseline8Bit
 
+from viewer.dicom.decoder_pool import DecoderFailed, DecoderPool
 from viewer.dicom.index import window_presets
-from viewer.errors import UnrenderableFrame, ViewerError
+from viewer.errors import UndecodableFrame, UnrenderableFrame, ViewerError
 
 GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
 # Largest stored-value range evaluated as a lookup table (a 32-bit RT dose is not).
@@ -103,11 +105,19 @@ def frame_size_bytes(dataset: Dataset) -> int:
     return rows * columns * samples * max(bits, 8) // 8
 
 
-def decode_frame(dataset: Dataset, index: int, *, max_frame_bytes: int) -> npt.NDArray[np.generic]:
+def decode_frame(
+    dataset: Dataset, index: int, *, max_frame_bytes: int, decoders: DecoderPool | None
+) -> npt.NDArray[np.generic]:
     """Decode frame ``index`` (0-based) to stored values; colour as RGB.
 
-    The frame's size is checked against ``max_frame_bytes`` before anything is allocated;
-    any decoder failure becomes :class:`UnrenderableFrame` naming the problem.
+    This is the one boundary around the decoders, which are untrusted: the frame's size
+    is checked against ``max_frame_bytes`` before anything is allocated; compressed
+    frames (PS3.5 §8.2, §A.4) are decoded in ``decoders``, worker processes under CPU,
+    memory and time limits (``viewer.dicom.decoder_pool``), or in this process where
+    ``decoders`` is None; native frames are read here by pydicom and numpy. Whatever goes
+    wrong — an exception, a Rust panic, a crashed or stuck worker, a decoder that answers
+    with the wrong number of pixels — becomes :class:`UndecodableFrame` (422
+    ``undecodable``) naming the frame and the transfer syntax.
     """
     if "PixelData" not in dataset:
         raise UnrenderableFrame("this object has no Pixel Data", code="no_pixel_data")
@@ -123,42 +133,112 @@ def decode_frame(dataset: Dataset, index: int, *, max_frame_bytes: int) -> npt.N
             code="frame_too_large",
         )
     syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    lasting = True
     try:
-        if _turbo_decodable(dataset, syntax):
-            array = _decode_jpeg_baseline_grey(dataset, index, frames)
+        if syntax.is_encapsulated:
+            codestream = _codestream(dataset, index, frames)
+            module = _pixel_module(dataset)
+            if decoders is None:
+                array = decode_codestream(codestream, module, str(syntax))
+            else:
+                array = decoders.call(decode_codestream, codestream, module, str(syntax))
         else:
             array = pixel_array(dataset, index=index)
-    except Exception as exc:  # decoders raise many types; this is the boundary
-        message = " ".join(str(exc).split())[:300]
-        raise UnrenderableFrame(
-            f"frame {index + 1} cannot be decoded ({syntax.name}): {message}",
-            code="undecodable",
-        ) from None
-    expected = (int(dataset.Rows), int(dataset.Columns))
-    if tuple(array.shape[:2]) != expected:
-        raise UnrenderableFrame(
-            f"frame {index + 1} decoded to {array.shape[1]}×{array.shape[0]} pixels, "
-            f"the header says {expected[1]}×{expected[0]}",
-            code="undecodable",
+        problem = _shape_problem(array, dataset)
+    except DecoderFailed as failure:
+        problem, lasting = failure.reason, failure.deterministic
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # decoders raise anything, panics included: the boundary
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        message = " ".join(problem.split())[:300]
+        raise UndecodableFrame(
+            f"frame {index + 1} cannot be decoded ({syntax.name}): {message}", lasting=lasting
         )
     return array
 
 
-def _turbo_decodable(dataset: Dataset, syntax: UID) -> bool:
+def _codestream(dataset: Dataset, index: int, frames: int) -> bytes:
+    """Frame ``index``'s compressed bytes (its fragments joined, PS3.5 §A.4), found by
+    the Basic or Extended Offset Table where there is one."""
+    extended = None
+    if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
+        extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+    return bytes(
+        get_frame(dataset.PixelData, index, extended_offsets=extended, number_of_frames=frames)
+    )
+
+
+_PIXEL_MODULE = (
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PlanarConfiguration",
+)
+
+
+def _pixel_module(dataset: Dataset) -> dict[str, Any]:
+    """The Image Pixel module attributes (PS3.3 C.7.6.3) a decoder needs, as plain values."""
+    module: dict[str, Any] = {
+        keyword: int(dataset.data_element(keyword).value)  # type: ignore[union-attr]
+        for keyword in _PIXEL_MODULE
+        if dataset.get(keyword) is not None
+    }
+    module["PhotometricInterpretation"] = str(dataset.get("PhotometricInterpretation", "")).strip()
+    return module
+
+
+def decode_codestream(
+    codestream: bytes, module: dict[str, Any], syntax: str
+) -> npt.NDArray[np.generic]:
+    """One compressed frame -> stored values (colour as RGB): the work a decoder process
+    does. The frame is rebuilt as a one-frame data set so that pydicom picks the plugin
+    and applies its corrections exactly as for the whole object."""
+    if _turbo_decodable(module, UID(syntax)):
+        decoded = simplejpeg.decode_jpeg(codestream, colorspace="GRAY")
+        return np.asarray(decoded[..., 0])
+    single = Dataset()
+    single.file_meta = FileMetaDataset()
+    single.file_meta.TransferSyntaxUID = UID(syntax)
+    for keyword, found in module.items():
+        setattr(single, keyword, found)
+    single.NumberOfFrames = 1
+    single.PixelData = encapsulate([codestream])
+    single["PixelData"].VR = "OB"
+    return pixel_array(single, index=0)
+
+
+def _shape_problem(array: Any, dataset: Dataset) -> str:
+    """What is wrong with a decoder's answer, or "" when it is Rows × Columns × Samples."""
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    samples = int(dataset.get("SamplesPerPixel") or 1)
+    if not isinstance(array, np.ndarray):
+        return f"the decoder answered {type(array).__name__}, not pixels"
+    expected: tuple[int, ...] = (rows, columns) if samples == 1 else (rows, columns, samples)
+    if array.shape != expected:
+        return (
+            f"it decoded to {'×'.join(map(str, array.shape))} values, "
+            f"the header says {'×'.join(map(str, expected))}"
+        )
+    if array.dtype.kind not in "uifb":
+        return f"the decoder answered values of type {array.dtype}"
+    return ""
+
+
+def _turbo_decodable(module: Mapping[str, Any], syntax: UID) -> bool:
     """8-bit grey JPEG Baseline (1.2.840.10008.1.2.4.50): libjpeg-turbo decodes it about
     four times faster than the plugin pydicom picks. Two conforming JPEG decoders may
     differ by one grey level (their IDCTs), which PS3.5 §8.2.1 lossy coding allows."""
     return (
         syntax == JPEGBaseline8Bit
-        and int(dataset.get("SamplesPerPixel") or 1) == 1
-        and int(dataset.get("BitsAllocated") or 0) == 8
+        and int(module.get("SamplesPerPixel") or 1) == 1
+        and int(module.get("BitsAllocated") or 0) == 8
     )
-
-
-def _decode_jpeg_baseline_grey(dataset: Dataset, index: int, frames: int) -> npt.NDArray[np.uint8]:
-    codestream = get_frame(dataset.PixelData, index, number_of_frames=frames)
-    decoded = simplejpeg.decode_jpeg(codestream, colorspace="GRAY")
-    return np.asarray(decoded[..., 0])
 
 
 def frame_view(dataset: Dataset, index: int) -> Dataset:

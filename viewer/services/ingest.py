@@ -1,7 +1,9 @@
 """Ingest: the one way DICOM data enters Loupe.
 
-``ingest_bytes`` validates an object (``viewer.dicom.io``), stores its bytes unchanged in
-the content-addressed store (``viewer.services.storage``) and then creates or updates
+``ingest_bytes`` validates an object (``viewer.dicom.io``), checks that its compressed
+frames decode (``viewer.services.decoding``: the first frame by default; an object that
+does not decode is refused with 422 ``undecodable``, or stored flagged where the operator
+keeps such objects), stores its bytes unchanged in the content-addressed store (``viewer.services.storage``) and then creates or updates
 the Patient / Study / Series / Instance rows in one transaction. The file is durable
 (written and fsync'ed, linked under its key, its folder fsync'ed) before its row
 commits, and removed again if the object is refused or the transaction fails while no
@@ -43,9 +45,9 @@ from viewer.db import prepared_cursor
 from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
-from viewer.errors import Conflict, InvalidDicom, TooLarge, ViewerError
+from viewer.errors import Conflict, InvalidDicom, TooLarge, UndecodableFrame, ViewerError
 from viewer.models import Instance, Patient, Series, Study
-from viewer.services import storage
+from viewer.services import decoding, storage
 
 log = logging.getLogger(__name__)
 
@@ -172,19 +174,30 @@ UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
 
 
 def read_and_index(data: bytes) -> IndexFields:
-    """Parse and validate one object under the configured caps and read its index fields
-    (raises as ``read_object`` does, or one of UNREADABLE_VALUE for a value pydicom
-    cannot convert)."""
+    """Parse and validate one object under the configured caps, read its index fields and
+    check that its compressed frames decode (``decoding.check_before_storing``); raises
+    as ``read_object`` does, one of UNREADABLE_VALUE for a value pydicom cannot convert,
+    or UndecodableFrame (422) for an object that does not decode, unless
+    LOUPE_INGEST_UNDECODABLE=keep, which stores it with its failed frames in
+    ``instance["undecodable"]``."""
     parsed = read_object(
         data,
         max_bytes=settings.LOUPE_MAX_INSTANCE_BYTES,
         max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES,
     )
-    return index_fields(
+    fields = index_fields(
         parsed.dataset,
         number_of_frames=parsed.number_of_frames,
         transfer_syntax_uid=parsed.transfer_syntax_uid,
     )
+    undecodable = decoding.check_before_storing(parsed.dataset, parsed.number_of_frames)
+    if undecodable and settings.LOUPE_INGEST_UNDECODABLE == "reject":
+        reason = next(iter(undecodable.values()))
+        raise UndecodableFrame(
+            f"the object was not stored: its pixel data does not decode ({reason})"
+        )
+    fields.instance["undecodable"] = undecodable
+    return fields
 
 
 def _storage_error(exc: OSError) -> ViewerError:
@@ -214,6 +227,10 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
         raise
     if status == DUPLICATE and stored.created:
         _settle_resent_file(sop_uid, stored)
+    if fields.instance["undecodable"] or status == REPLACED:
+        decoding.recount_undecodable(
+            Study.objects.values_list("pk", flat=True).get(study_instance_uid=study_uid)
+        )
     return IngestResult(
         source=source,
         status=status,

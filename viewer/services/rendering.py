@@ -27,10 +27,9 @@ from django.core.cache import cache
 from pydicom.dataset import Dataset
 
 from viewer.dicom import pixels, render
-from viewer.dicom.io import open_stored
 from viewer.errors import UnrenderableFrame, ViewerError
 from viewer.models import Instance
-from viewer.services import storage
+from viewer.services import decoding
 
 # Bump when a change alters rendered pixels, so cached bytes and ETags are not reused.
 RENDERER_VERSION = "1"
@@ -143,8 +142,7 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
         reduced = DecodedFrame(render.reduce_by(full.values, 2**level), full.view, full.greyscale)
         frame_cache.put(key, reduced)
         return reduced
-    dataset = open_stored(storage.read(instance.storage_key))
-    values = pixels.decode_frame(dataset, frame, max_frame_bytes=settings.LOUPE_MAX_FRAME_BYTES)
+    dataset, values = decoding.decode_stored(instance, frame)
     view = pixels.frame_view(dataset, frame)
     greyscale = pixels.is_greyscale(view)
     if not greyscale:
