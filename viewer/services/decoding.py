@@ -13,6 +13,7 @@ flag without running a decoder again.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,14 @@ def decoders() -> decoder_pool.DecoderPool | None:
             timeout_seconds=float(settings.LOUPE_DECODER_TIMEOUT_SECONDS),
         )
     )
+
+
+def start_in_background() -> None:
+    """Fork this process's decoder processes on a thread of their own (a server process
+    calls this once its application is loaded)."""
+    pool = decoders()
+    if pool is not None:
+        threading.Thread(target=pool.warm, name="loupe-decoder-start", daemon=True).start()
 
 
 def decode(dataset: Dataset, frame: int) -> npt.NDArray[np.generic]:

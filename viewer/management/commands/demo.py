@@ -4,7 +4,7 @@ Migrates the database, creates the user ``demo`` with a fresh random password (p
 never stored in clear), writes the CT torso phantom (current study and a prior one year
 earlier, ``viewer.demo.phantom``) into the data folder, imports it together with real
 sample files shipped inside the pydicom and pydicom-data packages, then serves Loupe on
-127.0.0.1 with gunicorn. Re-running it is cheap: everything already stored is reported
+127.0.0.1 with gunicorn (``config/gunicorn.py``). Re-running it is cheap: everything already stored is reported
 as a duplicate.
 """
 
@@ -27,6 +27,9 @@ from pydicom.data import get_testdata_file
 from ehrlaunch.demo import setup as demo_ehr
 from viewer.demo.phantom import DEFAULT_SPEC, write_phantom
 from viewer.services import ingest
+
+# The documented gunicorn configuration (workers, threads, a log without query strings).
+GUNICORN_CONFIG = settings.BASE_DIR / "config" / "gunicorn.py"
 
 # Real files inside the pydicom (test_files) and pydicom-data (data_store) packages.
 SAMPLE_FILES = (
@@ -109,21 +112,5 @@ class Command(BaseCommand):
         sys.stdout.flush()
         os.execv(  # noqa: S606 (a fixed argument list; the demo becomes the server)
             gunicorn,
-            [
-                gunicorn,
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--no-control-socket",
-                "--access-logfile",
-                "-",
-                # Path only (%(U)s), never the query string: a launch token or an IID
-                # patient ID must not reach the log.
-                "--access-logformat",
-                '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
-            ],
+            [gunicorn, "-c", str(GUNICORN_CONFIG), "config.wsgi", "--bind", f"127.0.0.1:{port}"],
         )

@@ -1,0 +1,28 @@
+"""Loupe's gunicorn configuration: ``gunicorn -c config/gunicorn.py config.wsgi``.
+
+Every value can be overridden on the command line (``--bind``, ``--workers`` …); the
+defaults below are the ones the demo, the server tests and the README use.
+
+* ``gthread`` workers (2 processes × 4 threads): rendering is CPU work in numpy and the
+  codecs, which release the interpreter lock; more processes than cores only add memory.
+* Each worker process starts its own decoder processes for compressed pixel data
+  (``LOUPE_DECODER_PROCESSES``, ``viewer/dicom/decoder_pool.py``) when it loads the
+  application (``config/wsgi.py``). No ``preload_app``: the decoder pool belongs to the
+  process that made it, and a pool made in the master would be shared by its forks.
+* ``timeout`` is above the decoders' own wall-clock limit (LOUPE_DECODER_TIMEOUT_SECONDS,
+  60 s), so that a slow decode fails its own request rather than the worker.
+* Access log lines carry the path only (``%(U)s``), never the query string: a launch
+  token or an IID patient ID must not reach the log.
+"""
+
+import os
+
+bind = os.environ.get("LOUPE_BIND", "127.0.0.1:8000")
+workers = 2
+threads = 4
+worker_class = "gthread"
+timeout = 120
+graceful_timeout = 30
+control_socket_disable = True  # two masters on one machine would share ~/.gunicorn otherwise
+accesslog = "-"
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
