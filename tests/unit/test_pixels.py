@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+import simplejpeg
 from PIL import Image
+from pydicom.encaps import encapsulate
 from pydicom.pixels import (
     apply_color_lut,
     apply_modality_lut,
@@ -30,11 +32,13 @@ from pydicom.pixels import (
     apply_windowing,
     pixel_array,
 )
+from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
+from tests.undecodable import overrunning_rle_frame
 from viewer.dicom import pixels as px
 from viewer.dicom.decoder_pool import DecoderPool
 from viewer.dicom.io import open_stored
-from viewer.errors import UnrenderableFrame
+from viewer.errors import UndecodableFrame, UnrenderableFrame
 
 BIG = 1 << 31
 
@@ -275,3 +279,60 @@ def test_equals_dcmtk_dcmj2pnm_within_one_grey_level(
     assert difference.max() <= 1, (
         f"{path.name}: {int((difference > 1).sum())} pixels differ by more than 1"
     )
+
+
+def encapsulated_object(syntax: str, frame: bytes, **pixel_module: Any) -> pydicom.Dataset:
+    """A one-frame secondary capture with ``frame`` as its only fragment, built in code."""
+    dataset = pydicom.Dataset()
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = syntax
+    dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.SamplesPerPixel = 1
+    dataset.PixelRepresentation = 0
+    for keyword, found in pixel_module.items():
+        setattr(dataset, keyword, found)
+    dataset.PixelData = encapsulate([frame])
+    dataset["PixelData"].VR = "OB"
+    return dataset
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_an_rle_segment_that_runs_past_the_frame_is_undecodable_not_a_crash(
+    decoders: DecoderPool, isolated: bool
+) -> None:
+    # 16-bit 1×1: two segments of one byte each; the second is a literal run of two bytes
+    # (header byte 1 = "copy the next 2"), one more than the frame has room for.
+    # pylibjpeg-rle panics on it (a Rust panic: a BaseException, not an Exception).
+    dataset = encapsulated_object(
+        RLELossless,
+        overrunning_rle_frame(1, 1),
+        Rows=1,
+        Columns=1,
+        BitsAllocated=16,
+        BitsStored=16,
+        HighBit=15,
+    )
+    with pytest.raises(UndecodableFrame) as caught:
+        px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders if isolated else None)
+    assert caught.value.status == 422 and caught.value.code == "undecodable"
+    assert caught.value.lasting
+    assert "frame 1 cannot be decoded (RLE Lossless)" in caught.value.message
+    assert "PanicException" in caught.value.message
+
+
+def test_a_decoder_answer_of_the_wrong_size_is_undecodable(decoders: DecoderPool) -> None:
+    # A real 8×8 JPEG codestream under a header that says 16 rows.
+    codestream = simplejpeg.encode_jpeg(
+        np.full((8, 8, 1), 100, dtype=np.uint8), quality=90, colorspace="GRAY"
+    )
+    dataset = encapsulated_object(
+        JPEGBaseline8Bit, codestream, Rows=16, Columns=8, BitsAllocated=8, BitsStored=8, HighBit=7
+    )
+    with pytest.raises(UndecodableFrame) as caught:
+        px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
+    assert "decoded to 8×8 values, the header says 16×8" in caught.value.message
+    dataset.Rows = 8
+    decoded = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
+    assert decoded.shape == (8, 8) and abs(int(decoded.mean()) - 100) <= 1

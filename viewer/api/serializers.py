@@ -72,6 +72,8 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "frame_time_ms": instance.frame_time_ms,
         "frame_rate": frame_rate,
         "tiles": {"size": tile_size, "levels": levels},
+        # Frames known not to decode: frame number -> the reason ({} = none known).
+        "undecodable": instance.undecodable,
         "urls": {
             "rendered": f"{base}/frames/{{frame}}/rendered",
             "tile": f"{base}/frames/{{frame}}/tiles/{{level}}/{{column}}/{{row}}",
@@ -114,6 +116,7 @@ def study_json(study: Study) -> dict[str, Any]:
         "study_description": study.study_description,
         "accession_number": study.accession_number,
         "modalities_in_study": [m for m in study.modalities_in_study.split("\\") if m],
+        "number_of_undecodable_instances": study.number_of_undecodable_instances,
         "patient": {
             "patient_id": patient.patient_id,
             "issuer_of_patient_id": patient.issuer_of_patient_id,

@@ -293,6 +293,11 @@ class DecoderPool:
         except (EOFError, OSError):
             raise DecoderFailed(worker.died_of()) from None
 
+    def pids(self) -> list[int]:
+        """The PIDs of the workers forked so far and not retired."""
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
     def close(self) -> None:
         """End every worker by its PID."""
         self._closed = True

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ class IngestResult:
     # The accepted object's patient, for the audit record (never in the answer).
     patient_id: str = ""
     issuer_of_patient_id: str = ""
+    # Frames stored although they do not decode (LOUPE_INGEST_UNDECODABLE=keep).
+    undecodable: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +86,8 @@ class IngestResult:
         if self.status == REJECTED:
             result["code"] = self.code
             result["reason"] = self.reason
+        if self.undecodable:
+            result["undecodable"] = self.undecodable
         return result
 
 
@@ -238,6 +242,7 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
         study_instance_uid=study_uid,
         patient_id=fields.patient["patient_id"],
         issuer_of_patient_id=fields.patient["issuer_of_patient_id"],
+        undecodable=fields.instance["undecodable"] if status != DUPLICATE else {},
     )
 
 

@@ -35,6 +35,16 @@ function seriesButton(series, layout) {
   const label = document.createElement("span");
   label.textContent = `${series.modality} ${series.series_number ?? ""} · ${series.number_of_instances} im\n${series.series_description || ""}`;
   button.append(image, label);
+  // Images whose pixel data is known not to decode (the index's undecodable flag).
+  const undecodable = series.instances.filter((i) => Object.keys(i.undecodable || {}).length).length;
+  if (undecodable) {
+    button.dataset.undecodable = String(undecodable);
+    const warning = document.createElement("span");
+    warning.className = "undecodable";
+    warning.textContent = `${undecodable} cannot be shown`;
+    warning.title = "Their pixel data does not decode; the stored objects are kept unchanged.";
+    button.append(warning);
+  }
   button.addEventListener("click", () => layout.hang(layout.active, series));
   button.addEventListener("dragstart", (event) => {
     event.dataTransfer.setData(SERIES_DRAG_TYPE, series.series_instance_uid);

@@ -179,6 +179,15 @@ export class StackViewport {
     const url = this.urlFor(entry);
     const slice = this.slice;
     const generation = ++this.generation;
+    const known = entry.instance.undecodable?.[String(entry.frame)];
+    if (known) {
+      // The index knows this frame does not decode: say why without asking for it.
+      this.image = null;
+      this.draw();
+      this.showMessage(`Slice ${slice + 1} cannot be shown: ${known}`);
+      this.prefetch();
+      return;
+    }
     try {
       const image = await this.load(url);
       if (generation !== this.generation) return; // a newer request supersedes this one
@@ -232,7 +241,9 @@ export class StackViewport {
     for (let step = 1; step <= PREFETCH; step += 1) {
       for (const index of [this.slice + step, this.slice - step]) {
         const entry = this.stack[index];
-        if (entry) this.load(this.urlFor(entry)).catch(() => {});
+        if (entry && !entry.instance.undecodable?.[String(entry.frame)]) {
+          this.load(this.urlFor(entry)).catch(() => {});
+        }
       }
     }
   }
