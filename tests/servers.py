@@ -194,6 +194,44 @@ def migrated_database(server: Server, name: str, data_dir: Path) -> dict[str, st
     return env
 
 
+def start_loupe(env: dict[str, str], root: Path) -> Server:
+    """Loupe under its gunicorn configuration (``config/gunicorn.py``) with ``env``, on a
+    free loopback port, once ``GET /login/`` answers 200. The master's and workers' log
+    is ``root / "gunicorn.log"``; ``stop()`` ends the master by its PID (its workers and
+    their decoder processes end with it) and removes ``root``."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / "gunicorn.log"
+    log = open(log_path, "ab")  # the server writes to it until it stops
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            str(PROJECT_DIR / "config" / "gunicorn.py"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/login/", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return Server(process, root, port, url, {"log": str(log_path)})
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log_path.read_text()}") from None
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"Loupe did not answer within 60 s: {log_path.read_text()}")
+
+
 def start_orthanc(*, dicomweb: bool = True) -> Server:
     """Start Debian's Orthanc with storage under a temp folder, loopback only."""
     root = Path(tempfile.mkdtemp(prefix="loupe-orthanc-"))
