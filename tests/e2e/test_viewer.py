@@ -19,10 +19,12 @@ from tests.e2e.viewer_pages import (
     MESSAGE,
     PASSWORD,
     canvas_pixels,
+    log_in,
     log_in_and_open,
     open_radiograph,
     radiograph_tiles_in_view,
 )
+from tests.undecodable import rle_ct
 from viewer.models import Instance
 from viewer.services import ingest
 
@@ -86,8 +88,14 @@ def test_scroll_window_level_and_presets(
 
 
 def test_a_broken_frame_shows_its_message_in_the_viewport(
-    page: Page, live_server: Any, shared_dicom: Path, django_user_model: Any, artifacts_dir: Path
+    page: Page,
+    live_server: Any,
+    shared_dicom: Path,
+    django_user_model: Any,
+    artifacts_dir: Path,
+    settings: Any,
 ) -> None:
+    settings.LOUPE_INGEST_DECODE_CHECK = "off"  # stored unchecked: the renderer finds it
     django_user_model.objects.create_user("radiologist", password=PASSWORD)
     assert (
         ingest.ingest_file(shared_dicom / "malformed" / "NM_WG04_JPLY_bad_SOS.dcm").status
@@ -98,6 +106,32 @@ def test_a_broken_frame_shows_its_message_in_the_viewport(
     expect(page.locator(MESSAGE)).to_contain_text("cannot be decoded")
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/1")  # the rest keeps working
     page.screenshot(path=str(artifacts_dir / "viewer-broken-frame.png"))
+
+
+def test_a_frame_flagged_undecodable_is_shown_so_without_asking_for_it(
+    page: Page, live_server: Any, django_user_model: Any, artifacts_dir: Path, settings: Any
+) -> None:
+    settings.LOUPE_INGEST_UNDECODABLE = "keep"
+    django_user_model.objects.create_user("radiologist", password=PASSWORD)
+    result = ingest.ingest_bytes(rle_ct(3, frozenset({1})), source="rle")
+    assert result.status == "stored" and result.undecodable == {}  # frame 1 decodes
+    flagged = ingest.ingest_bytes(rle_ct(1, frozenset({0})), source="rle-bad")
+    assert flagged.status == "stored" and list(flagged.undecodable) == ["1"]
+    rendered: list[str] = []
+    page.on("request", lambda r: rendered.append(r.url) if "/rendered" in r.url else None)
+    log_in(page, live_server)
+    expect(page.locator("table.worklist")).to_contain_text("1 cannot be shown")
+    page.screenshot(path=str(artifacts_dir / "worklist-undecodable.png"))
+    page.click("a.open")
+    # The flagged object's series says so in the series panel; hanging it shows the
+    # reason from the index, and no rendered image of it is asked for.
+    warning = page.locator(".series-panel button[data-undecodable='1']")
+    expect(warning).to_contain_text("1 cannot be shown")
+    rendered.clear()
+    warning.click()
+    expect(page.locator(MESSAGE)).to_contain_text("cannot be decoded (RLE Lossless)")
+    page.screenshot(path=str(artifacts_dir / "viewer-undecodable-flagged.png"))
+    assert not [url for url in rendered if flagged.sop_instance_uid in url]
 
 
 def test_zoom_fetches_only_the_tiles_in_view(

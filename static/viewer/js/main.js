@@ -31,6 +31,7 @@ function seriesButton(series, layout) {
   const image = document.createElement("img");
   image.alt = "";
   image.loading = "lazy";
+  image.addEventListener("error", () => image.classList.add("missing")); // e.g. 422 undecodable
   image.src = series.thumbnail;
   const label = document.createElement("span");
   label.textContent = `${series.modality} ${series.series_number ?? ""} · ${series.number_of_instances} im\n${series.series_description || ""}`;
