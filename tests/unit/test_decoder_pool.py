@@ -67,10 +67,12 @@ def pool() -> Iterator[DecoderPool]:
     pool.close()
 
 
-def test_an_array_comes_back_whole_and_writable(pool: DecoderPool) -> None:
-    result = pool.call(array, 300, 200)
-    assert result.shape == (300, 200) and result.dtype == np.uint16
-    assert np.array_equal(result, np.arange(60000, dtype=np.uint16).reshape(300, 200))
+@pytest.mark.parametrize(("rows", "columns"), [(300, 200), (1500, 1100)])  # pipe; memfd
+def test_an_array_comes_back_whole_and_writable(pool: DecoderPool, rows: int, columns: int) -> None:
+    result = pool.call(array, rows, columns)
+    assert result.shape == (rows, columns) and result.dtype == np.uint16
+    expected = np.arange(rows * columns, dtype=np.uint16).reshape(rows, columns)
+    assert np.array_equal(result, expected)
     result[0, 0] = 7  # the frame cache and the pipeline may write into it
     assert pool.call(empty_array).shape == (0, 4)
     assert pool.call(sleep, 0) == "slept"

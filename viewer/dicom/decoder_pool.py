@@ -55,6 +55,8 @@ import numpy as np
 
 # Imported by the forkserver once, so that every forked worker starts with them loaded.
 PRELOAD = ["viewer.dicom.pixels"]
+# Results this large cross as a mapped memory file rather than through the pipe.
+MAPPED_ARRAY_BYTES = 256 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
@@ -133,11 +135,14 @@ def _serve(connection: Connection, limits: Limits) -> None:
 
 
 def _send_array(connection: Connection, array: np.ndarray[Any, Any]) -> None:
-    """An array crosses as a memory file (memfd) whose descriptor the caller receives and
-    maps: one copy here, none on the caller's side (a pipe costs two, ~1.5 ms per MB)."""
-    connection.send(("array", array.dtype.str, array.shape))
-    if not array.nbytes:
+    """A large array crosses as a memory file (memfd) whose descriptor the caller receives
+    and maps: one copy here, none on the caller's side (through the pipe costs two, about
+    1.5 ms per MB). A small one crosses the pipe, so that a cache of many small frames
+    does not hold a mapping each."""
+    if array.nbytes < MAPPED_ARRAY_BYTES:
+        connection.send(("value", array))
         return
+    connection.send(("array", array.dtype.str, array.shape))
     fd = os.memfd_create("loupe-frame", os.MFD_CLOEXEC)
     try:
         view, written = memoryview(array).cast("B"), 0
@@ -152,8 +157,6 @@ def _send_array(connection: Connection, array: np.ndarray[Any, Any]) -> None:
 def _receive_array(connection: Connection, dtype: str, shape: tuple[int, ...]) -> Any:
     kind = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * kind.itemsize
-    if not size:
-        return np.empty(shape, dtype=kind)
     with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         fd = reduction.recvfds(channel, 1)[0]
     try:
@@ -161,6 +164,10 @@ def _receive_array(connection: Connection, dtype: str, shape: tuple[int, ...]) -
             raise DecoderFailed("the decoder answered fewer bytes than its array needs")
         # Mapped with its pages at once; unmapped when the last array over it goes.
         memory = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE)
+    except OSError as exc:  # this process is out of mappings or memory: not the image's fault
+        raise DecoderFailed(
+            f"the decoded frame cannot be mapped: {exc}", deterministic=False
+        ) from None
     finally:
         os.close(fd)
     return np.frombuffer(memory, dtype=kind).reshape(shape)
@@ -221,7 +228,12 @@ class DecoderPool:
             self._idle.put(None)  # a slot; its worker is forked on first use
 
     def _fork(self) -> _Worker:
-        worker = _Worker(self._context, self.limits)
+        try:
+            worker = _Worker(self._context, self.limits)
+        except (OSError, RuntimeError, EOFError) as exc:  # no process, no forkserver
+            raise DecoderFailed(
+                f"no decoder process could be started: {exc}", deterministic=False
+            ) from None
         with self._lock:
             self._workers.append(worker)
         return worker
@@ -233,17 +245,27 @@ class DecoderPool:
                 self._workers.remove(worker)
             self.replaced += 1
 
+    def _ready(self, slot: _Worker | None) -> _Worker:
+        """The slot's worker, or a new one where it has none or its worker has gone."""
+        if slot is not None and slot.alive():
+            return slot
+        if slot is not None:
+            self._retire(slot)
+        return self._fork()
+
     def warm(self) -> None:
         """Fork every worker now (the first fork starts the forkserver, which imports the
         decoders: about a second), so that the first call does not wait for it."""
-        taken = []
+        slots = []
         try:
             for _ in range(self.limits.processes):
-                slot = self._idle.get(timeout=self.limits.timeout_seconds)
-                taken.append(slot if slot is not None and slot.alive() else self._fork())
+                slots.append(self._idle.get(timeout=self.limits.timeout_seconds))
+                slots[-1] = self._ready(slots[-1])
+        except (DecoderFailed, queue.Empty):
+            pass  # the next call tries again
         finally:
-            for worker in taken:
-                self._idle.put(worker)
+            for slot in slots:
+                self._idle.put(slot)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` in a worker; its result, or DecoderFailed saying why not."""
@@ -257,20 +279,17 @@ class DecoderPool:
                 f"no decoder process was free within {self.limits.timeout_seconds:g} s",
                 deterministic=False,
             ) from None
-        worker: _Worker | None = slot
+        answered = False
         try:
-            if worker is None or not worker.alive():
-                if worker is not None:
-                    self._retire(worker)
-                worker = self._fork()
-            return self._exchange(worker, function, args, deadline)
-        except DecoderFailed:
-            if worker is not None:
-                self._retire(worker)
-            worker = None
-            raise
+            slot = self._ready(slot)
+            result = self._exchange(slot, function, args, deadline)
+            answered = True
+            return result
         finally:
-            self._idle.put(worker)
+            if not answered and slot is not None:
+                self._retire(slot)  # whatever happened, its pipe is not to be trusted
+                slot = None
+            self._idle.put(slot)
 
     def _exchange(
         self, worker: _Worker, function: Callable[..., Any], args: tuple[Any, ...], deadline: float
