@@ -81,7 +81,7 @@ def sign_in(url: str) -> requests.Session:
         timeout=TIMEOUT,
     )
     assert answer.status_code == 302, answer.text[:300]
-    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"] or ""
     return session
 
 

@@ -145,7 +145,7 @@ def _send_array(connection: Connection, array: np.ndarray[Any, Any]) -> None:
     connection.send(("array", array.dtype.str, array.shape))
     fd = os.memfd_create("loupe-frame", os.MFD_CLOEXEC)
     try:
-        view, written = memoryview(array).cast("B"), 0
+        view, written = array.reshape(-1).view(np.uint8).data, 0
         while written < array.nbytes:  # write(2) fills the file's pages without faults
             written += os.write(fd, view[written:])
         with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as channel:
