@@ -285,7 +285,7 @@ def encapsulated_object(syntax: str, frame: bytes, **pixel_module: Any) -> pydic
     """A one-frame secondary capture with ``frame`` as its only fragment, built in code."""
     dataset = pydicom.Dataset()
     dataset.file_meta = pydicom.dataset.FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = syntax
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.UID(syntax)
     dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     dataset.SOPInstanceUID = pydicom.uid.generate_uid()
     dataset.PhotometricInterpretation = "MONOCHROME2"
