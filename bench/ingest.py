@@ -668,9 +668,13 @@ def breakdown(results: dict[str, dict[str, Any]], inprocess: dict[str, Any]) -> 
 # --------------------------------------------------------------------------- facts, stats
 
 
-def machine_facts(orthanc: Server) -> dict[str, Any]:
-    _, _, body = request_once(orthanc.port, "GET", "/system")
-    system = json.loads(body)
+def machine_facts(orthanc: Server | None) -> dict[str, Any]:
+    """The machine and the software versions; Orthanc's from its ``/system`` (empty when
+    ``orthanc`` is None: a run without it)."""
+    system: dict[str, Any] = {}
+    if orthanc is not None:
+        _, _, body = request_once(orthanc.port, "GET", "/system")
+        system = json.loads(body)
     cpu_model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -702,7 +706,9 @@ def machine_facts(orthanc: Server) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgres": postgres,
         "orthanc": system.get("Version", ""),
-        "orthanc_database_backend": system.get("DatabaseBackendPlugin") or "built-in SQLite",
+        "orthanc_database_backend": (system.get("DatabaseBackendPlugin") or "built-in SQLite")
+        if system
+        else "",
     }
 
 

@@ -1,11 +1,15 @@
-"""Rendering speed: Loupe's rendered resources and tiles against Debian's Orthanc 1.10.
+"""Rendering speed: Loupe's rendered resources and tiles against Debian's Orthanc 1.10,
+and the cost of Loupe's decoder isolation against decoding in the server process.
 
 Run from the project folder::
 
     .venv/bin/python -m bench.render [--quick] [--rounds N] [--cold-trials N]
-                                     [--frame-cache-mb MB]
+                                     [--isolation-trials N] [--frame-cache-mb MB]
+                                     [--only peers|isolation]
 
-A full run takes about two minutes on the 2-core VM, ``--quick`` about one.
+A full run takes about three and a half minutes on the 2-core VM, ``--quick`` about a
+minute and a half; ``--only peers`` runs (a)–(e) alone (about a minute and a half),
+``--only isolation`` (f) alone, without Orthanc (about two minutes; one with ``--quick``).
 
 What one run does, on 127.0.0.1 and on the very same files for every peer:
 
@@ -16,11 +20,12 @@ What one run does, on 127.0.0.1 and on the very same files for every peer:
   through ``POST /instances``; Loupe gets a fresh data folder and database from
   ``bench.ingest.start_loupe``, its first gunicorn is ended, the files are imported with
   ``manage.py import_dicom`` and gunicorn is started again on the same command line
-  (``-w 2`` sync workers, the configuration ``bench.ingest`` chose) with
-  ``LOUPE_FRAME_CACHE_MB`` set; the bench logs in (session cookie);
+  (``-w 2 --threads 4``: gthread workers, the configuration ``bench.ingest`` chose) with
+  ``LOUPE_FRAME_CACHE_MB`` set and its default decoder isolation (compressed frames,
+  here the radiograph's, decode in each worker's decoder processes); the bench logs in
+  (session cookie);
 * three peers are timed with identical client code (``http.client``, one connection per
-  client thread, kept alive where the server offers it: Orthanc does, gunicorn's sync
-  workers close after every response, so the Loupe client reconnects per request):
+  client thread, kept alive: both Orthanc and gunicorn's gthread workers keep it open):
   ``loupe`` (``/dicom-web/…/rendered``), ``orthanc`` (``/instances/{id}/rendered``) and
   ``orthanc-dicomweb`` (the plugin's ``/dicom-web/…/rendered``); every request asks for
   PNG with ``Accept: image/png`` and gives an explicit linear window (DICOMweb 1.7 wants
@@ -40,21 +45,67 @@ What one run does, on 127.0.0.1 and on the very same files for every peer:
   This is repeated ``--cold-trials`` times (3; 1 with ``--quick``), Loupe and Orthanc
   taking turns at going first; medians and p95 are over all those requests, the total
   is the median pass. Rendered bytes stay in local memory (``LOUPE_REDIS_URL`` is
-  removed from Loupe's environment), so a restart empties them. Process start-up is kept out: the readiness check and a few concurrent ``GET /login/``
-  make both workers import Django's URLconf (and with it the rendering modules). The OS
-  page cache is not dropped (the files were read moments before);
+  removed from Loupe's environment), so a restart empties them. Process start-up is
+  kept out: after a restart (and after the first start) the bench waits until every
+  worker has loaded the application and forked its decoder processes (the pool
+  ``config/wsgi.py`` starts once the application is loaded) and the whole gunicorn tree
+  has used no CPU for 0.5 s (``wait_until_settled``), then sends a few concurrent
+  ``GET /login/`` and logs in. The OS page cache is not dropped (the files were read
+  moments before);
 * (d) the radiograph: Loupe's tile (0, 0) at the fit-to-screen level (the smallest level
   whose image fits 1024×1024, computed from ``GET /api/studies/…/instances/…``) against
   Orthanc's full-size render, both PNG: cold (the first request for the image after
-  each restart of (c), median over the trials) and warm (the same request repeated; and a new window each request,
-  which Loupe answers from its decoded-frame cache);
+  each restart of (c), median over the trials) and warm (the same request repeated; and
+  a new window each request, which Loupe answers from its decoded-frame cache);
 * (e) peak memory: a sampler reads ``VmHWM`` (and ``VmRSS``) from /proc every 0.2 s for
-  the gunicorn master and its workers (summed) and for Orthanc, over the whole run and
-  across the restarts;
+  every process of the gunicorn tree (summed) and for Orthanc, over the whole run and
+  across the restarts. Loupe's tree holds the master, its workers and, per worker,
+  ``multiprocessing``'s resource tracker, a forkserver (an interpreter of its own that
+  has imported the decoders) and the decoder processes forked from it, whose pages are
+  largely the forkserver's: VmHWM summed over them counts each shared page once per
+  process, an overstatement. So (e) also gives the peak of the summed PSS (``Pss:`` of
+  /proc/<pid>/smaps_rollup: each page divided among the processes that map it), read
+  every 1 s (it costs the kernel ~0.7 ms per process); the target is judged on both;
+* (f) decoder isolation, with a Loupe of its own and without Orthanc (after (a)–(e),
+  whose servers are stopped by then): at the start of the run, the CT series is
+  transcoded with pydicom's ``Dataset.compress`` (encoders of pylibjpeg-rle for RLE
+  Lossless, pylibjpeg-openjpeg for JPEG 2000 Lossless) into a temporary folder under
+  /tmp (removed at the end) as two new series of the CT's study, new Series and SOP
+  Instance UIDs, the middle slice checked to decode to its original values. A fresh
+  Loupe (as above) imports the CT, both transcoded series and seven RLE and JPEG 2000
+  objects of the corpus, read in place (``CORPUS_FILES`` under /work/shared/dicom, or
+  ``LOUPE_BENCH_CORPUS``: CT_WG04 RLE and J2K lossy 512×512, the Siemens MR in RLE and
+  J2K lossless 384×384, and three radiographs in J2K, 1760² to 2000×2128). Two
+  configurations share that data folder, database and gunicorn command line:
+  ``isolated`` (``LOUPE_DECODER_PROCESSES`` unset: its default, 2 decoder processes per
+  worker) and ``in-process`` (``LOUPE_DECODER_PROCESSES=0``: compressed frames decode in
+  the worker itself). In each of ``--isolation-trials`` trials (3; 1 with ``--quick``),
+  for each of four object sets (the CT as it is, uncompressed; the CT in RLE; the CT in
+  J2K; the corpus) gunicorn is restarted in one configuration, then in the other (which
+  goes first alternates from set to set and from trial to trial), and after each
+  restart one client renders every object of the set once, full size, PNG (the CT at
+  40/400, the corpus objects with their own default VOI). Each restart is waited for as
+  in (c), so the first request pays neither the application's import nor the
+  forkserver's start (the decoder processes' PIDs are compared before and after every
+  pass; a decoder forked while timed fails the checks); it does pay what any first
+  request after a start pays (the worker thread's database connection, the first call
+  into a decoder process). Figures per configuration: median and p95 over all requests
+  of the trials, total = the median pass, first = the median first request after a
+  restart, server CPU per image (the decoder processes included), and for the corpus
+  each file's median over the trials. Right after each configuration's J2K pass come its
+  cached renders, like (a), on the middle J2K slice: a warm-up from 4 clients, then a
+  new window per request (decoded-frame cache hit) and the same request repeated
+  (rendered-bytes cache hit). I/P = isolated / in-process; targets: ≤ 1.3× cold
+  (median, p95 and total of each set), ≤ 1.1× cached (median: "no change" within this
+  VM's noise). Memory per configuration: the peaks of the summed VmHWM and PSS over the
+  gunicorn tree, read after every pass and before every restart, never while timed; CPU
+  steal and the load average over (f) are printed with it;
 * checks that every response (warm-ups included) is 200 and a decodable PNG of the
   expected size, and compares Loupe's pixels with Orthanc's on one windowed slice;
 * prints a table of Loupe against both Orthanc routes with the targets of the rendering
-  issue ("met" = the target holds against both routes), and writes everything as JSON to ``bench/results/render-<timestamp>.json``.
+  issue ("met" = the target holds against both routes), then (f)'s table, and writes
+  everything as JSON to ``bench/results/render-<timestamp>.json`` ((f) under
+  ``isolation``), with the commit measured and the server files that differ from it.
 
 Every server the bench starts is stopped at the end, also on error, by its PID.
 """
@@ -65,9 +116,11 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +128,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.client import HTTPConnection
+from importlib.metadata import version
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -82,6 +136,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.uid import JPEG2000, JPEG2000Lossless, RLELossless, generate_uid
 
 from bench.ingest import (
     DEFAULT_THREADS,
@@ -108,6 +163,26 @@ RADIOGRAPH = Path(
         "LOUPE_BENCH_RADIOGRAPH", "/work/shared/dicom/cr-monochrome1/Monochrome1-Jpeg.dcm"
     )
 )
+CORPUS_DIR = Path(os.environ.get("LOUPE_BENCH_CORPUS", "/work/shared/dicom"))
+CORPUS_FILES = (  # (f): RLE and JPEG 2000 objects of the shared corpus
+    "compressed/CT_WG04_CT1_RLE_fragments.dcm",
+    "compressed/CT_WG04_CT1_J2KI_jpeg2000_lossy.dcm",
+    "compressed/siemens-mr-same-image/4.dcm",
+    "compressed/siemens-mr-same-image/9.dcm",
+    "cr-monochrome1/966_fixed.dcm",
+    "cr-monochrome1/RG1_J2KI.dcm",
+    "cr-monochrome1/RG3_J2KR.dcm",
+)
+# (f): the CT series transcoded at start: folder name -> (transfer syntax, label)
+TRANSCODED = {"rle": (RLELossless, "RLE lossless"), "j2k": (JPEG2000Lossless, "J2K lossless")}
+CODECS = ("pydicom", "pylibjpeg", "pylibjpeg-rle", "pylibjpeg-openjpeg", "simplejpeg")
+CACHED_SET = "ct-j2k"  # (f): the cached renders are of this set's middle slice
+ISOLATED, IN_PROCESS = "isolated", "in-process"
+CONFIGS = (ISOLATED, IN_PROCESS)
+COLD_TARGET = "<=1.3x"  # (f): isolated / in-process, cold
+CACHED_TARGET = "<=1.1x"  # (f): isolated / in-process, cached ("no change", within noise)
+PARTS = ("peers", "isolation")
+GUNICORN_CONFIG = f"gunicorn -w {DEFAULT_WORKERS} --threads {DEFAULT_THREADS} (gthread)"
 PEERS = ("loupe", "orthanc", "orthanc-dicomweb")
 LOUPE, ORTHANC, DICOMWEB = PEERS
 SCREEN = 1024  # (d): the fit-to-screen level is the first whose image fits SCREEN×SCREEN
@@ -116,6 +191,8 @@ CR_WINDOW = (114.516, 255.0623)  # (d): the radiograph's own header window
 DEFAULT_FRAME_CACHE_MB = 512  # Loupe's default (config/settings.py)
 RSS_ALLOWANCE_MB = 300  # (e): peak RSS <= frame cache cap + this
 SAMPLE_SECONDS = 0.2
+PSS_EVERY = 5  # (e): PSS in every 5th sample (1 s)
+SETTLED_SECONDS = 0.5  # a restarted Loupe is ready once its tree used no CPU for this long
 
 
 # --------------------------------------------------------------------------- test data
@@ -229,32 +306,61 @@ def relaunch(
 
 
 class Servers:
-    """The running Orthanc and Loupe; restarts replace the processes, not the storage.
-    ``stop()`` ends whichever processes are current."""
+    """The running Orthanc (None in a run without it) and Loupe; restarts replace the
+    processes, not the storage. ``stop()`` ends whichever processes are current."""
 
-    def __init__(self, orthanc: Server, log: Path):
-        self.orthanc = orthanc
+    def __init__(self, orthanc: Server | None, log: Path):
+        self._orthanc = orthanc
         self._loupe: Gunicorn | None = None
         self.log = log
         self.headers: dict[str, str] = {}
         self.before_stop: Callable[[], None] = lambda: None
+        self._default_decoders: int | None = None
 
     @property
     def loupe(self) -> Gunicorn:
         assert self._loupe is not None, "Loupe has not been started"
         return self._loupe
 
-    def use_loupe(self, server: Gunicorn) -> None:
-        """Take ``server`` over (it is stopped with the rest from now on) and log in."""
+    @property
+    def orthanc(self) -> Server:
+        assert self._orthanc is not None, "Orthanc has not been started"
+        return self._orthanc
+
+    def decoders_for(self, env: dict[str, str]) -> int:
+        """LOUPE_DECODER_PROCESSES as a Loupe with ``env`` reads it (the default from the
+        settings, asked once, where ``env`` does not set it)."""
+        if "LOUPE_DECODER_PROCESSES" in env:
+            return int(env["LOUPE_DECODER_PROCESSES"])
+        if self._default_decoders is None:
+            out = manage(
+                env,
+                "shell",
+                "-c",
+                "from django.conf import settings; print(settings.LOUPE_DECODER_PROCESSES)",
+            )
+            self._default_decoders = int(out.split()[-1])
+        return self._default_decoders
+
+    def use_loupe(self, server: Gunicorn) -> float:
+        """Take ``server`` over (it is stopped with the rest from now on), wait until it
+        has settled (``wait_until_settled``) and log in; the seconds the wait took."""
         self._loupe = server
+        waited = wait_until_settled(
+            server.process.pid, DEFAULT_WORKERS, self.decoders_for(server.env)
+        )
         prime_workers(server.port)
         self.headers = {**login(server.port), "Accept": "image/png"}
+        return waited
 
-    def restart_loupe(self) -> None:
+    def restart_loupe(self, env: dict[str, str] | None = None) -> float:
+        """A new gunicorn master and workers on the same port and data, with ``env``
+        (the current environment when None); the seconds ``use_loupe`` waited."""
         self.before_stop()
         end(self.loupe.process)
-        process = relaunch(self.loupe.process, self.loupe.port, self.loupe.env, self.log, "/login/")
-        self.use_loupe(replace(self.loupe, process=process))
+        env = self.loupe.env if env is None else env
+        process = relaunch(self.loupe.process, self.loupe.port, env, self.log, "/login/")
+        return self.use_loupe(replace(self.loupe, process=process, env=env))
 
     def restart_orthanc(self) -> None:
         self.before_stop()
@@ -266,14 +372,15 @@ class Servers:
             self.orthanc.root / "orthanc.log",
             "/system",
         )
-        self.orthanc = replace(self.orthanc, process=process)
+        self._orthanc = replace(self.orthanc, process=process)
 
     def stop(self) -> None:
         try:
             if self._loupe is not None:
                 self._loupe.stop()
         finally:
-            self.orthanc.stop()
+            if self._orthanc is not None:
+                self._orthanc.stop()
 
     def root_pid(self, peer: str) -> int:
         return self.loupe.process.pid if peer == LOUPE else self.orthanc.process.pid
@@ -286,7 +393,7 @@ class Servers:
 
 
 def prime_workers(port: int) -> None:
-    """A few concurrent ``GET /login/`` so that every sync worker has loaded the URLconf."""
+    """A few concurrent ``GET /login/``, so that the worker threads have answered once."""
 
     def get() -> None:
         try:
@@ -317,9 +424,11 @@ def upload_to_orthanc(server: Server, objects: list[DicomObject]) -> list[DicomO
     return stored
 
 
-def prepare_loupe(log: Path, paths: list[Path], objects: int, frame_cache_mb: int) -> Gunicorn:
+def prepare_loupe(
+    log: Path, paths: list[Path], objects: int, frame_cache_mb: int, name: str = "render"
+) -> Gunicorn:
     """A fresh Loupe (``start_loupe``) whose gunicorn is restarted after the import."""
-    first = start_loupe("render", None, workers=DEFAULT_WORKERS, threads=DEFAULT_THREADS, log=log)
+    first = start_loupe(name, None, workers=DEFAULT_WORKERS, threads=DEFAULT_THREADS, log=log)
     try:
         end(first.process)
         out = manage(first.env, "import_dicom", *map(str, paths), "--no-progress")
@@ -349,43 +458,112 @@ def _status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: each page's size divided by the number of processes that
+    map it, so that pages shared by forked processes are counted once in a sum."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def process_tree(root: int) -> list[int]:
     pids, todo = [], [root]
     while todo:
         pid = todo.pop()
         pids.append(pid)
-        try:
-            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            pass
+        todo += children(pid)
     return pids
+
+
+def decoder_processes(master: int) -> dict[int, list[int]]:
+    """Each gunicorn worker of ``master`` -> the PIDs of its decoder processes: the
+    children of its ``multiprocessing`` forkserver (``viewer/dicom/decoder_pool.py``)."""
+    found: dict[int, list[int]] = {}
+    for worker in children(master):
+        found[worker] = []
+        for child in children(worker):
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"multiprocessing.forkserver" in command:
+                found[worker] += children(child)
+    return found
+
+
+def wait_until_settled(master: int, workers: int, decoders: int, timeout: float = 60.0) -> float:
+    """Wait until gunicorn ``master`` has ``workers`` workers, each with ``decoders``
+    decoder processes forked (their pool started by ``config/wsgi.py`` once the
+    application is loaded), and no process of its tree has used CPU for
+    ``SETTLED_SECONDS``: the application is loaded and the pools are up. The seconds
+    waited."""
+    started = time.monotonic()
+    deadline = started + timeout
+    quiet_since: float | None = None
+    last_cpu = -1.0
+    while time.monotonic() < deadline:
+        found = decoder_processes(master)
+        ready = len(found) == workers and all(len(pids) >= decoders for pids in found.values())
+        cpu = process_tree_cpu(master)
+        now = time.monotonic()
+        if not ready or cpu != last_cpu or quiet_since is None:
+            quiet_since = now if ready else None
+        elif now - quiet_since >= SETTLED_SECONDS:
+            return now - started
+        last_cpu = cpu
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"gunicorn {master} did not settle within {timeout:g} s "
+        f"({workers} workers with {decoders} decoder processes each expected)"
+    )
 
 
 @dataclass
 class PeakMemory:
-    """Peak of the summed VmHWM (and of the summed VmRSS) of each server's process tree."""
+    """Peak of the summed VmHWM (and of the summed VmRSS and PSS samples) of each server's
+    process tree."""
 
     roots: Callable[[], dict[str, int]]
     hwm_kb: dict[str, int] = field(default_factory=dict)
     rss_kb: dict[str, int] = field(default_factory=dict)
+    pss_kb: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, int] = field(default_factory=dict)
     per_process_hwm_kb: dict[str, dict[int, int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def sample(self) -> None:
+    def sample(self, pss: bool = True) -> None:
         with self._lock:
             for name, root in self.roots().items():
                 hwm = {pid: _status_kb(pid, "VmHWM") for pid in process_tree(root)}
                 rss = sum(_status_kb(pid, "VmRSS") for pid in hwm)
                 self.hwm_kb[name] = max(self.hwm_kb.get(name, 0), sum(hwm.values()))
                 self.rss_kb[name] = max(self.rss_kb.get(name, 0), rss)
+                self.processes[name] = max(self.processes.get(name, 0), len(hwm))
+                if pss:
+                    total = sum(_pss_kb(pid) for pid in hwm)
+                    self.pss_kb[name] = max(self.pss_kb.get(name, 0), total)
                 known = self.per_process_hwm_kb.setdefault(name, {})
                 for pid, kb in hwm.items():
                     known[pid] = max(known.get(pid, 0), kb)
 
     def run(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self.sample()
+        # smaps_rollup costs the kernel ~0.7 ms per process: PSS every PSS_EVERY samples.
+        for count in itertools.count(1):
+            if self._stop.wait(SAMPLE_SECONDS):
+                return
+            self.sample(pss=count % PSS_EVERY == 0)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, daemon=True)
@@ -435,11 +613,13 @@ def fetch_all(
     servers: Servers,
     peer: str,
     paths: list[str],
-    size: tuple[int, int],
+    size: tuple[int, int] | list[tuple[int, int]],
     concurrency: int = 1,
 ) -> Run:
     """GET every path once from ``concurrency`` threads, each with its own connection;
-    check every answer (after the clock stops)."""
+    check every answer (after the clock stops) against ``size`` (width, height), or
+    against ``size[i]`` for ``paths[i]`` where it is a list. With one thread, the
+    latencies are in the order of ``paths``."""
     port, headers = servers.port(peer), servers.peer_headers(peer)
     lock = threading.Lock()
     position = iter(range(len(paths)))
@@ -490,7 +670,10 @@ def fetch_all(
     statuses: dict[str, int] = {}
     for index, status, body in answers:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
-        problem = png_problem(body, size) if status == 200 else f"{status} {body[:200]!r}".strip()
+        expected = size[index] if isinstance(size, list) else size
+        problem = (
+            png_problem(body, expected) if status == 200 else f"{status} {body[:200]!r}".strip()
+        )
         if problem and len(problems) < 10:
             problems.append(f"{paths[index]}: {problem}")
     first = min(answers, key=lambda answer: answer[0])[2] if answers else b""
@@ -585,12 +768,20 @@ class Plan:
     d_loupe: int
     d_orthanc: int
     cold_trials: int
+    isolation_trials: int
 
 
 def plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         return Plan(
-            1, a_requests=30, b_passes=1, b_warmup_passes=2, d_loupe=10, d_orthanc=3, cold_trials=1
+            1,
+            a_requests=30,
+            b_passes=1,
+            b_warmup_passes=2,
+            d_loupe=10,
+            d_orthanc=3,
+            cold_trials=1,
+            isolation_trials=1,
         )
     return Plan(
         args.rounds,
@@ -600,6 +791,7 @@ def plan(args: argparse.Namespace) -> Plan:
         d_loupe=20,
         d_orthanc=6,
         cold_trials=args.cold_trials,
+        isolation_trials=args.isolation_trials,
     )
 
 
@@ -835,6 +1027,23 @@ def table(
             "met": rss_met,
         }
     )
+    loupe_pss, orthanc_pss = (
+        memory["peak_sampled_pss_mb"][LOUPE],
+        memory["peak_sampled_pss_mb"][ORTHANC],
+    )
+    pss_met = loupe_pss <= limit
+    lines.append(
+        f"{'(e)  peak PSS MB (sum, sampled)':<40} {loupe_pss:9.1f} {orthanc_pss:9.1f} "
+        f"{'(same)':>9} {'-':>6} {'-':>6} {target:>9} {'yes' if pss_met else 'NO':>4}"
+    )
+    data.append(
+        {
+            "measure": "(e) peak PSS MB (sum, sampled)",
+            "values": {LOUPE: loupe_pss, ORTHANC: orthanc_pss},
+            "target": target,
+            "met": pss_met,
+        }
+    )
     return "\n".join(lines), data
 
 
@@ -845,11 +1054,364 @@ def memory_report(peak: PeakMemory) -> dict[str, Any]:
     return {
         "peak_hwm_mb": {name: mb(kb) for name, kb in peak.hwm_kb.items()},
         "peak_sampled_rss_mb": {name: mb(kb) for name, kb in peak.rss_kb.items()},
+        "peak_sampled_pss_mb": {name: mb(kb) for name, kb in peak.pss_kb.items()},
+        "processes_max": dict(peak.processes),
         "per_process_hwm_mb": {
             name: {str(pid): mb(kb) for pid, kb in sorted(found.items())}
             for name, found in peak.per_process_hwm_kb.items()
         },
     }
+
+
+# --------------------------------------------------------------------------- (f) isolation
+
+
+@dataclass(frozen=True)
+class ObjectSet:
+    """Objects of (f), each rendered once per restart: ``key`` names its runs."""
+
+    key: str
+    label: str
+    objects: list[DicomObject]
+    window: tuple[float, float] | None  # None: each object's own default VOI
+
+    def paths(self) -> list[str]:
+        if self.window is None:
+            return [f"{obj.dicomweb}/rendered" for obj in self.objects]
+        return [render_path(LOUPE, obj, self.window) for obj in self.objects]
+
+    def sizes(self) -> list[tuple[int, int]]:
+        return [(obj.columns, obj.rows) for obj in self.objects]
+
+
+def transcode_series(files: list[Path], folder: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """The CT series compressed with pydicom's ``Dataset.compress`` into ``folder/<name>``
+    for each of TRANSCODED (RLE Lossless with pylibjpeg-rle, JPEG 2000 Lossless with
+    pylibjpeg-openjpeg): one new series of the CT's study each, new Series and SOP
+    Instance UIDs. Also the problems found: the middle slice must decode to the original
+    values (both are lossless)."""
+    written: dict[str, list[Path]] = {}
+    problems: list[str] = []
+    middle = len(files) // 2
+    for number, (name, (syntax, _)) in enumerate(TRANSCODED.items(), start=1):
+        target = folder / name
+        target.mkdir()
+        series_uid = generate_uid()
+        written[name] = []
+        for index, path in enumerate(files):
+            ds = pydicom.dcmread(path)
+            original = ds.pixel_array if index == middle else None
+            ds.compress(syntax, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+            ds.SeriesInstanceUID = series_uid
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.SeriesNumber = 9000 + number
+            ds.SeriesDescription = f"{ds.get('SeriesDescription', '')} ({syntax.name})".strip()
+            if original is not None and not np.array_equal(original, ds.pixel_array):
+                problems.append(f"{name}: {path.name} does not decode to its original values")
+            out = target / path.name
+            ds.save_as(out, enforce_file_format=True)
+            written[name].append(out)
+    return written, problems
+
+
+SYNTAX_LABELS: dict[str, str] = {
+    RLELossless: "RLE",
+    JPEG2000Lossless: "J2K lossless",
+    JPEG2000: "J2K",
+}
+
+
+def corpus_label(path: Path) -> str:
+    """File name (with its folder where the name alone says little), syntax, columns×rows."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    syntax = SYNTAX_LABELS.get(str(ds.file_meta.TransferSyntaxUID), "?")
+    name = path.name if len(path.stem) > 2 else f"{path.parent.name[:10]}…/{path.name}"
+    return f"{name} ({syntax}, {ds.Columns}×{ds.Rows})"
+
+
+def configuration(env: dict[str, str]) -> str:
+    return IN_PROCESS if env.get("LOUPE_DECODER_PROCESSES") == "0" else ISOLATED
+
+
+def measure_isolation(
+    servers: Servers,
+    sets: list[ObjectSet],
+    cached: DicomObject,
+    envs: dict[str, dict[str, str]],
+    p: Plan,
+    say: Callable[[str], None],
+    sample: Callable[[], None],
+) -> tuple[dict[str, list[Run]], list[str], dict[str, Any]]:
+    """(f): per trial and object set, a restart in each configuration (which goes first
+    alternates) and one cold pass over the set; after the set named CACHED_SET, the
+    cached renders of ``cached``. ``sample()`` after each pass, never during one. The
+    runs by key, problems, facts."""
+    runs: dict[str, list[Run]] = {}
+    problems: list[str] = []
+    settle: dict[str, list[float]] = {config: [] for config in CONFIGS}
+    size = (cached.columns, cached.rows)
+
+    def keep(key: str, run: Run) -> Run:
+        runs.setdefault(key, []).append(run)
+        return run
+
+    def cached_renders(config: str) -> tuple[Run, Run]:
+        """Like (a): a warm-up from 4 clients (both workers decode the slice and render
+        the repeated request), then a new window per request and one request repeated."""
+        paths = [render_path(LOUPE, cached, w) for w in CT_WINDOWS.take(16)]
+        paths += [render_path(LOUPE, cached, CT_WINDOW)] * 8
+        warm = fetch_all(servers, LOUPE, paths, size, concurrency=4)
+        problems.extend(f"warm-up (f) {config}: {problem}" for problem in warm.problems)
+        new_paths = [render_path(LOUPE, cached, w) for w in CT_WINDOWS.take(p.a_requests)]
+        new = keep(f"f-a1/{config}", fetch_all(servers, LOUPE, new_paths, size))
+        same_paths = [render_path(LOUPE, cached, CT_WINDOW)] * p.a_requests
+        same = keep(f"f-a2/{config}", fetch_all(servers, LOUPE, same_paths, size))
+        return new, same
+
+    for t in range(p.isolation_trials):
+        say(f"(f) trial {t + 1}: a restart per object set and configuration")
+        for s, found in enumerate(sets):
+            order = CONFIGS if (t + s) % 2 == 0 else CONFIGS[::-1]
+            for config in order:
+                settle[config].append(round(servers.restart_loupe(envs[config]), 3))
+                master = servers.loupe.process.pid
+                before = decoder_processes(master)
+                run = keep(
+                    f"f-{found.key}/{config}",
+                    fetch_all(servers, LOUPE, found.paths(), found.sizes()),
+                )
+                after = decoder_processes(master)
+                sample()
+                if before != after:
+                    problems.append(
+                        f"f-{found.key}/{config} trial {t + 1}: decoder processes changed while "
+                        f"timed ({before} -> {after})"
+                    )
+                line = (
+                    f"  {found.key:<8} {config:<10} pass {run.seconds:6.2f} s, median "
+                    f"{statistics.median(run.latencies_ms or [0.0]):7.1f} ms, first "
+                    f"{(run.latencies_ms or [0.0])[0]:7.1f} ms"
+                )
+                if found.key == CACHED_SET:
+                    new, same = cached_renders(config)
+                    sample()
+                    line += (
+                        f";  cached: new window {statistics.median(new.latencies_ms):5.2f} ms,"
+                        f" same {statistics.median(same.latencies_ms):5.2f} ms"
+                    )
+                say(line)
+    return runs, problems, {"settle_seconds": settle}
+
+
+def isolation_rows(sets: list[ObjectSet]) -> list[Row]:
+    rows = []
+    for found in sets:
+        key = f"f-{found.key}"
+        rows += [
+            Row(f"(f) cold {found.label}: median ms", key, "latency_ms_median", target=COLD_TARGET),
+            Row("(f)   p95 ms", key, "latency_ms_p95", target=COLD_TARGET),
+            Row("(f)   total s (one pass)", key, "seconds_median", target=COLD_TARGET),
+            Row("(f)   first request ms", key, "latency_ms_first"),
+            Row("(f)   server CPU ms/image", key, "server_cpu_ms_per_image"),
+        ]
+    rows += [
+        Row(
+            "(f) cached, same request: median ms", "f-a2", "latency_ms_median", target=CACHED_TARGET
+        ),
+        Row("(f)   p95 ms", "f-a2", "latency_ms_p95"),
+        Row("(f) cached, new window: median ms", "f-a1", "latency_ms_median", target=CACHED_TARGET),
+        Row("(f)   p95 ms", "f-a1", "latency_ms_p95"),
+        Row("(f)   server CPU ms/image", "f-a1", "server_cpu_ms_per_image"),
+    ]
+    return rows
+
+
+def per_object(runs: list[Run], count: int) -> list[list[float]]:
+    """Latency of each of ``count`` objects over one-client runs that answered them all."""
+    complete = [run.latencies_ms for run in runs if len(run.latencies_ms) == count]
+    return [[latencies[i] for latencies in complete] for i in range(count)]
+
+
+def isolation_table(
+    results: dict[str, dict[str, Any]],
+    rows: list[Row],
+    corpus: ObjectSet,
+    corpus_runs: dict[str, list[Run]],
+    memory: dict[str, Any],
+) -> tuple[str, list[dict[str, Any]]]:
+    """(f)'s printed table and its rows as data: isolated, in-process, their ratio."""
+    width = 60
+    header = (
+        f"{'measure':<{width}} {'isolated':>9} {'in-proc':>9} {'I/P':>6} {'target':>7} {'met':>4}"
+    )
+    lines, data = [header, "-" * len(header)], []
+
+    def add(label: str, values: dict[str, float | None], target: str = "") -> None:
+        iso, inproc = values[ISOLATED], values[IN_PROCESS]
+        ratio = iso / inproc if iso is not None and inproc else None
+        met = meets(ratio, target) if target and ratio is not None else None
+        cells = " ".join(f"{v:9.1f}" if v is not None else f"{'-':>9}" for v in (iso, inproc))
+        ratio_cell = f"{ratio:6.2f}" if ratio is not None else f"{'-':>6}"
+        verdict = "" if met is None else ("yes" if met else "NO")
+        lines.append(f"{label:<{width}} {cells} {ratio_cell} {target:>7} {verdict:>4}")
+        data.append(
+            {
+                "measure": label.strip(),
+                "values": values,
+                "ratio_isolated_to_in_process": None if ratio is None else round(ratio, 3),
+                "target": target,
+                "met": met,
+            }
+        )
+
+    for row in rows:
+        values: dict[str, float | None] = {}
+        for config in CONFIGS:
+            value = results.get(f"{row.key}/{config}", {}).get(row.stat)
+            values[config] = None if value is None else value * row.scale
+        add(row.label, values, row.target)
+        if row.key == f"f-{corpus.key}" and row.stat == "server_cpu_ms_per_image":
+            lines.append("(f)   per file, median of the trials (ms):")
+            files = {
+                config: per_object(corpus_runs.get(config, []), len(corpus.objects))
+                for config in CONFIGS
+            }
+            for i, obj in enumerate(corpus.objects):
+                medians: dict[str, float | None] = {
+                    config: statistics.median(files[config][i]) if files[config][i] else None
+                    for config in CONFIGS
+                }
+                add(f"(f)     {corpus_label(obj.path)}", medians)
+    for label, key in (
+        ("(f) peak memory MB, sum of VmHWM", "peak_hwm_mb"),
+        ("(f) peak memory MB, sum of PSS (sampled)", "peak_sampled_pss_mb"),
+        ("(f)   processes in the gunicorn tree", "processes_max"),
+    ):
+        add(label, {config: memory[key].get(config) for config in CONFIGS})
+    return "\n".join(lines), data
+
+
+def isolation_part(
+    args: argparse.Namespace,
+    p: Plan,
+    ct_files: list[Path],
+    transcoded: dict[str, list[Path]],
+    log: Path,
+    say: Callable[[str], None],
+) -> tuple[str, list[str], dict[str, Any], list[str]]:
+    """(f) with a Loupe of its own: the printed table, its notes, its JSON and problems."""
+    corpus_paths = [CORPUS_DIR / name for name in CORPUS_FILES]
+    paths = [SERIES_DIR, *(files[0].parent for files in transcoded.values()), *corpus_paths]
+    count = len(ct_files) + sum(map(len, transcoded.values())) + len(corpus_paths)
+    say(f"(f) importing {count} objects into a Loupe of its own ...")
+    servers = Servers(None, log)
+    peak = PeakMemory(lambda: {configuration(servers.loupe.env): servers.loupe.process.pid})
+    load: dict[str, tuple[float, float, float]] = {}
+    with ExitStack() as stack:
+        stack.callback(servers.stop)
+        servers.use_loupe(prepare_loupe(log, paths, count, args.frame_cache_mb, name="isolation"))
+        env = servers.loupe.env
+        isolated = {k: v for k, v in env.items() if k != "LOUPE_DECODER_PROCESSES"}
+        envs = {ISOLATED: isolated, IN_PROCESS: {**isolated, "LOUPE_DECODER_PROCESSES": "0"}}
+        decoders = servers.decoders_for(isolated)
+        sets = [
+            ObjectSet("ct", f"CT {len(ct_files)}, native", read_objects(ct_files), CT_WINDOW),
+            *(
+                ObjectSet(
+                    f"ct-{name}",
+                    f"CT {len(files)}, {TRANSCODED[name][1]}",
+                    read_objects(files),
+                    CT_WINDOW,
+                )
+                for name, files in transcoded.items()
+            ),
+            ObjectSet(
+                "corpus", f"corpus, {len(corpus_paths)} files", read_objects(corpus_paths), None
+            ),
+        ]
+        cached = next(s for s in sets if s.key == CACHED_SET).objects[len(ct_files) // 2]
+        # Memory is read between passes only (VmHWM keeps the peak), never while timed.
+        servers.before_stop = peak.sample
+        load["before"] = os.getloadavg()
+        steal_before, total_before = cpu_ticks()
+        runs, problems, facts = measure_isolation(servers, sets, cached, envs, p, say, peak.sample)
+        steal_after, total_after = cpu_ticks()
+        load["after"] = os.getloadavg()
+    memory = memory_report(peak)
+    steal = round(100 * (steal_after - steal_before) / max(1, total_after - total_before), 1)
+    results = {key: summarize(value) for key, value in runs.items()}
+    for key, row in results.items():
+        if set(row["statuses"]) != {"200"} or row["problems"]:
+            problems.append(f"{key}: statuses {row['statuses']}, {row['problems'][:3]}")
+    rows = isolation_rows(sets)
+    corpus = sets[-1]
+    corpus_runs = {config: runs.get(f"f-{corpus.key}/{config}", []) for config in CONFIGS}
+    report, data = isolation_table(results, rows, corpus, corpus_runs, memory)
+    per_trial = {
+        key: round_ratios(runs, f"{key}/{ISOLATED}", f"{key}/{IN_PROCESS}", "latency")
+        for key in [f"f-{found.key}" for found in sets] + ["f-a1", "f-a2"]
+    }
+    settle = facts["settle_seconds"]
+    notes = [
+        f"(f): Loupe with its decoder pool (LOUPE_DECODER_PROCESSES unset: {decoders} "
+        "decoder processes per gunicorn worker) against LOUPE_DECODER_PROCESSES=0 (compressed "
+        "frames decoded in the worker itself), same data folder, database and gunicorn "
+        f"command line; {p.isolation_trials} trial(s), each a restart per object set and "
+        "configuration, which of the two goes first alternating; one client, each object once "
+        "per restart; I/P = isolated / in-process; median and p95 over all requests of the "
+        "trials, total = median pass, first = median of the first request after each restart.",
+        "(f) restarts: a new gunicorn master and workers, rendered bytes in local memory; timing "
+        "starts once every worker has its decoder processes forked and the tree has used no CPU "
+        f"for {SETTLED_SECONDS} s (waited after /login/ first answered, median: isolated "
+        f"{statistics.median(settle[ISOLATED] or [0.0]):.2f} s, in-process "
+        f"{statistics.median(settle[IN_PROCESS] or [0.0]):.2f} s), then a few GET /login/ and "
+        "the login: the first request pays neither the forkserver's start nor the "
+        "application's import, but does pay its worker's first database query and each "
+        "decoder process's first call.",
+        f"(f) cached: the middle slice of the J2K lossless CT right after its cold pass: a "
+        f"warm-up from 4 clients, then {p.a_requests} requests with a new window each "
+        "(decoded-frame cache hit) and the same request repeated (rendered-bytes cache hit); "
+        f"target {CACHED_TARGET}: no change beyond noise.",
+        "(f) memory: peaks of the summed VmHWM (which counts a page shared by forks in every "
+        "process) and of the summed PSS (smaps_rollup: a shared page divided among the "
+        "processes mapping it) over each configuration's gunicorn trees, read after every "
+        "pass and before every restart, never while timed.",
+        "(f) isolated/in-process per trial (median of each pass): "
+        + "; ".join(f"{key} {ratios}" for key, ratios in per_trial.items())
+        + ".",
+        f"(f) CPU steal {steal} %; load average before {load['before'][0]:.2f}, after "
+        f"{load['after'][0]:.2f} (1 min).",
+    ]
+    payload = {
+        "configurations": {
+            ISOLATED: f"LOUPE_DECODER_PROCESSES unset (default {decoders})",
+            IN_PROCESS: "LOUPE_DECODER_PROCESSES=0",
+        },
+        "sets": {
+            found.key: {
+                "label": found.label,
+                "objects": [
+                    str(obj.path) if found.key == "corpus" else obj.path.name
+                    for obj in found.objects
+                ],
+                "window": found.window,
+            }
+            for found in sets
+        },
+        "cached_object": cached.path.name,
+        "codecs": {name: version(name) for name in CODECS},
+        "results": results,
+        "rows": data,
+        "per_trial_ratios": per_trial,
+        "settle_seconds": settle,
+        "memory": memory,
+        "cpu_steal_percent": steal,
+        "load_average": load,
+        "table": report,
+        "notes": notes,
+    }
+    return report, notes, payload, problems
 
 
 # --------------------------------------------------------------------------- main
@@ -872,34 +1434,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_FRAME_CACHE_MB,
         help=f"LOUPE_FRAME_CACHE_MB for the server (default {DEFAULT_FRAME_CACHE_MB})",
     )
+    parser.add_argument(
+        "--isolation-trials",
+        type=int,
+        default=3,
+        help="restarts per object set and configuration in (f) (default 3; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        help="peers: (a)-(e) against Orthanc only; isolation: (f) only (no Orthanc)",
+    )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.cold_trials < 1:
-        parser.error("--rounds and --cold-trials must be at least 1")
+    if args.rounds < 1 or args.cold_trials < 1 or args.isolation_trials < 1:
+        parser.error("--rounds, --cold-trials and --isolation-trials must be at least 1")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    reason = orthanc_available()
-    if reason:
-        sys.exit(f"bench.render: {reason}")
-    ct_files = sorted(SERIES_DIR.glob("*.dcm"))
-    if not ct_files or not RADIOGRAPH.exists():
-        sys.exit(
-            f"bench.render: needs the CT series in {SERIES_DIR} (LOUPE_BENCH_SERIES) and the "
-            f"radiograph {RADIOGRAPH} (LOUPE_BENCH_RADIOGRAPH)"
-        )
-    p = plan(args)
+def peers_part(
+    args: argparse.Namespace,
+    p: Plan,
+    ct_files: list[Path],
+    log: Path,
+    say: Callable[[str], None],
+) -> tuple[str, dict[str, Any], list[str], dict[str, Any]]:
+    """(a)–(e) against Orthanc: the printed report, its JSON, the problems, the machine."""
     started = time.monotonic()
     ct = read_objects(ct_files)
     radiograph = read_objects([RADIOGRAPH])[0]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    log = RESULTS_DIR / f"render-{stamp}.gunicorn.log"
-    gunicorn_config = f"gunicorn -w {DEFAULT_WORKERS} (sync)"
-
-    def say(text: str) -> None:
-        print(text, flush=True)
+    gunicorn_config = GUNICORN_CONFIG
 
     with ExitStack() as stack:
         servers = Servers(start_orthanc(dicomweb=True), log)
@@ -958,20 +1521,25 @@ def main(argv: list[str] | None = None) -> int:
         "(a1): every request a window not asked before, so no rendered-bytes cache helps; "
         "Loupe's decoded-frame cache is warm for the slice (decoded by both workers during "
         "warm-up). (a2): the same request repeated (Loupe: rendered-bytes cache hit).",
-        "Loupe's sync workers close the connection after every response: its times include a "
-        "new TCP connection per request; Orthanc keeps the connection alive.",
+        "Both servers keep the client's connection alive (Loupe: gunicorn gthread workers).",
         f"(c): first render of each slice after restarting both servers (Orthanc again before "
         f"its DICOMweb route), one client, window 40/400, {p.cold_trials} trial(s) (a restart "
         "each): median and p95 over all their requests, total = median pass time; the first "
-        "peer alternates between Loupe and Orthanc; OS page cache not dropped.",
+        "peer alternates between Loupe and Orthanc; Loupe timed once its workers have loaded "
+        "the application and forked their decoder processes and its tree has been idle for "
+        f"{SETTLED_SECONDS} s; OS page cache not dropped.",
         f"(d): Loupe's tile (0,0) of level {fit['level']} ({fit['width']}×{fit['height']}, "
         f"the first level fitting {SCREEN}×{SCREEN}) against Orthanc's full "
         f"{radiograph.columns}×{radiograph.rows} render, PNG; cold = the first request for "
         f"the image after each restart of (c), median of {p.cold_trials}; warm: after a "
         "warm-up by 2 clients, the same request repeated, or a new window each request "
         f"({p.d_loupe} requests on Loupe, {p.d_orthanc} on each Orthanc route).",
-        f"(e): peak of the summed VmHWM of gunicorn master + workers (Loupe) and of Orthanc, "
-        f"sampled every {SAMPLE_SECONDS} s over the whole run; LOUPE_FRAME_CACHE_MB="
+        f"(e): peak of the summed VmHWM of Loupe's gunicorn tree (master, workers, and per "
+        "worker its resource tracker, forkserver and decoder processes: "
+        f"{memory['processes_max'][LOUPE]} processes at most) and of Orthanc, sampled every "
+        f"{SAMPLE_SECONDS} s over the whole run; VmHWM counts a page shared by forked "
+        "processes once in each, PSS (smaps_rollup, sampled every "
+        f"{PSS_EVERY * SAMPLE_SECONDS:g} s) divides it among them; LOUPE_FRAME_CACHE_MB="
         f"{args.frame_cache_mb} per process; target = cap + {RSS_ALLOWANCE_MB} MB. Peak of "
         f"the summed VmRSS samples: Loupe {memory['peak_sampled_rss_mb'][LOUPE]} MB, Orthanc "
         f"{memory['peak_sampled_rss_mb'][ORTHANC]} MB.",
@@ -987,59 +1555,145 @@ def main(argv: list[str] | None = None) -> int:
         f"{agree[f'{LOUPE} vs {DICOMWEB}']['max_abs']:g} grey levels.",
     ]
 
-    print()
-    print(
+    lines = [
         f"Rendering: {len(ct)}-slice CT series ({SERIES_DIR}) and radiograph {RADIOGRAPH.name} "
-        f"({radiograph.columns}×{radiograph.rows})"
-    )
-    print(
+        f"({radiograph.columns}×{radiograph.rows})",
         f"machine: nproc {facts['nproc']}, {facts['cpu_model']}, Python {facts['python']}, "
         f"Orthanc {facts['orthanc']} + DICOMweb plugin; Loupe {gunicorn_config}, "
-        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; CPU steal {steal_percent} %"
-    )
-    print()
-    print(report)
-    print()
-    for note in notes:
-        print(f"* {note}")
-    print()
-    print(
+        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; CPU steal {steal_percent} %",
+        "",
+        report,
+        "",
+        *(f"* {note}" for note in notes),
+        "",
         "checks: "
-        + ("every response 200 and a PNG of the expected size" if not checks else "FAILED")
-    )
-    for problem in checks[:20]:
-        print(f"  {problem}")
+        + ("every response 200 and a PNG of the expected size" if not checks else "FAILED"),
+        *(f"  {problem}" for problem in checks[:20]),
+    ]
+    payload = {
+        "series": str(SERIES_DIR),
+        "radiograph": str(RADIOGRAPH),
+        "loupe_server": gunicorn_config,
+        "loupe_frame_cache_mb": args.frame_cache_mb,
+        "cpu_steal_percent": steal_percent,
+        "results": results,
+        "per_round_ratios": per_round,
+        "rows": rows,
+        "memory": memory,
+        "radiograph_fit_level": fit,
+        "pixel_agreement_window_40_400": agree,
+        "notes": notes,
+        "table": report,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    return "\n".join(lines), payload, checks, facts
 
-    return write_results(
-        "render",
-        stamp,
-        {
-            "benchmark": "render",
-            "timestamp": stamp,
-            "quick": args.quick,
-            "series": str(SERIES_DIR),
-            "radiograph": str(RADIOGRAPH),
-            "loupe_server": gunicorn_config,
-            "loupe_frame_cache_mb": args.frame_cache_mb,
-            "plan": vars(p),
-            "machine": facts,
-            "cpu_steal_percent": steal_percent,
-            "results": results,
-            "per_round_ratios": per_round,
-            "rows": rows,
-            "memory": memory,
-            "radiograph_fit_level": fit,
-            "pixel_agreement_window_40_400": agree,
-            "checks_passed": not checks,
-            "problems": checks,
-            "notes": notes,
-            "table": report,
-            "wall_seconds": round(time.monotonic() - started, 1),
-        },
-        log=log,
-        started=started,
-        checks=checks,
-    )
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the files of the server's code that differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "viewer", "config")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    parts = PARTS if args.only is None else (args.only,)
+    reason = orthanc_available() if "peers" in parts else None
+    if reason:
+        sys.exit(f"bench.render: {reason}")
+    ct_files = sorted(SERIES_DIR.glob("*.dcm"))
+    missing = [
+        str(path)
+        for path in [
+            *([RADIOGRAPH] if "peers" in parts else []),
+            *([CORPUS_DIR / name for name in CORPUS_FILES] if "isolation" in parts else []),
+        ]
+        if not path.exists()
+    ]
+    if not ct_files or missing:
+        sys.exit(
+            f"bench.render: needs the CT series in {SERIES_DIR} (LOUPE_BENCH_SERIES), the "
+            f"radiograph {RADIOGRAPH} (LOUPE_BENCH_RADIOGRAPH) and the compressed files under "
+            f"{CORPUS_DIR} (LOUPE_BENCH_CORPUS); missing: {', '.join(missing) or 'the series'}"
+        )
+    p = plan(args)
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    log = RESULTS_DIR / f"render-{stamp}.gunicorn.log"
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    payload: dict[str, Any] = {
+        "benchmark": "render",
+        "timestamp": stamp,
+        "quick": args.quick,
+        "parts": list(parts),
+        "plan": vars(p),
+        "code": code_state(),
+    }
+    sections: list[str] = []
+    checks: list[str] = []
+    with ExitStack() as stack:
+        transcoded: dict[str, list[Path]] = {}
+        if "isolation" in parts:
+            folder = Path(tempfile.mkdtemp(prefix="loupe-bench-transcoded-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            say(
+                f"transcoding the {len(ct_files)}-slice CT to {', '.join(TRANSCODED)} in {folder} ..."
+            )
+            begun = time.monotonic()
+            transcoded, problems = transcode_series(ct_files, folder)
+            checks += problems
+            payload["transcoding_seconds"] = round(time.monotonic() - begun, 1)
+        if "peers" in parts:
+            text, found, problems, facts = peers_part(args, p, ct_files, log, say)
+            sections.append(text)
+            payload.update(found)
+            checks += problems
+        else:
+            facts = machine_facts(None)
+        payload["machine"] = facts
+        if "isolation" in parts:
+            text, notes, found, problems = isolation_part(args, p, ct_files, transcoded, log, say)
+            sections.append(
+                "\n".join(
+                    [
+                        f"Decoder isolation (f): Loupe {GUNICORN_CONFIG}, "
+                        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; nproc {facts['nproc']}, "
+                        f"{facts['cpu_model']}",
+                        "",
+                        text,
+                        "",
+                        *(f"* {note}" for note in notes),
+                        "",
+                        "checks (f): "
+                        + (
+                            "every response 200 and a PNG of the expected size, no decoder "
+                            "forked while timed"
+                            if not problems
+                            else "FAILED"
+                        ),
+                        *(f"  {problem}" for problem in problems[:20]),
+                    ]
+                )
+            )
+            payload["isolation"] = found
+            checks += problems
+
+    for section in sections:
+        print()
+        print(section)
+    payload["checks_passed"] = not checks
+    payload["problems"] = checks
+    payload["wall_seconds_total"] = round(time.monotonic() - started, 1)
+    return write_results("render", stamp, payload, log=log, started=started, checks=checks)
 
 
 if __name__ == "__main__":
