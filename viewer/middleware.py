@@ -58,10 +58,9 @@ class ContentSecurityPolicyMiddleware:
 
 
 class ViewerErrorMiddleware:
-    """Turns a ViewerError raised by any plain Django view into JSON with its status.
-
-    DRF views have their own handler (``viewer.api.exceptions``); both give the same body.
-    """
+    """The one mapping from a ViewerError raised by any view (plain Django or DRF, whose
+    handler leaves them to this) to a response: JSON ``{"code", "message"}`` with the
+    error's status, or the error page for a browser navigating to a page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response

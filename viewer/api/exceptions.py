@@ -1,4 +1,9 @@
-"""One handler turns ViewerError (and DRF's own errors) into JSON with a code and message."""
+"""DRF's own errors (not authenticated, permission denied, parse errors, method not
+allowed) as JSON with a code and message, the shape ``ViewerError.as_dict`` gives.
+
+A ViewerError raised in a DRF view is not answered here: DRF re-raises what its handler
+leaves, and ``viewer.middleware.ViewerErrorMiddleware``, the one mapping from ViewerError
+to a response, answers it as it answers every other view's."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from viewer.services import audit
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ViewerError):
-        return Response(exc.as_dict(), status=exc.status)
+        return None
     kwargs = context.get("kwargs") or {}
     if isinstance(exc, NotAuthenticated | PermissionDenied) and "study" in kwargs:
         # A refused request for a study's data is part of the audit trail (PS3.15 A.5.3.6).

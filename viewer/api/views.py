@@ -31,6 +31,30 @@ from viewer.services import audit, ingest
 AUDIT_PAGE_SIZE = 100
 
 
+def check_declared_length(meta: Any) -> None:
+    """The upload cap (LOUPE_MAX_UPLOAD_BYTES), before anything is read: a request whose
+    Content-Length exceeds it is refused with 413."""
+    limit = settings.LOUPE_MAX_UPLOAD_BYTES
+    try:
+        length = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise TooLarge(
+            f"the request body is {length} bytes; the limit is {limit}", code="upload_too_large"
+        )
+
+
+def read_within_cap(stream: Any) -> bytes:
+    """A raw body, read up to the upload cap and refused with 413 beyond it (a body longer
+    than its Content-Length said, or one sent without one)."""
+    limit = settings.LOUPE_MAX_UPLOAD_BYTES
+    data: bytes = stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the request body exceeds {limit} bytes", code="upload_too_large")
+    return data
+
+
 class RawBodyParser(BaseParser):
     """``application/dicom`` or ``application/zip`` bodies, read up to the upload cap."""
 
@@ -39,13 +63,7 @@ class RawBodyParser(BaseParser):
     def parse(  # type: ignore[override]  # a raw body is bytes, not a mapping
         self, stream: Any, media_type: str | None = None, parser_context: Any = None
     ) -> bytes:
-        if stream is None:
-            return b""
-        limit = settings.LOUPE_MAX_UPLOAD_BYTES
-        data: bytes = stream.read(limit + 1)
-        if len(data) > limit:
-            raise TooLarge(f"the request body exceeds {limit} bytes", code="upload_too_large")
-        return data
+        return b"" if stream is None else read_within_cap(stream)
 
 
 class InstancesView(APIView):
@@ -62,12 +80,7 @@ class InstancesView(APIView):
 
     def post(self, request: Request) -> Response:
         access.check_may_store(request)
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.LOUPE_MAX_UPLOAD_BYTES:
-            raise TooLarge(
-                f"the request body is {length} bytes; the limit is {settings.LOUPE_MAX_UPLOAD_BYTES}",
-                code="upload_too_large",
-            )
+        check_declared_length(request.META)
         results = [ingest.ingest_item(item) for item in self._items(request)]
         if not results:
             raise ViewerError("the request holds no file", code="no_file")
@@ -126,13 +139,8 @@ def instances(request: HttpRequest) -> HttpResponse:
 
 
 def _one_object(request: HttpRequest) -> HttpResponse:
-    try:
-        return _store_one_object(request)
-    except ViewerError as error:  # 403 for a launched clinician, 413, 503 audit down
-        return _json(error.as_dict(), error.status)
-
-
-def _store_one_object(request: HttpRequest) -> HttpResponse:
+    """One raw object; a ViewerError (403 for a launched clinician, 413, 503 with the audit
+    store down) is answered by ``viewer.middleware.ViewerErrorMiddleware``."""
     user = request.user
     if not (user.is_authenticated and user.is_active):
         audit.record_refused(request, "api-instances", "")
@@ -144,19 +152,8 @@ def _store_one_object(request: HttpRequest) -> HttpResponse:
     if reason:
         return _json({"code": "permission_denied", "message": f"CSRF Failed: {reason}"}, 403)
     access.check_may_store(request)
-    limit = settings.LOUPE_MAX_UPLOAD_BYTES
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise TooLarge(
-            f"the request body is {length} bytes; the limit is {limit}", code="upload_too_large"
-        )
-    data = request.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"the request body exceeds {limit} bytes", code="upload_too_large")
-    result = ingest.ingest_bytes(data, source="body")
+    check_declared_length(request.META)
+    result = ingest.ingest_bytes(read_within_cap(request), source="body")
     # One record per session, patient and study (not one per object): modalities and
     # scripts send a series as one request per object.
     audit.record_transfer(request, [result], aggregate=True)
