@@ -1,35 +1,103 @@
+"""The admin's pages of the archive's index. They show patient data, so each is audited
+as any other access: a list is a Query (PS3.15 A.5.3.10, the search's presence but not
+its words, and how many rows matched), an object's page or history an Instances Accessed
+record (A.5.3.6) of its patient and studies."""
+
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
 
 from viewer.models import AuditEvent, Instance, Patient, Series, Study
+from viewer.services import audit
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records who saw which patient's rows, page by page."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            filters = [f"admin:{self.model._meta.model_name}"]
+            filters += ["search"] if request.GET.get("q") else []
+            filters += sorted(
+                k for k in request.GET if k not in ("q", "o", "p", "_changelist_filters")
+            )
+            audit.record_query(request, filters=filters, count=changelist.result_count)
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        self._record_opened(request, object_id, "change")
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._record_opened(request, object_id, "history")
+        return super().history_view(request, object_id, extra_context)
+
+    def _record_opened(self, request: HttpRequest, object_id: str, page: str) -> None:
+        found = self.get_object(request, object_id)
+        if found is None:
+            return  # the admin answers its own "does not exist" page
+        patient, studies = self.patient_and_studies(found)
+        audit.record_patient_opened(
+            request, patient, studies, view=f"admin:{self.model._meta.model_name}:{page}"
+        )
+
+    def patient_and_studies(self, found: Model) -> tuple[audit.PatientRef, list[str]]:
+        study = self.study_of(found)
+        return audit.PatientRef.of(study), [study.study_instance_uid]
+
+    def study_of(self, found: Model) -> Study:
+        raise NotImplementedError
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedAdmin):
     list_display = ("patient_id", "issuer_of_patient_id", "patient_name", "patient_birth_date")
     search_fields = ("patient_id", "patient_name_search")
 
+    def patient_and_studies(self, found: Model) -> tuple[audit.PatientRef, list[str]]:
+        assert isinstance(found, Patient)
+        studies = found.studies.values_list("study_instance_uid", flat=True)
+        return audit.PatientRef(found.patient_id, found.issuer_of_patient_id), list(studies)
+
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(AuditedAdmin):
     list_display = ("study_date", "accession_number", "study_description", "modalities_in_study")
     search_fields = ("study_instance_uid", "accession_number")
     raw_id_fields = ("patient",)
 
+    def study_of(self, found: Model) -> Study:
+        assert isinstance(found, Study)
+        return found
+
 
 @admin.register(Series)
-class SeriesAdmin(admin.ModelAdmin):
+class SeriesAdmin(AuditedAdmin):
     list_display = ("series_instance_uid", "modality", "series_number", "series_description")
     raw_id_fields = ("study",)
 
+    def study_of(self, found: Model) -> Study:
+        assert isinstance(found, Series)
+        return found.study
+
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(AuditedAdmin):
     list_display = ("sop_instance_uid", "instance_number", "rows", "columns", "number_of_frames")
     raw_id_fields = ("series",)
-    readonly_fields = ("sha256", "storage_key", "size_bytes")
+    readonly_fields = ("sha256", "storage_key", "size_bytes", "undecodable")
+
+    def study_of(self, found: Model) -> Study:
+        assert isinstance(found, Instance)
+        return found.series.study
 
 
 @admin.register(AuditEvent)

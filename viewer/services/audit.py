@@ -262,6 +262,22 @@ def record_study_opened(request: HttpRequest, study: Study, *, view: str) -> Non
     )
 
 
+def record_patient_opened(
+    request: HttpRequest, patient: PatientRef, study_uids: Sequence[str], *, view: str
+) -> None:
+    """A.5.3.6 (110103, R): a page that shows one patient's data (``view``, e.g. the
+    admin's Patient page) with the patient's stored studies; one row each time."""
+    _record(
+        request,
+        Event.INSTANCES_ACCESSED,
+        Action.READ,
+        Outcome.SUCCESS,
+        patient=patient,
+        study_uids=study_uids,
+        detail={"opened": view},
+    )
+
+
 def record_refused(request: HttpRequest, what: str, uid: str) -> None:
     """A.5.3.6 (110103, R) with outcome 4 (minor failure): a request for study ``uid``
     refused (401, 403, or the 404 of a study this session may not see), with the study's
