@@ -21,6 +21,7 @@ from django.utils import timezone
 from ehrlaunch.auth import sso_user_id
 from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
 from ehrlaunch.models import SessionHandoff
+from viewer import requester
 from viewer.access import (
     SESSION_SCOPE,
     Scope,
@@ -29,7 +30,6 @@ from viewer.access import (
     visible_studies,
 )
 from viewer.models import AuditEvent, Series, Study
-from viewer.services import audit
 
 HANDOFF_LIFETIME = dt.timedelta(seconds=60)
 
@@ -91,12 +91,12 @@ def log_in(
     Another user's session is flushed first: a login never inherits an earlier one."""
     if request.session.get(SESSION_KEY) not in (None, str(user.pk)):
         request.session.flush()
-    request.session[audit.SESSION_CHANNEL] = channel
-    request.session[audit.SESSION_ALTERNATIVE_USER] = alternative_user
+    request.session[requester.SESSION_CHANNEL] = channel
+    request.session[requester.SESSION_ALTERNATIVE_USER] = alternative_user
     if subject:
-        request.session[audit.SESSION_SUBJECT] = subject
+        request.session[requester.SESSION_SUBJECT] = subject
     else:
-        request.session.pop(audit.SESSION_SUBJECT, None)
+        request.session.pop(requester.SESSION_SUBJECT, None)
     login(request, user, backend=backend)
 
 

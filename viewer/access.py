@@ -39,6 +39,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from viewer import requester
 from viewer.errors import Forbidden, NotFound
 from viewer.models import Instance, Series, Study
 from viewer.services import audit
@@ -155,7 +156,7 @@ def user_role(user: Any) -> str | None:
 
 def channel_of(request: HttpRequest) -> str:
     """How this session came in: ehr, sso, share, or direct (a password log-in)."""
-    return audit.channel(request)  # written at every log-in (ehrlaunch.session.log_in)
+    return requester.channel(request)  # written at every log-in (ehrlaunch.session.log_in)
 
 
 def is_administrator(request: HttpRequest) -> bool:

@@ -15,9 +15,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from viewer import access
+from viewer import access, requester
 from viewer.models import AuditEvent, Instance, Study
-from viewer.services import audit, ingest
+from viewer.services import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -417,4 +417,4 @@ def test_audit_admin_is_read_only(administrator: Any, ct: list[Instance]) -> Non
     change = client.post(f"/admin/viewer/auditevent/{event.pk}/change/", {"outcome": 12})
     assert change.status_code == 403
     assert AuditEvent.objects.get(pk=event.pk).outcome == 0
-    assert audit.channel(None) == "direct"
+    assert requester.channel(None) == "direct"

@@ -17,7 +17,7 @@ from ehrlaunch.models import EhrSystem, SessionHandoff
 from tests.ehrlaunch.conftest import EhrChart
 from tests.ehrlaunch.test_sso import sign_in_at_provider, two_studies  # noqa: F401 (fixture)
 from tests.servers import Server
-from viewer.services.audit import SESSION_CHANNEL
+from viewer.requester import SESSION_CHANNEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.idp, pytest.mark.django_db(transaction=True)]
 

@@ -21,8 +21,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 from ehrlaunch.models import SsoIdentity
 from tests.ehrlaunch.conftest import PASSWORD, USERS
 from tests.servers import Server
+from viewer.requester import SESSION_CHANNEL
 from viewer.services import ingest
-from viewer.services.audit import SESSION_CHANNEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.idp, pytest.mark.django_db(transaction=True)]
 

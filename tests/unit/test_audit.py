@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import PROJECT_DIR
 from tests.servers import Server, migrated_database
+from viewer import requester
 from viewer.log_redaction import RedactPatientPaths
 from viewer.lru import Lru
 from viewer.models import AppendOnlyError, AuditEvent, Study
@@ -80,16 +81,19 @@ def test_oidc_subject_ehr_user_and_channel_come_from_the_session(
     radiologist: Any, ct_study: Study
 ) -> None:
     session = {
-        audit.SESSION_CHANNEL: "ehr",
-        audit.SESSION_SUBJECT: "https://idp.example.org|248289761001",
-        audit.SESSION_ALTERNATIVE_USER: "EHR-USER-7",
+        requester.SESSION_CHANNEL: "ehr",
+        requester.SESSION_SUBJECT: "https://idp.example.org|248289761001",
+        requester.SESSION_ALTERNATIVE_USER: "EHR-USER-7",
     }
     audit.record_instances_accessed(request_for(radiologist, session=session), ct_study)
     row = only_row(event_id="110103")
     assert row.user_id == "https://idp.example.org|248289761001"
     assert row.alternative_user_id == "EHR-USER-7"
     assert row.channel == "ehr"
-    assert audit.channel(request_for(radiologist, session={audit.SESSION_CHANNEL: "x"})) == "direct"
+    assert (
+        requester.channel(request_for(radiologist, session={requester.SESSION_CHANNEL: "x"}))
+        == "direct"
+    )
 
 
 def test_reads_aggregate_but_openings_and_changes_are_one_row_each(
@@ -149,7 +153,7 @@ def test_query_keeps_filter_names_not_values(radiologist: Any) -> None:
 
 
 def test_launch_records_application_start_for_the_patient(radiologist: Any) -> None:
-    request = request_for(radiologist, session={audit.SESSION_CHANNEL: "ehr"})
+    request = request_for(radiologist, session={requester.SESSION_CHANNEL: "ehr"})
     audit.record_launch(
         request,
         radiologist,
@@ -197,11 +201,13 @@ def test_transfer_is_one_row_per_patient(shared_dicom: Path, radiologist: Any) -
 
 def test_client_address_behind_a_trusted_proxy(radiologist: Any, settings: Any) -> None:
     forwarded = {"HTTP_X_FORWARDED_FOR": "198.51.100.66, 203.0.113.5"}
-    assert audit.client_address(request_for(radiologist, meta=forwarded)) == ADDRESS
+    assert requester.client_address(request_for(radiologist, meta=forwarded)) == ADDRESS
     settings.LOUPE_TRUSTED_PROXIES = frozenset({ADDRESS})
     # The last hop the trusted proxy saw; what the client wrote before it is not believed.
-    assert audit.client_address(request_for(radiologist, meta=forwarded)) == "203.0.113.5"
-    assert audit.client_address(request_for(radiologist, meta={"REMOTE_ADDR": "not-an-ip"})) == ""
+    assert requester.client_address(request_for(radiologist, meta=forwarded)) == "203.0.113.5"
+    assert (
+        requester.client_address(request_for(radiologist, meta={"REMOTE_ADDR": "not-an-ip"})) == ""
+    )
 
 
 def test_a_recorded_event_cannot_change_or_go(radiologist: Any, ct_study: Study) -> None:

@@ -1,12 +1,9 @@
 """The audit trail: who saw or changed which patient's images, when, from where, and how.
 
 Each record is an :class:`~viewer.models.AuditEvent` row carrying the fields of a DICOM
-PS3.15 A.5.3 audit message; the functions here are its only writers. The requestor comes
-from the request: the user (``iss|sub`` for an OIDC user, else the user name), the
-alternative user (the EHR's user ID or a share link's ID, never a token), the client
-address (REMOTE_ADDR, or the last untrusted hop behind LOUPE_TRUSTED_PROXIES) and the
-channel the session came in by. The EHR launch, SSO and share links say the last three
-through the session keys below; ``channel()`` is the one reader of the channel.
+PS3.15 A.5.3 audit message; the functions here are its only writers. The requestor (user,
+alternative user, client address, channel, request ID, session hash) is read from the
+request by ``viewer.requester``.
 
 Image access is aggregated, as PS3.15 A.5.3.6 allows one message to summarise a patient's
 activity: one row per (user, patient, study, session, outcome), made unique by its
@@ -20,20 +17,16 @@ the request that needed it returns no patient data.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
-import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
-from django.utils.crypto import salted_hmac
 
+from viewer import requester
 from viewer.dicom.index import LO, UI
 from viewer.errors import AuditUnavailable
 from viewer.lru import Lru
@@ -52,14 +45,7 @@ Action = AuditEvent.Action
 Outcome = AuditEvent.Outcome
 Channel = AuditEvent.Channel
 
-# Session keys, written by the EHR launch, SSO and share links (set them before login()),
-# read only here.
-SESSION_CHANNEL = "loupe_channel"  # one of Channel's values; absent: "direct"
-SESSION_SUBJECT = "loupe_oidc_subject"  # "iss|sub" of an OIDC user
-SESSION_ALTERNATIVE_USER = "loupe_alternative_user_id"  # EHR user ID, or "share-link:<id>"
-
 REMEMBERED_KEYS = 10_000
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -76,69 +62,6 @@ class PatientRef:
     def __str__(self) -> str:
         """The participant object ID of PS3.15 A.5.3.6: PatientID^^^issuer."""
         return f"{self.patient_id}^^^{self.issuer}" if self.issuer else self.patient_id
-
-
-# Who is asking, from where, how.
-
-
-def _session_value(request: HttpRequest | None, key: str) -> str:
-    session = getattr(request, "session", None)
-    value = session.get(key, "") if session is not None else ""
-    return value if isinstance(value, str) else ""
-
-
-def channel(request: HttpRequest | None) -> str:
-    """How this session came in: ehr, sso, share, or direct (a log-in form, the default)."""
-    value = _session_value(request, SESSION_CHANNEL)
-    return value if value in Channel.values else Channel.DIRECT
-
-
-def user_id(
-    request: HttpRequest | None, user: AbstractBaseUser | AnonymousUser | None = None
-) -> str:
-    """PS3.15 UserID: ``iss|sub`` for an OIDC user, else the user name; "" for nobody."""
-    user = user if user is not None else getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return ""
-    return _session_value(request, SESSION_SUBJECT) or user.get_username()
-
-
-def client_address(request: HttpRequest | None) -> str:
-    """NetworkAccessPointID (type 2, an IP address): REMOTE_ADDR, or behind one of
-    LOUPE_TRUSTED_PROXIES the last X-Forwarded-For hop that is not a trusted proxy."""
-    if request is None:
-        return ""
-    address: str = request.META.get("REMOTE_ADDR") or ""
-    trusted = settings.LOUPE_TRUSTED_PROXIES
-    if address in trusted:
-        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        address = next((h for h in reversed(hops) if h and h not in trusted), address)
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return ""
-
-
-def request_id(request: HttpRequest | None) -> str:
-    """One ID per request: a trusted proxy's X-Request-ID, else a new UUID."""
-    if request is None:
-        return ""
-    meta = request.META
-    if "loupe.request_id" not in meta:
-        given = meta.get("HTTP_X_REQUEST_ID", "")
-        from_proxy = meta.get("REMOTE_ADDR") in settings.LOUPE_TRUSTED_PROXIES
-        meta["loupe.request_id"] = (
-            given if from_proxy and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        )
-    return str(meta["loupe.request_id"])
-
-
-def session_hash(request: HttpRequest | None) -> str:
-    """An HMAC of the session key (keyed with SECRET_KEY): the session, never its key."""
-    key = getattr(getattr(request, "session", None), "session_key", None)
-    if not key:
-        return ""
-    return salted_hmac("viewer.services.audit.session", key, algorithm="sha256").hexdigest()
 
 
 # The writer.
@@ -186,19 +109,19 @@ def _record(
         event_type=event_type,
         action=action,
         outcome=outcome,
-        user_id=(user_id(request) if user is None else user)[:255],
+        user_id=(requester.user_id(request) if user is None else user)[:255],
         alternative_user_id=(
-            _session_value(request, SESSION_ALTERNATIVE_USER)
+            requester.alternative_user_id(request)
             if alternative_user_id is None
             else alternative_user_id
         )[:255],
-        client_address=client_address(request),
+        client_address=requester.client_address(request),
         patient_id=patient.patient_id[:LO] if patient else "",
         issuer_of_patient_id=patient.issuer[:LO] if patient else "",
         study_uids=[uid[:UI] for uid in study_uids],
-        channel=via or channel(request),
-        request_id=request_id(request),
-        session_hash=session_hash(request),
+        channel=via or requester.channel(request),
+        request_id=requester.request_id(request),
+        session_hash=requester.session_hash(request),
         instance_count=count,
         detail=detail or {},
     )
@@ -338,7 +261,7 @@ def record_logout(
         Action.EXECUTE,
         Outcome.SUCCESS,
         event_type=EventType.LOGOUT,
-        user=user_id(request, user),
+        user=requester.user_id(request, user),
     )
 
 
@@ -363,7 +286,7 @@ def record_launch(
         event_type=EventType.APPLICATION_START,
         patient=patient,
         study_uids=study_uids,
-        user=user_id(request, user),
+        user=requester.user_id(request, user),
         alternative_user_id=alternative_user_id,
         via=channel,
     )
@@ -467,7 +390,10 @@ def on_user_logged_in(
 ) -> None:
     try:
         record_login(
-            request, user_id(request, user), outcome=Outcome.SUCCESS, channel=channel(request)
+            request,
+            requester.user_id(request, user),
+            outcome=Outcome.SUCCESS,
+            channel=requester.channel(request),
         )
     except AuditUnavailable:
         # No session without its record. Django saves no session on a 5xx answer; undo
@@ -486,7 +412,7 @@ def on_user_login_failed(
         request,
         claimed if isinstance(claimed, str) else "",
         outcome=Outcome.MINOR_FAILURE,
-        channel=channel(request),
+        channel=requester.channel(request),
     )
 
 
