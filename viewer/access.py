@@ -27,8 +27,6 @@ cannot be written the gate raises AuditUnavailable (503) and the view never runs
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import reduce, wraps
@@ -41,6 +39,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from viewer import requester
 from viewer.errors import Forbidden, NotFound
+from viewer.lru import Lru
 from viewer.models import Instance, Series, Study
 from viewer.services import audit
 
@@ -112,8 +111,10 @@ def role_of(request: HttpRequest) -> str | None:
 
 
 ROLE_CACHE_SECONDS = 30.0
-_role_groups: dict[tuple[object, ...], tuple[float, frozenset[str]]] = {}
-_role_groups_lock = threading.Lock()
+# (pk, user name, date joined) -> role group names; pks can recur, the triple does not.
+_role_groups: Lru[tuple[object, ...], frozenset[str]] = Lru(
+    entries=10_000, seconds=ROLE_CACHE_SECONDS
+)
 
 
 def _role_groups_of(user: Any) -> frozenset[str]:
@@ -121,24 +122,18 @@ def _role_groups_of(user: Any) -> frozenset[str]:
     and tile request asks, and a group query per tile costs more than the tile's audit.
     A change of groups takes effect within that time (at once in the process that made it,
     through ``forget_roles``)."""
-    now = time.monotonic()
-    key = (user.pk, user.get_username(), getattr(user, "date_joined", None))  # pks can recur
+    key = (user.pk, user.get_username(), getattr(user, "date_joined", None))
     cached = _role_groups.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    if cached is not None:
+        return cached
     names = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
-    with _role_groups_lock:
-        if len(_role_groups) > 10_000:
-            _role_groups.clear()
-        _role_groups[key] = (now + ROLE_CACHE_SECONDS, names)
+    _role_groups.set(key, names)
     return names
 
 
 def forget_roles(user_pk: object = None) -> None:
     """Drop remembered role groups (one user's, or everyone's)."""
-    with _role_groups_lock:
-        for key in [k for k in _role_groups if user_pk is None or k[0] == user_pk]:
-            del _role_groups[key]
+    _role_groups.forget_where(lambda key: user_pk is None or key[0] == user_pk)
 
 
 def user_role(user: Any) -> str | None:

@@ -54,7 +54,7 @@ REMEMBERED_SESSIONS = 10_000
 
 
 # Session key -> the user id its data held at its last load in this process.
-user_ids: Lru[Any] = Lru(REMEMBERED_SESSIONS)
+user_ids: Lru[str, Any] = Lru(entries=REMEMBERED_SESSIONS)
 
 
 class SessionStore(db.SessionStore):

@@ -124,7 +124,7 @@ def test_a_recorded_key_costs_no_query(
 
 
 def test_recent_keys_are_bounded_and_drop_the_least_recently_used() -> None:
-    keys: Lru[bool] = Lru(2)
+    keys: Lru[str, bool] = Lru(entries=2)
     for key in ("a", "b"):
         keys.set(key, True)
     assert "a" in keys  # now the most recent

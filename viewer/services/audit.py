@@ -68,7 +68,7 @@ class PatientRef:
 
 
 # Aggregation keys this process has committed (their rows exist): a repeat is skipped.
-recent_keys: Lru[bool] = Lru(REMEMBERED_KEYS)
+recent_keys: Lru[str, bool] = Lru(entries=REMEMBERED_KEYS)
 
 
 def _aggregation_key(row: AuditEvent) -> str:

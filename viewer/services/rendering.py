@@ -14,8 +14,6 @@ Two caches, both bounded:
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -28,6 +26,7 @@ from pydicom.dataset import Dataset
 
 from viewer.dicom import pixels, render
 from viewer.errors import UnrenderableFrame, ViewerError
+from viewer.lru import Lru
 from viewer.models import Instance
 from viewer.services import decoding
 
@@ -93,42 +92,10 @@ class DecodedFrame:
         return int(self.values.nbytes) + 4096
 
 
-class FrameCache:
-    """A thread-safe LRU of decoded frames, bounded by bytes."""
-
-    def __init__(self, capacity_bytes: int):
-        self.capacity = capacity_bytes
-        self.used = 0
-        self._items: OrderedDict[tuple[str, int, int], DecodedFrame] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int, int]) -> DecodedFrame | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, int, int], frame: DecodedFrame) -> None:
-        if frame.nbytes > self.capacity:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.used -= old.nbytes
-            self._items[key] = frame
-            self.used += frame.nbytes
-            while self.used > self.capacity:
-                _, evicted = self._items.popitem(last=False)
-                self.used -= evicted.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.used = 0
-
-
-frame_cache = FrameCache(settings.LOUPE_FRAME_CACHE_MB * 1024 * 1024)
+# Decoded frames of this process, bounded by their bytes (LOUPE_FRAME_CACHE_MB).
+frame_cache: Lru[tuple[str, int, int], DecodedFrame] = Lru(
+    max_weight=settings.LOUPE_FRAME_CACHE_MB * 1024 * 1024, weight=lambda frame: frame.nbytes
+)
 
 
 def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFrame:
@@ -140,7 +107,7 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
     if level > 0:
         full = decoded_frame(instance, frame, 0)
         reduced = DecodedFrame(render.reduce_by(full.values, 2**level), full.view, full.greyscale)
-        frame_cache.put(key, reduced)
+        frame_cache.set(key, reduced)
         return reduced
     dataset, values = decoding.decode_stored(instance, frame)
     view = pixels.frame_view(dataset, frame)
@@ -148,7 +115,7 @@ def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFram
     if not greyscale:
         values = pixels.colour_to_display(values, view, dataset)
     decoded = DecodedFrame(np.ascontiguousarray(values), view, greyscale)
-    frame_cache.put(key, decoded)
+    frame_cache.set(key, decoded)
     return decoded
 
 
