@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection
 
 from tests.dicom_edits import changed
 from viewer.models import Instance, Series, Study
-from viewer.services import ingest, storage
+from viewer.services import ingest, known_series, storage
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_a_failing_count_update_in_a_stored_series_leaves_no_row_and_no_file(
 
     # The count update is part of the insert statement on PostgreSQL, a second one here.
     failing = "_execute_prepared" if connection.vendor == "postgresql" else "_count_instance_in"
-    monkeypatch.setattr(ingest, failing, fail)
+    monkeypatch.setattr(known_series, failing, fail)
     with pytest.raises(DatabaseError):
         ingest.ingest_bytes(second, source="second")
     assert (storage.all_keys(), Instance.objects.count()) == before
