@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from dataclasses import dataclass
 
-from django.contrib.auth import SESSION_KEY, login, logout
+from django.contrib.auth import SESSION_KEY, login
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
@@ -45,13 +46,21 @@ def user_for_launch(context: LaunchContext) -> User:
     return user
 
 
-def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[Scope, Study | None]:
-    """Log the EHR's user in, bind the session to the launch, and find where to land.
+@dataclass(frozen=True)
+class OpenedLaunch:
+    """A launch turned into a session: who, in which scope, and where they land."""
+
+    user: User
+    scope: Scope
+    landing: Study | None
+
+
+def open_launch_session(request: HttpRequest, context: LaunchContext) -> OpenedLaunch:
+    """Check the launch against the archive, then log the EHR's user in and bind the
+    session to the launch.
 
     A launch whose study or accession belongs to another patient than the one it names
-    is refused (and the session ended): the EHR's context is inconsistent."""
-    user = user_for_launch(context)
-    log_in(request, user, channel="ehr", alternative_user=context.user)
+    is refused before anyone is logged in: the EHR's context is inconsistent."""
     scope = Scope(
         role=context.role,
         channel="ehr",
@@ -60,19 +69,20 @@ def open_launch_session(request: HttpRequest, context: LaunchContext) -> tuple[S
         source=context.ehr.issuer,
         alternative_user=context.user,
     )
-    bind_scope(request, scope)
     landing = _landing_study(context)
     if landing is not None and (
         landing.patient.patient_id,
         landing.patient.issuer_of_patient_id,
     ) not in set(scope.patients):
-        logout(request)
         raise LaunchRefused(
             "the launch's study belongs to another patient than the one it names",
             code="launch_patient_mismatch",
             status=403,
         )
-    return scope, landing
+    user = user_for_launch(context)
+    log_in(request, user, channel="ehr", alternative_user=context.user)
+    bind_scope(request, scope)
+    return OpenedLaunch(user, scope, landing)
 
 
 def log_in(

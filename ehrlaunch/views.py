@@ -25,9 +25,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchContext, LaunchRefused, parse_iid, verify_signed_launch
-from viewer.access import Scope, channel_of, scope_of
+from viewer.access import channel_of, scope_of
 from viewer.middleware import embeddable
-from viewer.models import Study
 from viewer.services import audit
 
 SESSION_IID = "loupe_iid"
@@ -66,25 +65,28 @@ def _open_session(request: HttpRequest, verify: Callable[[], LaunchContext]) -> 
     audited without trusting the launch's claims, and shows the clinician its page."""
     try:
         context = verify()
-        scope, landing = session.open_launch_session(request, context)
+        opened = session.open_launch_session(request, context)
     except LaunchRefused as error:
         if request.user.is_authenticated:
             logout(request)
         audit.record_launch_refused(request, channel="ehr", reason=error.code)
         return refused(request, error)
-    _audit_launch(request, context, scope, landing)
+    _audit_launch(request, context, opened)
+    landing = opened.landing
     target = _viewer_url(landing.study_instance_uid) if landing else reverse("worklist")
     return _private(HttpResponseRedirect(target, status=303))
 
 
 def _audit_launch(
-    request: HttpRequest, context: LaunchContext, scope: Scope, landing: Study | None
+    request: HttpRequest, context: LaunchContext, opened: session.OpenedLaunch
 ) -> None:
     audit.record_launch(
         request,
-        session.user_for_launch(context),
-        patient=audit.PatientRef(*scope.patients[0]),
-        study_uids=[landing.study_instance_uid] if landing else list(scope.studies),
+        opened.user,
+        patient=audit.PatientRef(*opened.scope.patients[0]),
+        study_uids=(
+            [opened.landing.study_instance_uid] if opened.landing else list(opened.scope.studies)
+        ),
         channel="ehr",
         outcome=audit.Outcome.SUCCESS,
         alternative_user_id=context.user,

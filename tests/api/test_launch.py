@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from ehrlaunch.models import EhrSystem
-from viewer.models import Instance
+from viewer.models import AuditEvent, Instance
 from viewer.services import ingest
 
 pytestmark = pytest.mark.django_db
@@ -230,6 +230,9 @@ def test_a_launch_whose_study_belongs_to_another_patient_is_refused(
     assert response.status_code == 403
     assert "belongs to another patient" in response.content.decode()
     assert client.get(f"/api/studies/{patient_b.study}").status_code == 401
+    # Refused before anyone was logged in: no login record, no account for the EHR user.
+    assert not AuditEvent.objects.filter(event_id="110114", outcome=0).exists()
+    assert not User.objects.filter(username__startswith=f"ehr{ehr.pk}:").exists()
 
 
 def test_embedding_policy_names_the_registered_ehrs_on_embeddable_pages_only(
