@@ -19,11 +19,30 @@ SHARED_DICOM = Path(os.environ.get("LOUPE_SHARED_DICOM", PROJECT_DIR.parent / "s
 ARTIFACTS = Path(os.environ.get("LOUPE_TEST_ARTIFACTS", PROJECT_DIR / "test-artifacts"))
 
 
+# CI (CI=true) has every component a test needs; there, a missing one is a failure.
+IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require(missing: str | None) -> None:
+    """Nothing where a test's component (the corpus, PostgreSQL, node, dcmtk …) is there;
+    where ``missing`` says it is not: a skip with that reason on a developer's machine,
+    a failure in CI, where a skip would hide a missing install step."""
+    if missing is None:
+        return
+    if IN_CI:
+        pytest.fail(f"{missing} (CI=true: every component must be installed)", pytrace=False)
+    pytest.skip(missing)
+
+
 @pytest.fixture
 def shared_dicom() -> Path:
     """The shared test corpus (../shared/dicom); tests skip where it is absent."""
-    if not (SHARED_DICOM / "manifest.json").exists():
-        pytest.skip(f"the shared DICOM corpus is not at {SHARED_DICOM} (set LOUPE_SHARED_DICOM)")
+    present = (SHARED_DICOM / "manifest.json").exists()
+    require(
+        None
+        if present
+        else f"the shared DICOM corpus is not at {SHARED_DICOM} (set LOUPE_SHARED_DICOM)"
+    )
     return SHARED_DICOM
 
 
@@ -104,9 +123,7 @@ def postgres() -> Iterator[Any]:
     reason where the binaries are absent."""
     from tests.servers import postgres_available, start_postgres
 
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
+    require(postgres_available())
     server = start_postgres()
     yield server
     server.stop()

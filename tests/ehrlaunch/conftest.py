@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from config.sso import sso_settings
+from tests.conftest import require
 from tests.servers import Server, oidc_provider_available, serve_page, start_oidc_provider
 
 CLIENT_ID = "loupe"
@@ -61,9 +62,7 @@ def loupe_bases(live_server: Any) -> list[str]:
 @pytest.fixture(scope="session")
 def idp(live_server: Any) -> Iterator[Server]:
     """The test OpenID provider, one per test session (its state lives in memory)."""
-    reason = oidc_provider_available()
-    if reason:
-        pytest.skip(reason)
+    require(oidc_provider_available())
     bases = loupe_bases(live_server)
     clients = [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,33 @@ def test_debug_is_off_by_default(tmp_path: object) -> None:
     assert settings.DEBUG is False
     done = _start({"LOUPE_DATA_DIR": str(tmp_path), "LOUPE_SECRET_KEY": "k" * 50})
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_a_missing_component_skips_on_a_developers_machine_and_fails_in_ci(
+    ci: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "LOUPE_SHARED_DICOM": str(tmp_path / "no-corpus-here"), "CI": ci}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/api/test_import_command.py::test_dicomdir_import_follows_its_records",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if ci:
+        assert done.returncode == 1, done.stdout[-2000:]
+        assert "the shared DICOM corpus is not at" in done.stdout
+        assert "CI=true: every component must be installed" in done.stdout
+    else:
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert "1 skipped" in done.stdout
