@@ -305,7 +305,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Security headers (see ../shared/reference/security.md). Framing is refused everywhere
+# Security headers (docs/security.md §4). Framing is refused everywhere
 # until the EHR launch adds its per-EHR allowlist.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -5,7 +5,7 @@
 the client and every endpoint must be too (no discovery at import time: run
 ``manage.py oidc_discover <issuer>`` once and paste the lines it prints). The flow is fixed,
 not configurable: authorization code with PKCE (S256) and a nonce, ID tokens signed with
-RS256 and checked against the provider's JWKS, ``iss`` and ``aud`` (security.md #25).
+RS256 and checked against the provider's JWKS, ``iss`` and ``aud`` (docs/security.md §6).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
   Secure`` and ``Partitioned`` (CHIPS): inside an EHR's cross-site frame the browser keeps
   them in a jar of their own, keyed by the EHR's site, so nothing depends on third-party
   cookies. Django 5.2 and Python 3.11 cannot write ``Partitioned``, so the middleware
-  adds it (security.md (c)).
+  adds it (docs/security.md §4).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Every page of the sign-in popup (``ehrlaunch.views.popup_start`` → login → p
 callback → ``popup_done``) sends ``Cross-Origin-Opener-Policy: unsafe-none``: Django's
 default ``same-origin`` would put the popup in a browsing context group of its own, and
 the EHR frame that opened it (whose top-level page is the EHR's) would never get its
-one-time code back (security.md (c)).
+one-time code back (docs/security.md §4).
 """
 
 from __future__ import annotations

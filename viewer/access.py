@@ -15,7 +15,7 @@ their claims or their EHR's role mapping give them.
 A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the session (after
 ``django.contrib.auth.login`` has rotated its key), and every query below applies it. An
 unknown UID and a forbidden one get the same 404, so the answer never tells whether a study
-exists (security.md #17).
+exists (docs/security.md §2).
 
 The gates also write the audit trail (``viewer.services.audit``), so that no route can
 reveal a study without its record: a study, series or instance handed out is recorded as

@@ -226,7 +226,7 @@ def test_colour_and_thumbnails(logged_in_client: Client, shared_dicom: Path) -> 
 def test_stored_but_undecodable_files_answer_422_with_the_reason(
     logged_in_client: Client, shared_dicom: Path, path: str, settings: Any
 ) -> None:
-    settings.LOUPE_INGEST_DECODE_CHECK = "off"  # stored unchecked, as before the check existed
+    settings.LOUPE_INGEST_DECODE_CHECK = "off"  # stored unchecked: the renderer finds the damage
     instance = store(shared_dicom / path)
     assert instance.undecodable == {}
     for url in (

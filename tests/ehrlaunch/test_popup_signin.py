@@ -1,5 +1,5 @@
 """Signing in from inside an EHR's frame on another site: the identity provider opens in a
-popup (never in the frame), which hands a one-time code back to the frame (security.md
+popup (never in the frame), which hands a one-time code back to the frame (docs/security.md §4
 #27, (c)). Loupe runs on http://localhost:<port>, the EHR on http://127.0.0.1:<port>, so the
 frame is cross-site and its cookies are partitioned."""
 

@@ -247,8 +247,8 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
 def _settle_resent_file(sop_uid: str, stored: storage.Stored) -> None:
     """A re-send of stored bytes put a new file under the key of their hash. If that is
     the row's key, the store had lost the file (disk fault, hand deletion) and the re-send
-    repaired it. A row of the earlier two-level layout keeps its own file, and the new
-    copy is removed; if that file is gone, the row moves to the new one."""
+    repaired it. A row whose key is of the two-level layout (``storage``'s compatibility
+    rule) keeps its own file, and the new copy is removed; if that file is gone, the row moves to the new one."""
     key = storage.key_for(stored.sha256)
     row_key = (
         Instance.objects.filter(sop_instance_uid=sop_uid, sha256=stored.sha256)

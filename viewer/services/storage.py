@@ -2,8 +2,9 @@
 
 An object's key is derived from the SHA-256 of its bytes only (``ab/ab….dcm``: the
 first two hex digits name one of 256 folders); no path is ever built from a tag value,
-a file name or anything else a client sends. Keys of the earlier two-level layout
-(``ab/cd/abcd….dcm``) stay readable: each row keeps the key its file was stored under.
+a file name or anything else a client sends. Keys of the two-level layout
+(``ab/cd/abcd….dcm``) are read as well, a compatibility rule for stores written in it:
+each row keeps the key its file was stored under.
 
 Writes go to a temp file in the same file system, are fsync'ed, linked into place
 (atomic on POSIX) and the folder is fsync'ed, so a crash leaves either the whole file or
@@ -34,7 +35,7 @@ from django.conf import settings
 # (and XFS's B-trees) look up and insert into in a few block reads.
 FOLDER_DIGITS = 2
 _KEY_RE = re.compile(r"^[0-9a-f]{2}/(?:[0-9a-f]{2}/)?[0-9a-f]{64}\.dcm$")
-_KEY_GLOBS = ("??/*.dcm", "??/??/*.dcm")  # the current layout, and the earlier one
+_KEY_GLOBS = ("??/*.dcm", "??/??/*.dcm")  # one-level keys, and the two-level ones still read
 
 
 def sha256_hex(data: bytes) -> str:
