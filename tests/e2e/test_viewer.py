@@ -87,6 +87,23 @@ def test_scroll_window_level_and_presets(
     page.screenshot(path=str(artifacts_dir / "viewer-ct-lung-preset.png"))
 
 
+def test_the_overlay_shows_the_patient_name_as_the_worklist_does(
+    page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
+) -> None:
+    patient = ct_study[0].series.study.patient
+    patient.patient_name = " Yamada ^ Tarou =山田^太郎=やまだ^たろう"  # padded, three groups
+    patient.save()
+    shown = "Yamada, Tarou = 山田, 太郎 = やまだ, たろう"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, live_server)
+    expect(page.locator("a.open").first).to_have_text(shown)
+    page.locator("a.open").first.click()
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    name = page.locator(f"{ACTIVE} .overlay.top-left").inner_text().splitlines()[0]
+    assert name == shown
+    page.screenshot(path=str(artifacts_dir / "viewer-patient-name-groups.png"))
+
+
 def test_a_broken_frame_shows_its_message_in_the_viewport(
     page: Page,
     live_server: Any,

@@ -1,4 +1,5 @@
-"""The viewer's controls in Chromium: the help panel, touch, the preset table, small frames."""
+"""The viewer's controls in Chromium: the help panel, touch, the preset table, mouse zoom and
+pan, reset."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from tests.e2e.viewer_pages import (
     ACTIVE,
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
+    CANVAS,
+    expect_letters,
     log_in_and_open,
     settled_window,
     still_pixels,
@@ -242,3 +245,93 @@ def test_mouse_zoom_and_pan_tools(
     still = float(np.abs(after[:, 120:-120] - before[:, 120:-120]).mean())
     assert moved < 0.3 * still
     page.screenshot(path=str(artifacts_dir / "viewer-mouse-zoom-pan.png"))
+
+
+def overlay_slice(page: Page) -> int:
+    """The slice number of the overlay's "Im k/99"."""
+    text = page.locator(BOTTOM_LEFT).inner_text()
+    return int(re.search(r"Im (\d+)/99", text).group(1))  # type: ignore[union-attr]
+
+
+def expect_reset_view(page: Page, fitted: float) -> None:
+    """The image's default window, uninverted, at fit, upright and unflipped."""
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 1500 L -500")
+    wait_for_zoom(page, fitted)
+    expect(page.locator(CANVAS)).to_have_attribute("data-rotation", "0")
+    expect(page.locator(CANVAS)).to_have_attribute("data-flipped", "false")
+    expect(page.locator(CANVAS)).to_have_attribute("data-inverted", "false")
+    expect_letters(page, UPRIGHT_LETTERS)
+
+
+UPRIGHT_LETTERS = {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+
+
+def test_reset_restores_window_zoom_rotation_and_flip_and_keeps_slice_and_cine(
+    page: Page, live_server: Any, ct_study: list[Instance], artifacts_dir: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_and_open(page, live_server)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    fitted = zoom_in_overlay(page)
+    box = page.locator(ACTIVE).bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.locator(ACTIVE).hover()
+    for _ in range(39):
+        page.keyboard.press("ArrowDown")
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 40/99")
+    expect_reset_view(page, fitted)
+    page.keyboard.press("o")
+    shown = still_pixels(page)
+    page.keyboard.press("o")
+
+    # Space: window (a preset, inverted), zoom and pan, rotation and flip all changed.
+    brain = page.locator("#preset option", has_text="Brain").first.get_attribute("value")
+    page.select_option("#preset", value=brain)
+    expect(page.locator(BOTTOM_RIGHT)).to_contain_text("W 80 L 40")
+    page.locator(ACTIVE).focus()
+    for key in ("+", "+", "r", "h", "i"):
+        page.keyboard.press(key)
+    page.mouse.move(cx, cy)
+    page.mouse.down(button="middle")
+    page.mouse.move(cx + 60, cy + 40, steps=6)
+    page.mouse.up(button="middle")
+    wait_for_zoom(page, 4 * fitted)
+    expect(page.locator(CANVAS)).to_have_attribute("data-rotation", "270")
+    expect(page.locator(CANVAS)).to_have_attribute("data-flipped", "true")
+    expect(page.locator(CANVAS)).to_have_attribute("data-inverted", "true")
+    page.keyboard.press("Space")
+    expect_reset_view(page, fitted)
+    expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 40/99")
+    expect(page.locator("#preset option:checked")).to_have_text("WINDOW1 (-500/1500)")
+    page.keyboard.press("o")
+    assert float(np.abs(still_pixels(page) - shown).mean()) < 1.0  # the view it started with
+    page.keyboard.press("o")
+
+    # The toolbar's Reset while cine plays: cine goes on from where it was.
+    page.fill("#fps", "4")
+    page.click("#cine")
+    expect(page.locator("#cine")).to_have_text("Stop")
+    expect(page.locator(BOTTOM_LEFT)).not_to_contain_text("Im 40/99")
+    page.locator(ACTIVE).focus()
+    for key in ("-", "+", "l", "v"):  # "-" at fit stays at fit: "+" after it zooms in
+        page.keyboard.press(key)
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx - 120, cy + 50, steps=6)
+    page.mouse.up()
+    expect(page.locator(BOTTOM_RIGHT)).not_to_contain_text("W 1500 L -500")
+    wait_for_zoom(page, 2 * fitted)
+    expect(page.locator(CANVAS)).to_have_attribute("data-rotation", "270")
+    expect(page.locator(CANVAS)).to_have_attribute("data-flipped", "true")
+    before = overlay_slice(page)
+    page.click("#reset")
+    after = overlay_slice(page)
+    assert before <= after <= before + 4  # 4 per second: the click takes well under a second
+    expect_reset_view(page, fitted)
+    expect(page.locator("#cine")).to_have_text("Stop")
+    expect(page.locator(BOTTOM_LEFT)).not_to_contain_text(f"Im {after}/99")  # still advancing
+    assert overlay_slice(page) > after
+    page.screenshot(path=str(artifacts_dir / "viewer-reset-during-cine.png"))
+    page.click("#cine")
+    expect(page.locator("#cine")).to_have_text("Play")

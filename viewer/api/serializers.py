@@ -12,6 +12,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from viewer.dicom.geometry import slice_order
+from viewer.dicom.names import format_person_name
 from viewer.dicom.render import pyramid
 from viewer.models import AuditEvent, Instance, Series, Study
 
@@ -121,6 +122,8 @@ def study_json(study: Study) -> dict[str, Any]:
             "patient_id": patient.patient_id,
             "issuer_of_patient_id": patient.issuer_of_patient_id,
             "patient_name": patient.patient_name,
+            # The name as every page shows it (PS3.5 §6.2 PN, formatted on the server).
+            "patient_name_display": format_person_name(patient.patient_name),
             "patient_birth_date": patient.patient_birth_date,
             "patient_sex": patient.patient_sex,
         },

@@ -1,7 +1,9 @@
 // The viewport grid: rows × columns cells, the active one, series hung by click or by
 // drag and drop (from any study shown), and the routing of pointer events to the tools
-// of a cell: one pointer drives the chosen tool, two pinch-zoom and pan.
+// of a cell: one pointer and the wheel go to the tool the bindings table (toolbox.js)
+// names for that button and those keys, two pointers pinch-zoom and pan.
 
+import { gestureFor } from "./toolbox.js";
 import { ScrollTool } from "./tools/scroll.js";
 import { WindowLevelTool } from "./tools/windowLevel.js";
 import { ZoomPanTool } from "./tools/zoomPan.js";
@@ -26,6 +28,14 @@ export class Layout {
 
   get viewport() {
     return this.active?.viewport;
+  }
+
+  // The tool of ``cell`` that the bindings table gives a mouse ``input`` ("drag" or
+  // "wheel") with the button and keys of ``event``: the cell's tool of that name, or for
+  // "active" the drag tool chosen ("windowLevel", "pan" or "zoom").
+  toolFor(cell, input, event) {
+    const name = gestureFor(input, event)?.tool;
+    return cell[name === "active" ? this.tool : name];
   }
 
   activate(cell) {
@@ -95,8 +105,7 @@ export class Layout {
       "wheel",
       (event) => {
         if (this.active !== cell) this.activate(cell);
-        if (event.ctrlKey) cell.zoom.wheel(event);
-        else cell.scroll.wheel(event);
+        this.toolFor(cell, "wheel", event)?.wheel(event);
       },
       { passive: false },
     );
@@ -117,19 +126,14 @@ export class Layout {
     return cell;
   }
 
-  // Pointer Events for mouse, pen and touch alike. One pointer: the chosen tool for the
-  // primary button or a finger; middle button or Shift: pan; secondary button: zoom.
-  // A second finger ends that and starts a pinch, which lasts until a finger lifts.
+  // Pointer Events for mouse, pen and touch alike. One pointer: the tool the bindings
+  // table gives its button and keys (a finger is a primary-button drag). A second finger
+  // ends that and starts a pinch, which lasts until a finger lifts.
   routePointers(cell, scrollbar) {
     const { element } = cell;
     const pointers = new Map(); // pointerId -> last event
     let tool = null;
     let pinching = false;
-    const pick = (event) => {
-      if (event.button === 1 || event.shiftKey) return cell.pan;
-      if (event.button === 2) return cell.zoom;
-      return cell[this.tool]; // "windowLevel", "pan" or "zoom"
-    };
     element.addEventListener("pointerdown", (event) => {
       if (this.active !== cell) this.activate(cell);
       if (event.target === scrollbar) return;
@@ -142,8 +146,8 @@ export class Layout {
         const [first, second] = pointers.values();
         cell.pan.pinchStart(first, second);
       } else if (pointers.size === 1) {
-        tool = pick(event);
-        tool.pointerDown(event);
+        tool = this.toolFor(cell, "drag", event) ?? null;
+        tool?.pointerDown(event);
       }
     });
     element.addEventListener("pointermove", (event) => {

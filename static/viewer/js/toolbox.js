@@ -1,10 +1,16 @@
-// The toolbar and the keyboard: ONE table of bindings (data) drives the key handling,
-// the toolbar buttons' titles and the help panel, which also lists the mouse and touch
-// gestures. Actions act on the active viewport of the layout.
+// The toolbar, the keyboard and the mouse: ONE table of bindings (data) drives the key
+// handling, the routing of mouse drags and the wheel (layout.js), the toolbar buttons'
+// titles and the help panel, which also lists the touch gestures. Actions act on the
+// active viewport of the layout.
 
 import { presetsFor } from "./presets.js";
 
-// kind "key": event.key values (letters case-insensitive); kind "gesture": shown only.
+// kind "key": event.key values (letters case-insensitive), each doing ``action``.
+// kind "gesture": ``mouse`` lists the mouse inputs that do it, each { input: "drag" or
+// "wheel", button (MouseEvent.button: 0 primary, 1 middle, 2 secondary; absent: any),
+// shift / ctrl: true where that key must be held }, routed by layout.js to the viewport
+// cell's ``tool`` ("active": the drag tool chosen with W, P or Z); ``keys`` names the
+// other ways (touch, the slider, clicks), shown only.
 export const BINDINGS = [
   { section: "Stack", kind: "key", keys: ["ArrowDown"], action: "slice-next", label: "Next slice" },
   { section: "Stack", kind: "key", keys: ["ArrowUp"], action: "slice-previous", label: "Previous slice" },
@@ -13,10 +19,17 @@ export const BINDINGS = [
   { section: "Stack", kind: "key", keys: ["Home"], action: "slice-first", label: "First slice" },
   { section: "Stack", kind: "key", keys: ["End"], action: "slice-last", label: "Last slice" },
   { section: "Stack", kind: "key", keys: ["c"], action: "cine", label: "Play / stop cine" },
-  { section: "Stack", kind: "gesture", keys: ["Wheel"], label: "Scroll slices" },
+  { section: "Stack", kind: "gesture", mouse: [{ input: "wheel" }], tool: "scroll", label: "Scroll slices" },
   { section: "Stack", kind: "gesture", keys: ["Drag the slider"], label: "Go to a slice" },
   { section: "Window", kind: "key", keys: ["w"], action: "tool-windowLevel", label: "Drag tool: window/level" },
-  { section: "Window", kind: "gesture", keys: ["Drag", "One finger"], label: "Window/level (with that tool): right/left widens/narrows, down/up raises/lowers the level" },
+  {
+    section: "Window",
+    kind: "gesture",
+    mouse: [{ input: "drag" }],
+    tool: "active",
+    keys: ["One finger"],
+    label: "Window/level (with that tool): right/left widens/narrows, down/up raises/lowers the level",
+  },
   { section: "Window", kind: "key", keys: ["i"], action: "invert", label: "Invert" },
   { section: "Window", kind: "key", keys: ["e"], action: "edit-presets", label: "Edit CT presets" },
   { section: "Window", kind: "key", keys: [" "], action: "reset", label: "Reset window, zoom, rotation and flip" },
@@ -26,9 +39,15 @@ export const BINDINGS = [
   { section: "Zoom", kind: "key", keys: ["-"], action: "zoom-out", label: "Zoom out" },
   { section: "Zoom", kind: "key", keys: ["0"], action: "zoom-fit", label: "Fit to the viewport" },
   { section: "Zoom", kind: "key", keys: ["1"], action: "zoom-actual", label: "Actual pixels (1:1)" },
-  { section: "Zoom", kind: "gesture", keys: ["Shift-drag", "Middle-drag"], label: "Pan" },
-  { section: "Zoom", kind: "gesture", keys: ["Right-drag"], label: "Zoom (up: in)" },
-  { section: "Zoom", kind: "gesture", keys: ["Ctrl + wheel"], label: "Zoom about the pointer" },
+  {
+    section: "Zoom",
+    kind: "gesture",
+    mouse: [{ input: "drag", shift: true }, { input: "drag", button: 1 }],
+    tool: "pan",
+    label: "Pan",
+  },
+  { section: "Zoom", kind: "gesture", mouse: [{ input: "drag", button: 2 }], tool: "zoom", label: "Zoom (up: in)" },
+  { section: "Zoom", kind: "gesture", mouse: [{ input: "wheel", ctrl: true }], tool: "zoom", label: "Zoom about the pointer" },
   { section: "Zoom", kind: "gesture", keys: ["Pinch (two fingers)"], label: "Zoom about the fingers' midpoint" },
   { section: "Zoom", kind: "gesture", keys: ["Two fingers move"], label: "Pan" },
   { section: "Orientation", kind: "key", keys: ["l"], action: "rotate-left", label: "Rotate 90° left" },
@@ -46,9 +65,24 @@ export const BINDINGS = [
 ];
 
 const KEY_NAMES = { ArrowDown: "↓", ArrowUp: "↑", " ": "Space", Escape: "Esc", PageDown: "Page Down", PageUp: "Page Up" };
+const BUTTON_NAMES = { 1: "Middle", 2: "Right" };
+const capitalized = (text) => text[0].toUpperCase() + text.slice(1);
 
 export function keyName(key) {
   return KEY_NAMES[key] ?? (key.length === 1 ? key.toUpperCase() : key);
+}
+
+// What the help panel calls a mouse input of the table: "Drag", "Shift-drag",
+// "Middle-drag", "Ctrl + wheel" ...
+export function mouseName({ input, button, shift, ctrl }) {
+  const held = [ctrl && "Ctrl", shift && "Shift"].filter(Boolean);
+  if (input === "wheel") return capitalized([...held, "wheel"].join(" + "));
+  return capitalized([...held, BUTTON_NAMES[button], "drag"].filter(Boolean).join("-"));
+}
+
+// Every way to make a binding the help panel names: its mouse inputs, then the others.
+export function gestureNames(binding) {
+  return [...(binding.mouse ?? []).map(mouseName), ...(binding.keys ?? [])];
 }
 
 // The binding for a keydown event, or undefined. Letters ignore Shift and case; browser
@@ -57,6 +91,27 @@ export function bindingFor(event) {
   if (event.ctrlKey || event.altKey || event.metaKey) return undefined;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
   return BINDINGS.find((b) => b.kind === "key" && b.keys.includes(key));
+}
+
+// The gesture binding for a mouse ``input`` ("drag": a pointerdown; "wheel") and its event,
+// or undefined. Of the table's mouse inputs that match (the button where one is given, the
+// keys that must be held), the most particular wins: a held key counts more than a button,
+// a button more than none, so Shift-drag with any button pans and a plain drag is the
+// active tool's.
+export function gestureFor(input, event) {
+  let best;
+  let bestScore = -1;
+  for (const binding of BINDINGS) {
+    for (const mouse of binding.mouse ?? []) {
+      if (mouse.input !== input) continue;
+      if (mouse.button !== undefined && mouse.button !== event.button) continue;
+      if ((mouse.shift && !event.shiftKey) || (mouse.ctrl && !event.ctrlKey)) continue;
+      const held = Number(Boolean(mouse.shift)) + Number(Boolean(mouse.ctrl));
+      const score = 2 * held + Number(mouse.button !== undefined);
+      if (score > bestScore) [best, bestScore] = [binding, score];
+    }
+  }
+  return best;
 }
 
 export class Toolbox {
@@ -176,10 +231,7 @@ export class Toolbox {
   }
 
   reset() {
-    const viewport = this.layout.viewport;
-    viewport.setInverted(false);
-    this.presetSelect.value = "";
-    viewport.setSeries(viewport.series);
+    this.layout.viewport?.reset();
     this.sync();
   }
 
@@ -258,10 +310,11 @@ export class Toolbox {
       const row = body.insertRow();
       row.className = binding.kind;
       const keys = row.insertCell();
-      for (const [index, key] of binding.keys.entries()) {
+      const names = binding.kind === "key" ? binding.keys.map(keyName) : gestureNames(binding);
+      for (const [index, name] of names.entries()) {
         if (index) keys.append(" or ");
         const element = document.createElement(binding.kind === "key" ? "kbd" : "span");
-        element.textContent = binding.kind === "key" ? keyName(key) : key;
+        element.textContent = name;
         keys.append(element);
       }
       row.insertCell().textContent = binding.label;

@@ -77,13 +77,28 @@ export class StackViewport {
     this.stack = series.instances.flatMap((instance) =>
       Array.from({ length: Math.max(instance.number_of_frames, 1) }, (_, i) => ({ instance, frame: i + 1 })),
     );
-    this.window = null;
-    const first = this.stack[0]?.instance;
-    const preset = first?.presets?.find((p) => p.kind === "window");
-    if (preset) this.window = { center: preset.center, width: preset.width };
     this.slice = 0;
+    this.window = this.defaultWindow();
     this.onchange();
     return this.show();
+  }
+
+  // The window the current image opens with: its header's first (0028,1050) Window
+  // Center / (0028,1051) Window Width pair (PS3.3 C.11.2.1.2), else null (the server's
+  // default for the image).
+  defaultWindow() {
+    const preset = this.current?.instance.presets?.find((p) => p.kind === "window");
+    return preset ? { center: preset.center, width: preset.width } : null;
+  }
+
+  // Back to the image's default window, uninverted, fitted (no pan), upright and
+  // unflipped. The series, the slice and cine stay as they are.
+  reset() {
+    this.magnification = 1;
+    this.center = null;
+    this.turn = IDENTITY_TURN;
+    this.inverted = false;
+    return this.setWindow(this.defaultWindow());
   }
 
   setSlice(index) {
@@ -422,7 +437,7 @@ export class StackViewport {
     const patient = study.patient;
     const series = this.series;
     this.overlays.tl.textContent = [
-      formatName(patient.patient_name),
+      patient.patient_name_display,
       `ID ${patient.patient_id}`,
       patient.patient_birth_date ? `Born ${patient.patient_birth_date} ${patient.patient_sex || ""}` : "",
     ].filter(Boolean).join("\n");
@@ -478,17 +493,4 @@ export class StackViewport {
   hideMessage() {
     this.message.hidden = true;
   }
-}
-
-// PN "Family^Given^Middle" groups "=" -> "Family, Given Middle = …"
-export function formatName(value) {
-  return String(value || "")
-    .split("=")
-    .map((group) => {
-      const [family = "", ...rest] = group.split("^");
-      const given = rest.slice(0, 2).filter(Boolean).join(" ");
-      return family && given ? `${family}, ${given}` : family || given;
-    })
-    .filter(Boolean)
-    .join(" = ");
 }
