@@ -105,14 +105,74 @@ def audit_rows_flushable(request: pytest.FixtureRequest) -> Iterator[None]:
     purge_audit_rows()
 
 
+# Personas (ARCHITECTURE.md): who asks, and what each may see.
+
+PASSWORD = "a-long-test-password"
+
+
+def client_for(user: Any) -> Any:
+    """A test client logged in as ``user`` (a password login: channel "direct")."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 @pytest.fixture
 def radiologist(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("radiologist", password="a-long-test-password")
+    """A local account in no role group: a radiologist (LOUPE_LOCAL_ACCOUNT_ROLE's default)."""
+    return django_user_model.objects.create_user("radiologist", password=PASSWORD)
 
 
 @pytest.fixture
 def logged_in_client(client: Any, radiologist: Any) -> Any:
     client.force_login(radiologist)
+    return client
+
+
+@pytest.fixture
+def administrator(django_user_model: Any) -> Any:
+    """A superuser: every study, the audit trail and the admin."""
+    return django_user_model.objects.create_superuser("administrator", password=PASSWORD)
+
+
+@pytest.fixture
+def outsider(django_user_model: Any) -> Any:
+    """An account with no role (made by single sign-on, no role claim): sees no study."""
+    user = django_user_model.objects.create_user("outsider")
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+@pytest.fixture
+def patient_a(shared_dicom: Path) -> Any:
+    """Patient A's chest CT (three slices of ct-series), stored."""
+    from tests.factories import corpus_files, store_files
+
+    return store_files(corpus_files(shared_dicom, "ct-series", 3))
+
+
+@pytest.fixture
+def patient_b(shared_dicom: Path) -> Any:
+    """Patient B's brain MR (two slices of mr-series), stored."""
+    from tests.factories import corpus_files, store_files
+
+    return store_files(corpus_files(shared_dicom, "mr-series", 2))
+
+
+@pytest.fixture
+def clinician_for_patient_a(client: Any, patient_a: Any) -> Any:
+    """A clinician launched from the EHR for patient A's study: a test client whose
+    session is bound to patient A (through the real signed-launch endpoint)."""
+    from tests.factories import register_ehr, signed_launch
+
+    register_ehr()
+    response = client.get(
+        "/ehrlaunch/launch", {"launch": signed_launch(patient_a.study)}, HTTP_ACCEPT="text/html"
+    )
+    assert response.status_code == 303, response.content[:300]
     return client
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from tests.dicom_edits import changed
+from tests.factories import changed
 from viewer.models import Instance, Series, Study
 from viewer.services import ingest, known_series, storage
 

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 from django.test import Client
-from pydicom.data import get_testdata_file
 
+from tests.factories import ct_small
 from viewer.models import Instance, Patient, Series, Study
 from viewer.services import storage
 
 pytestmark = pytest.mark.django_db
-
-
-def ct_small() -> bytes:
-    path = get_testdata_file("CT_small.dcm")
-    assert path is not None
-    return Path(path).read_bytes()
 
 
 def variant(change: Any) -> bytes:

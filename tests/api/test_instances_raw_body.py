@@ -9,17 +9,11 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from pydicom.data import get_testdata_file
 
+from tests.factories import ct_small
 from viewer.models import Instance
 
 pytestmark = pytest.mark.django_db
-
-
-def ct_small() -> bytes:
-    path = get_testdata_file("CT_small.dcm")
-    assert path is not None
-    return Path(path).read_bytes()
 
 
 @pytest.fixture

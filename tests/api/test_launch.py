@@ -8,102 +8,22 @@ radiologist, and a clinician who logs in directly. Patient B is the MR series' p
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from ehrlaunch.models import EhrSystem
-from viewer.models import AuditEvent, Instance
-from viewer.services import ingest
+from tests.factories import StoredStudy, register_ehr, signed_launch
+from viewer.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-SECRET = "a-shared-secret-of-forty-characters-long"
-ISSUER = "https://ehr.example.org"
-
-
-@dataclass
-class Images:
-    study: str
-    series: str
-    instance: str
-
-    def routes(self) -> list[str]:
-        """Every route that reveals this study: pages, API, DICOMweb rendered, tiles."""
-        s = f"/dicom-web/studies/{self.study}"
-        i = f"{s}/series/{self.series}/instances/{self.instance}"
-        return [
-            f"/studies/{self.study}/",
-            f"/viewer/{self.study}/",
-            f"/api/studies/{self.study}",
-            f"/api/studies/{self.study}/series/{self.series}/instances/{self.instance}",
-            f"{s}/thumbnail",
-            f"{s}/series/{self.series}/thumbnail",
-            f"{i}/thumbnail",
-            f"{i}/rendered",
-            f"{i}/frames/1/rendered",
-            f"{i}/frames/1/tiles/0/0/0",
-        ]
-
-
-def store(paths: list[Path]) -> Images:
-    for path in paths:
-        assert ingest.ingest_file(path).ok
-    instance = Instance.objects.select_related("series__study").get(
-        sop_instance_uid=ingest.ingest_file(paths[0]).sop_instance_uid
-    )
-    return Images(
-        instance.series.study.study_instance_uid,
-        instance.series.series_instance_uid,
-        instance.sop_instance_uid,
-    )
-
-
-@pytest.fixture
-def patient_a(shared_dicom: Path) -> Images:
-    return store(sorted((shared_dicom / "ct-series").glob("*.dcm"))[:3])
-
-
-@pytest.fixture
-def patient_b(shared_dicom: Path) -> Images:
-    return store(sorted((shared_dicom / "mr-series").glob("*.dcm"))[:2])
 
 
 @pytest.fixture
 def ehr() -> EhrSystem:
-    return EhrSystem.objects.create(
-        name="Chart",
-        issuer=ISSUER,
-        algorithm="HS256",
-        shared_secret=SECRET,
-        allowed_origins="https://ehr.example.org\nhttps://ehr2.example.org",
-        role_mapping={"MD": "clinician", "RAD": "radiologist"},
-    )
-
-
-def launch_token(study: str | None = None, **overrides: Any) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": "loupe",
-        "iat": now,
-        "exp": now + 120,
-        "jti": str(uuid.uuid4()),
-        "sub": "dr-17",
-        "name": "Dr Seventeen",
-        "role": "MD",
-        "patient": "C3N-00247",
-    }
-    if study:
-        claims["study"] = [study]
-    claims.update(overrides)
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return register_ehr()
 
 
 def launched(client: Client, token: str) -> Any:
@@ -111,9 +31,9 @@ def launched(client: Client, token: str) -> Any:
 
 
 def test_a_launch_opens_the_study_with_no_login(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    response = launched(client, launch_token(patient_a.study))
+    response = launched(client, signed_launch(patient_a.study))
     assert response.status_code == 303
     assert response["Location"] == f"/viewer/{patient_a.study}/"
     assert response["Referrer-Policy"] == "no-referrer"
@@ -126,9 +46,9 @@ def test_a_launch_opens_the_study_with_no_login(
 
 
 def test_a_session_launched_for_patient_a_sees_only_patient_a_everywhere(
-    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
-    launched(client, launch_token(patient_a.study))
+    launched(client, signed_launch(patient_a.study))
     for route in patient_a.routes():
         assert client.get(route).status_code == 200, route
     for route in patient_b.routes():
@@ -146,34 +66,34 @@ def test_a_session_launched_for_patient_a_sees_only_patient_a_everywhere(
 
 
 def test_a_radiologist_launch_sees_every_study(
-    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
-    launched(client, launch_token(patient_a.study, role="RAD"))
+    launched(client, signed_launch(patient_a.study, role="RAD"))
     assert client.get(f"/api/studies/{patient_b.study}").status_code == 200
 
 
 def test_a_new_launch_replaces_the_earlier_patient(
-    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
-    launched(client, launch_token(patient_a.study))
-    response = launched(client, launch_token(patient_b.study, patient="crlab"))
+    launched(client, signed_launch(patient_a.study))
+    response = launched(client, signed_launch(patient_b.study, patient="crlab"))
     assert response["Location"] == f"/viewer/{patient_b.study}/"
     assert client.get(f"/api/studies/{patient_b.study}").status_code == 200
     assert client.get(f"/api/studies/{patient_a.study}").status_code == 404
 
 
 def test_a_launch_without_a_study_lands_on_the_patients_worklist(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    response = launched(client, launch_token())
+    response = launched(client, signed_launch())
     assert response["Location"] == "/"
 
 
 def test_a_launch_may_come_as_a_form_post(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
     checked = Client(enforce_csrf_checks=True)
-    response = checked.post("/ehrlaunch/launch", {"launch": launch_token(patient_a.study)})
+    response = checked.post("/ehrlaunch/launch", {"launch": signed_launch(patient_a.study)})
     assert response.status_code == 303
 
 
@@ -189,12 +109,12 @@ def test_a_launch_may_come_as_a_form_post(
 def test_refused_launches_say_what_happened_and_show_no_patient(
     client: Client,
     ehr: EhrSystem,
-    patient_a: Images,
+    patient_a: StoredStudy,
     overrides: dict[str, Any],
     status: int,
     says: str,
 ) -> None:
-    response = launched(client, launch_token(patient_a.study, **overrides))
+    response = launched(client, signed_launch(patient_a.study, **overrides))
     assert response.status_code == status
     html = response.content.decode()
     assert says in html
@@ -204,18 +124,20 @@ def test_refused_launches_say_what_happened_and_show_no_patient(
     assert client.get(f"/api/studies/{patient_a.study}").status_code == 401
 
 
-def test_a_tampered_launch_is_refused(client: Client, ehr: EhrSystem, patient_a: Images) -> None:
-    header, _, signature = launch_token(patient_a.study).split(".")
-    payload = launch_token(patient_a.study, role="RAD").split(".")[1]
+def test_a_tampered_launch_is_refused(
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
+) -> None:
+    header, _, signature = signed_launch(patient_a.study).split(".")
+    payload = signed_launch(patient_a.study, role="RAD").split(".")[1]
     response = launched(client, f"{header}.{payload}.{signature}")
     assert response.status_code == 403
     assert "signature does not match" in response.content.decode()
 
 
 def test_a_replayed_launch_is_refused_and_ends_the_session(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    token = launch_token(patient_a.study)
+    token = signed_launch(patient_a.study)
     assert launched(client, token).status_code == 303
     response = launched(client, token)
     assert response.status_code == 403
@@ -224,9 +146,9 @@ def test_a_replayed_launch_is_refused_and_ends_the_session(
 
 
 def test_a_launch_whose_study_belongs_to_another_patient_is_refused(
-    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
-    response = launched(client, launch_token(patient_b.study))  # patient A, B's study
+    response = launched(client, signed_launch(patient_b.study))  # patient A, B's study
     assert response.status_code == 403
     assert "belongs to another patient" in response.content.decode()
     assert client.get(f"/api/studies/{patient_b.study}").status_code == 401
@@ -236,9 +158,9 @@ def test_a_launch_whose_study_belongs_to_another_patient_is_refused(
 
 
 def test_embedding_policy_names_the_registered_ehrs_on_embeddable_pages_only(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    launched(client, launch_token(patient_a.study))
+    launched(client, signed_launch(patient_a.study))
     viewer = client.get(f"/viewer/{patient_a.study}/")
     policy = viewer["Content-Security-Policy"]
     assert "frame-ancestors https://ehr.example.org https://ehr2.example.org" in policy
@@ -250,7 +172,7 @@ def test_embedding_policy_names_the_registered_ehrs_on_embeddable_pages_only(
 
 
 def test_without_a_registered_ehr_nothing_may_frame_loupe(
-    logged_in_client: Client, patient_a: Images
+    logged_in_client: Client, patient_a: StoredStudy
 ) -> None:
     viewer = logged_in_client.get(f"/viewer/{patient_a.study}/")
     assert "frame-ancestors 'none'" in viewer["Content-Security-Policy"]
@@ -258,9 +180,9 @@ def test_without_a_registered_ehr_nothing_may_frame_loupe(
 
 
 def test_session_and_csrf_cookies_work_in_a_third_party_frame(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    response = launched(client, launch_token(patient_a.study))
+    response = launched(client, signed_launch(patient_a.study))
     cookie = response.cookies["sessionid"].OutputString()
     for attribute in ("SameSite=None", "Secure", "HttpOnly", "Partitioned"):
         assert attribute in cookie
@@ -270,7 +192,7 @@ def test_session_and_csrf_cookies_work_in_a_third_party_frame(
 
 
 def test_a_clinician_who_logs_in_directly_sees_nothing(
-    client: Client, django_user_model: Any, patient_a: Images
+    client: Client, django_user_model: Any, patient_a: StoredStudy
 ) -> None:
     user = django_user_model.objects.create_user("clin", password="a-long-test-password")
     user.groups.add(Group.objects.get_or_create(name="clinician")[0])
@@ -281,7 +203,7 @@ def test_a_clinician_who_logs_in_directly_sees_nothing(
 
 
 def test_an_sso_account_without_a_role_sees_nothing(
-    client: Client, django_user_model: Any, patient_a: Images
+    client: Client, django_user_model: Any, patient_a: StoredStudy
 ) -> None:
     user = django_user_model.objects.create_user("nobody")
     user.set_unusable_password()
@@ -295,7 +217,7 @@ def test_an_sso_account_without_a_role_sees_nothing(
 
 
 def test_iid_study_request_opens_the_viewer_for_a_radiologist(
-    logged_in_client: Client, patient_a: Images
+    logged_in_client: Client, patient_a: StoredStudy
 ) -> None:
     response = logged_in_client.get(
         "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": patient_a.study}
@@ -306,7 +228,7 @@ def test_iid_study_request_opens_the_viewer_for_a_radiologist(
 
 
 def test_iid_patient_request_lists_the_patients_studies_without_the_id_in_the_url(
-    logged_in_client: Client, patient_a: Images, patient_b: Images
+    logged_in_client: Client, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
     response = logged_in_client.get(
         "/ehrlaunch/IHEInvokeImageDisplay",
@@ -323,9 +245,9 @@ def test_iid_patient_request_lists_the_patients_studies_without_the_id_in_the_ur
 
 
 def test_iid_does_not_widen_a_launched_clinicians_scope(
-    client: Client, ehr: EhrSystem, patient_a: Images, patient_b: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
-    launched(client, launch_token(patient_a.study))
+    launched(client, signed_launch(patient_a.study))
     response = client.get(
         "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": patient_b.study}
     )
@@ -334,7 +256,7 @@ def test_iid_does_not_widen_a_launched_clinicians_scope(
 
 
 def test_iid_without_a_session_asks_for_login_outside_frames_and_a_popup_inside(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
     params = {"requestType": "PATIENT", "patientID": "C3N-00247"}
     top = client.get("/ehrlaunch/IHEInvokeImageDisplay", params)
@@ -372,11 +294,11 @@ def test_the_popup_handoff_code_works_once(
 
 
 def test_a_launch_is_audited_with_the_ehr_user_and_no_token(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
     from viewer.models import AuditEvent
 
-    token = launch_token(patient_a.study)
+    token = signed_launch(patient_a.study)
     launched(client, token)
     client.get(f"/api/studies/{patient_a.study}")
     start = AuditEvent.objects.get(event_id="110100")
@@ -392,18 +314,18 @@ def test_a_launch_is_audited_with_the_ehr_user_and_no_token(
 
 
 def test_a_refused_launch_is_audited_without_trusting_its_claims(
-    client: Client, ehr: EhrSystem, patient_a: Images
+    client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
     from viewer.models import AuditEvent
 
-    launched(client, launch_token(patient_a.study, aud="elsewhere"))
+    launched(client, signed_launch(patient_a.study, aud="elsewhere"))
     row = AuditEvent.objects.get(event_id="110100")
     assert row.outcome == 4 and row.detail == {"refused": "launch_wrong_audience"}
     assert row.patient_id == "" and row.user_id == ""
 
 
 def test_a_change_of_role_group_takes_effect_at_once(
-    logged_in_client: Client, radiologist: Any, patient_a: Images
+    logged_in_client: Client, radiologist: Any, patient_a: StoredStudy
 ) -> None:
     """Roles are remembered per process for a few seconds; a group change forgets them."""
     assert logged_in_client.get(f"/api/studies/{patient_a.study}").status_code == 200

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.dicom_edits import changed
+from tests.factories import changed
 from tests.servers import Server, manage, migrated_database
 from viewer.services import storage
 
