@@ -3,13 +3,11 @@
 ``bench.ingest`` starts this module in a process of its own, with the environment of a
 migrated Loupe on the bench's PostgreSQL cluster::
 
-    python -m bench.ingest_inprocess --postgres-pid PID
+    python -m bench.ingest_inprocess --postgres-pid PID --series PATH [--warmup N]
 
-It sets Django up, loads the CT series, warms up, prints ``ready`` and then runs one
-round for every line it reads on its standard input, so that the bench can time its
-rounds right after Loupe's HTTP rounds at one client, in the same phase of a noisy
-machine. A round makes a fresh copy of the series (``bench.ingest.fresh_copy``) and
-times, one object after another on one thread:
+It sets Django up, loads the series, ingests ``--warmup`` objects, prints ``ready`` and
+then runs one round for every line it reads on its standard input. A round makes a fresh
+copy of the series and times, one object after another on one thread:
 
 * ``ingest.read_and_index``: the pydicom parse, the checks and the index fields;
 * ``storage.sha256_hex``: the content address;
@@ -17,9 +15,8 @@ times, one object after another on one thread:
   runs it (write, fsync, parse, link, the row), with the CPU of this process (its fsync
   worker thread included) and of the PostgreSQL processes (the tree under PID).
 
-Each round is printed as one JSON line, per object. Together with the ``gunicorn-bare``
-row (the HTTP server's own cost) this shows how much of a request's CPU is Loupe's
-ingest itself, and how much is Django's request path around it.
+Each round is printed as one JSON line, per object. Why the rounds are interleaved with
+the HTTP rounds: bench/README.md.
 """
 
 from __future__ import annotations
@@ -29,21 +26,24 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest_inprocess")
     parser.add_argument("--postgres-pid", type=int, required=True)
+    parser.add_argument("--series", type=Path, required=True, help="a folder of .dcm files")
+    parser.add_argument("--warmup", type=int, default=12, help="objects ingested before ready")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
-    from bench.ingest import SERIES_DIR, WARMUP_OBJECTS, fresh_copy, load_series, process_tree_cpu
+    from bench.harness import fresh_copy, load_series, process_tree_cpu
     from viewer.services import ingest, storage
 
-    datasets = load_series(SERIES_DIR)
+    datasets = load_series(args.series, "bench.ingest_inprocess")
 
     def ingest_all(payloads: list[bytes]) -> None:
         for number, payload in enumerate(payloads):
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             "total_ms": round(1000 * (own + database) / count, 3),
         }
 
-    ingest_all(fresh_copy(datasets, WARMUP_OBJECTS))
+    ingest_all(fresh_copy(datasets, args.warmup))
     print("ready", flush=True)
     for _ in sys.stdin:
         print(json.dumps(one_round()), flush=True)

@@ -1,113 +1,19 @@
 """Rendering speed: Loupe's rendered resources and tiles against Debian's Orthanc 1.10,
 and the cost of Loupe's decoder isolation against decoding in the server process.
 
-Run from the project folder::
-
-    .venv/bin/python -m bench.render [--quick] [--rounds N] [--cold-trials N]
+    .venv/bin/python -m bench.render [--corpus PATH] [--series PATH] [--radiograph PATH]
+                                     [--quick] [--rounds N] [--cold-trials N]
                                      [--isolation-trials N] [--frame-cache-mb MB]
                                      [--only peers|isolation]
 
-A full run takes about three and a half minutes on the 2-core VM, ``--quick`` about a
-minute and a half; ``--only peers`` runs (a)–(e) alone (about a minute and a half),
-``--only isolation`` (f) alone, without Orthanc (about two minutes; one with ``--quick``).
-
-What one run does, on 127.0.0.1 and on the very same files for every peer:
-
-* the 99-slice CT series (/work/shared/dicom/ct-series, 512×512, 16-bit, uncompressed)
-  and the 2446×2010 MONOCHROME1 radiograph (JPEG baseline, 8-bit) are read in place
-  (never copied into the project);
-* Orthanc (``tests.servers.start_orthanc``, with the DICOMweb plugin) receives them
-  through ``POST /instances``; Loupe gets a fresh data folder and database from
-  ``bench.ingest.start_loupe``, its first gunicorn is ended, the files are imported with
-  ``manage.py import_dicom`` and gunicorn is started again on the same command line
-  (``-w 2 --threads 4``: gthread workers, the configuration ``bench.ingest`` chose) with
-  ``LOUPE_FRAME_CACHE_MB`` set and its default decoder isolation (compressed frames,
-  here the radiograph's, decode in each worker's decoder processes); the bench logs in
-  (session cookie);
-* three peers are timed with identical client code (``http.client``, one connection per
-  client thread, kept alive: both Orthanc and gunicorn's gthread workers keep it open):
-  ``loupe`` (``/dicom-web/…/rendered``), ``orthanc`` (``/instances/{id}/rendered``) and
-  ``orthanc-dicomweb`` (the plugin's ``/dicom-web/…/rendered``); every request asks for
-  PNG with ``Accept: image/png`` and gives an explicit linear window (DICOMweb 1.7 wants
-  ``window=C,W,linear``);
-* (a) one CT slice (the middle one), one client: (a1) every request a window never asked
-  before (centres cycle over 1201 values, widths grow each cycle), so Loupe's
-  rendered-bytes cache never answers, but its decoded-frame cache holds the slice (the
-  warm-up decoded it in both workers): this is the window → LUT → PNG path; (a2) one
-  request repeated (Loupe: a rendered-bytes cache hit once each worker has rendered it);
-  after warm-up, in rounds whose peer order rotates; medians, p95 and response sizes;
-* (b) images/s from 4 client threads over the 99 slices in order, a new window every
-  request, after a warm-up of several passes (which fills the frame cache of both
-  workers, and Orthanc's own caches), in rotated rounds;
-* (c) cold: both servers are restarted (new gunicorn master and workers; Orthanc ended
-  and started again on the same storage), then one client renders each of the 99 slices
-  once (window 40/400) on each peer; the DICOMweb peer gets its own Orthanc restart.
-  This is repeated ``--cold-trials`` times (3; 1 with ``--quick``), Loupe and Orthanc
-  taking turns at going first; medians and p95 are over all those requests, the total
-  is the median pass. Rendered bytes stay in local memory (``LOUPE_REDIS_URL`` is
-  removed from Loupe's environment), so a restart empties them. Process start-up is
-  kept out: after a restart (and after the first start) the bench waits until every
-  worker has loaded the application and forked its decoder processes (the pool
-  ``config/wsgi.py`` starts once the application is loaded) and the whole gunicorn tree
-  has used no CPU for 0.5 s (``wait_until_settled``), then sends a few concurrent
-  ``GET /login/`` and logs in. The OS page cache is not dropped (the files were read
-  moments before);
-* (d) the radiograph: Loupe's tile (0, 0) at the fit-to-screen level (the smallest level
-  whose image fits 1024×1024, computed from ``GET /api/studies/…/instances/…``) against
-  Orthanc's full-size render, both PNG: cold (the first request for the image after
-  each restart of (c), median over the trials) and warm (the same request repeated; and
-  a new window each request, which Loupe answers from its decoded-frame cache);
-* (e) peak memory: a sampler reads ``VmHWM`` (and ``VmRSS``) from /proc every 0.2 s for
-  every process of the gunicorn tree (summed) and for Orthanc, over the whole run and
-  across the restarts. Loupe's tree holds the master, its workers and, per worker,
-  ``multiprocessing``'s resource tracker, a forkserver (an interpreter of its own that
-  has imported the decoders) and the decoder processes forked from it, whose pages are
-  largely the forkserver's: VmHWM summed over them counts each shared page once per
-  process, an overstatement. So (e) also gives the peak of the summed PSS (``Pss:`` of
-  /proc/<pid>/smaps_rollup: each page divided among the processes that map it), read
-  every 1 s (it costs the kernel ~0.7 ms per process); the target is judged on both;
-* (f) decoder isolation, with a Loupe of its own and without Orthanc (after (a)–(e),
-  whose servers are stopped by then): at the start of the run, the CT series is
-  transcoded with pydicom's ``Dataset.compress`` (encoders of pylibjpeg-rle for RLE
-  Lossless, pylibjpeg-openjpeg for JPEG 2000 Lossless) into a temporary folder under
-  /tmp (removed at the end) as two new series of the CT's study, new Series and SOP
-  Instance UIDs, the middle slice checked to decode to its original values. A fresh
-  Loupe (as above) imports the CT, both transcoded series and seven RLE and JPEG 2000
-  objects of the corpus, read in place (``CORPUS_FILES`` under /work/shared/dicom, or
-  ``LOUPE_BENCH_CORPUS``: CT_WG04 RLE and J2K lossy 512×512, the Siemens MR in RLE and
-  J2K lossless 384×384, and three radiographs in J2K, 1760² to 2000×2128). Two
-  configurations share that data folder, database and gunicorn command line:
-  ``isolated`` (``LOUPE_DECODER_PROCESSES`` unset: its default, 2 decoder processes per
-  worker) and ``in-process`` (``LOUPE_DECODER_PROCESSES=0``: compressed frames decode in
-  the worker itself). In each of ``--isolation-trials`` trials (3; 1 with ``--quick``),
-  for each of four object sets (the CT as it is, uncompressed; the CT in RLE; the CT in
-  J2K; the corpus) gunicorn is restarted in one configuration, then in the other (which
-  goes first alternates from set to set and from trial to trial), and after each
-  restart one client renders every object of the set once, full size, PNG (the CT at
-  40/400, the corpus objects with their own default VOI). Each restart is waited for as
-  in (c), so the first request pays neither the application's import nor the
-  forkserver's start (the decoder processes' PIDs are compared before and after every
-  pass; a decoder forked while timed fails the checks); it does pay what any first
-  request after a start pays (the worker thread's database connection, the first call
-  into a decoder process). Figures per configuration: median and p95 over all requests
-  of the trials, total = the median pass, first = the median first request after a
-  restart, server CPU per image (the decoder processes included), and for the corpus
-  each file's median over the trials. Right after each configuration's J2K pass come its
-  cached renders, like (a), on the middle J2K slice: a warm-up from 4 clients, then a
-  new window per request (decoded-frame cache hit) and the same request repeated
-  (rendered-bytes cache hit). I/P = isolated / in-process; targets: ≤ 1.3× cold
-  (median, p95 and total of each set), ≤ 1.1× cached (median: "no change" within this
-  VM's noise). Memory per configuration: the peaks of the summed VmHWM and PSS over the
-  gunicorn tree, read after every pass and before every restart, never while timed; CPU
-  steal and the load average over (f) are printed with it;
-* checks that every response (warm-ups included) is 200 and a decodable PNG of the
-  expected size, and compares Loupe's pixels with Orthanc's on one windowed slice;
-* prints a table of Loupe against both Orthanc routes with the targets of the rendering
-  issue ("met" = the target holds against both routes), then (f)'s table, and writes
-  everything as JSON to ``bench/results/render-<timestamp>.json`` ((f) under
-  ``isolation``), with the commit measured and the server files that differ from it.
-
-Every server the bench starts is stopped at the end, also on error, by its PID.
+On the 99-slice CT series and a 2446×2010 MONOCHROME1 radiograph of the corpus, against
+Orthanc's native and DICOMweb rendered routes: (a) one slice, one client, new window and
+repeated request; (b) images/s from 4 clients; (c) cold renders after restarts; (d) the
+radiograph's fit-to-screen tile against Orthanc's full render; (e) peak memory. (f), with
+a Loupe of its own: cold and cached renders with the decoder processes against decoding
+in the worker, on the CT (native, RLE, JPEG 2000) and compressed files of the corpus.
+Prints the tables with their targets; writes ``bench/results/render-<timestamp>.json``.
+Each part, how it is timed and the targets: bench/README.md.
 """
 
 from __future__ import annotations
@@ -118,16 +24,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from http.client import HTTPConnection
 from importlib.metadata import version
 from io import BytesIO
 from pathlib import Path
@@ -138,33 +40,43 @@ import pydicom
 from PIL import Image
 from pydicom.uid import JPEG2000, JPEG2000Lossless, RLELossless, generate_uid
 
-from bench.ingest import (
+from bench.harness import (
     DEFAULT_THREADS,
     DEFAULT_WORKERS,
-    HOST,
-    PROJECT_DIR,
-    RESULTS_DIR,
-    SERIES_DIR,
+    SETTLED_SECONDS,
+    BenchRun,
     Gunicorn,
+    PeakMemory,
+    Request,
+    Run,
+    add_corpus_argument,
+    add_series_argument,
+    checks_lines,
     cpu_ticks,
+    decoder_processes,
+    decoders_per_worker,
+    end,
+    gunicorn_config,
     login,
     machine_facts,
-    manage,
+    merged_statuses,
     percentile,
-    process_tree_cpu,
+    prime_workers,
+    relaunch,
     request_once,
+    send_all,
+    series_files,
+    series_folder,
     start_loupe,
-    write_results,
+    steal_percent,
+    upload_to_orthanc,
+    wait_until_settled,
 )
 from tests.servers import Server, orthanc_available, start_orthanc
 
-RADIOGRAPH = Path(
-    os.environ.get(
-        "LOUPE_BENCH_RADIOGRAPH", "/work/shared/dicom/cr-monochrome1/Monochrome1-Jpeg.dcm"
-    )
-)
-CORPUS_DIR = Path(os.environ.get("LOUPE_BENCH_CORPUS", "/work/shared/dicom"))
-CORPUS_FILES = (  # (f): RLE and JPEG 2000 objects of the shared corpus
+PROGRAM = "bench.render"
+RADIOGRAPH = "cr-monochrome1/Monochrome1-Jpeg.dcm"  # in the corpus
+CORPUS_FILES = (  # (f): RLE and JPEG 2000 objects of the corpus
     "compressed/CT_WG04_CT1_RLE_fragments.dcm",
     "compressed/CT_WG04_CT1_J2KI_jpeg2000_lossy.dcm",
     "compressed/siemens-mr-same-image/4.dcm",
@@ -182,7 +94,7 @@ CONFIGS = (ISOLATED, IN_PROCESS)
 COLD_TARGET = "<=1.3x"  # (f): isolated / in-process, cold
 CACHED_TARGET = "<=1.1x"  # (f): isolated / in-process, cached ("no change", within noise)
 PARTS = ("peers", "isolation")
-GUNICORN_CONFIG = f"gunicorn -w {DEFAULT_WORKERS} --threads {DEFAULT_THREADS} (gthread)"
+GUNICORN_CONFIG = gunicorn_config(DEFAULT_WORKERS, DEFAULT_THREADS)
 PEERS = ("loupe", "orthanc", "orthanc-dicomweb")
 LOUPE, ORTHANC, DICOMWEB = PEERS
 SCREEN = 1024  # (d): the fit-to-screen level is the first whose image fits SCREEN×SCREEN
@@ -190,9 +102,44 @@ CT_WINDOW = (40.0, 400.0)  # (a2), (c): a soft-tissue window
 CR_WINDOW = (114.516, 255.0623)  # (d): the radiograph's own header window
 DEFAULT_FRAME_CACHE_MB = 512  # Loupe's default (config/settings.py)
 RSS_ALLOWANCE_MB = 300  # (e): peak RSS <= frame cache cap + this
-SAMPLE_SECONDS = 0.2
+SAMPLE_SECONDS = 0.2  # (e): memory sampled this often
 PSS_EVERY = 5  # (e): PSS in every 5th sample (1 s)
-SETTLED_SECONDS = 0.5  # a restarted Loupe is ready once its tree used no CPU for this long
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The files a run reads, in place: the CT series, the radiograph, the corpus files."""
+
+    series: Path
+    ct_files: list[Path]
+    radiograph: Path
+    corpus_files: list[Path]
+
+
+def inputs(args: argparse.Namespace, parts: tuple[str, ...]) -> Inputs:
+    """The files of ``args`` (``--radiograph``, else LOUPE_BENCH_RADIOGRAPH, else the
+    corpus's); exits naming what is missing."""
+    series = series_folder(args)
+    radiograph = Path(
+        args.radiograph or os.environ.get("LOUPE_BENCH_RADIOGRAPH") or args.corpus / RADIOGRAPH
+    )
+    found = Inputs(
+        series,
+        series_files(series, PROGRAM),
+        radiograph,
+        [args.corpus / name for name in CORPUS_FILES],
+    )
+    wanted = [
+        *([found.radiograph] if "peers" in parts else []),
+        *(found.corpus_files if "isolation" in parts else []),
+    ]
+    missing = [str(path) for path in wanted if not path.exists()]
+    if missing:
+        sys.exit(
+            f"{PROGRAM}: needs the radiograph (--radiograph) and the compressed files of the "
+            f"corpus (--corpus); missing: {', '.join(missing)}"
+        )
+    return found
 
 
 # --------------------------------------------------------------------------- test data
@@ -266,45 +213,6 @@ def tile_path(obj: DicomObject, level: int, window: tuple[float, float]) -> str:
 # --------------------------------------------------------------------------- servers
 
 
-def end(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, SIGKILL by PID if it has not exited after 30 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def relaunch(
-    process: subprocess.Popen[bytes], port: int, env: dict[str, str] | None, log: Path, ready: str
-) -> subprocess.Popen[bytes]:
-    """Run the command ``process`` ran (it has ended) again, on the same port with the
-    same environment, and wait until ``GET ready`` answers 200."""
-    with open(log, "ab") as out:
-        started = subprocess.Popen(
-            process.args,
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if started.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited during start-up: see {log}")
-        try:
-            if request_once(port, "GET", ready)[0] == 200:
-                return started
-        except OSError:
-            pass
-        time.sleep(0.2)
-    end(started)
-    raise RuntimeError(f"{process.args!r} did not answer within 60 s: see {log}")
-
-
 class Servers:
     """The running Orthanc (None in a run without it) and Loupe; restarts replace the
     processes, not the storage. ``stop()`` ends whichever processes are current."""
@@ -315,7 +223,6 @@ class Servers:
         self.log = log
         self.headers: dict[str, str] = {}
         self.before_stop: Callable[[], None] = lambda: None
-        self._default_decoders: int | None = None
 
     @property
     def loupe(self) -> Gunicorn:
@@ -327,27 +234,12 @@ class Servers:
         assert self._orthanc is not None, "Orthanc has not been started"
         return self._orthanc
 
-    def decoders_for(self, env: dict[str, str]) -> int:
-        """LOUPE_DECODER_PROCESSES as a Loupe with ``env`` reads it (the default from the
-        settings, asked once, where ``env`` does not set it)."""
-        if "LOUPE_DECODER_PROCESSES" in env:
-            return int(env["LOUPE_DECODER_PROCESSES"])
-        if self._default_decoders is None:
-            out = manage(
-                env,
-                "shell",
-                "-c",
-                "from django.conf import settings; print(settings.LOUPE_DECODER_PROCESSES)",
-            )
-            self._default_decoders = int(out.split()[-1])
-        return self._default_decoders
-
     def use_loupe(self, server: Gunicorn) -> float:
         """Take ``server`` over (it is stopped with the rest from now on), wait until it
         has settled (``wait_until_settled``) and log in; the seconds the wait took."""
         self._loupe = server
         waited = wait_until_settled(
-            server.process.pid, DEFAULT_WORKERS, self.decoders_for(server.env)
+            server.process.pid, DEFAULT_WORKERS, decoders_per_worker(server.env)
         )
         prime_workers(server.port)
         self.headers = {**login(server.port), "Accept": "image/png"}
@@ -392,207 +284,21 @@ class Servers:
         return self.headers if peer == LOUPE else {"Accept": "image/png"}
 
 
-def prime_workers(port: int) -> None:
-    """A few concurrent ``GET /login/``, so that the worker threads have answered once."""
-
-    def get() -> None:
-        try:
-            request_once(port, "GET", "/login/")
-        except OSError:
-            pass  # the login that follows fails loudly if the server is really gone
-
-    threads = [threading.Thread(target=get) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-def upload_to_orthanc(server: Server, objects: list[DicomObject]) -> list[DicomObject]:
-    conn = HTTPConnection(HOST, server.port, timeout=60)
-    stored = []
-    try:
-        for obj in objects:
-            conn.request("POST", "/instances", body=obj.path.read_bytes())
-            response = conn.getresponse()
-            answer = json.loads(response.read())
-            if response.status != 200 or answer.get("Status") not in ("Success", "AlreadyStored"):
-                raise RuntimeError(f"Orthanc refused {obj.path}: {response.status} {answer}")
-            stored.append(replace(obj, orthanc_id=answer["ID"]))
-    finally:
-        conn.close()
-    return stored
-
-
-def prepare_loupe(
+def start_render_loupe(
     log: Path, paths: list[Path], objects: int, frame_cache_mb: int, name: str = "render"
 ) -> Gunicorn:
-    """A fresh Loupe (``start_loupe``) whose gunicorn is restarted after the import."""
-    first = start_loupe(name, None, workers=DEFAULT_WORKERS, threads=DEFAULT_THREADS, log=log)
-    try:
-        end(first.process)
-        out = manage(first.env, "import_dicom", *map(str, paths), "--no-progress")
-        summary = out.strip().splitlines()[-1]
-        if f"{objects} object(s): {objects} stored" not in summary:
-            raise RuntimeError(f"import_dicom: {summary}")
-        first.env["LOUPE_FRAME_CACHE_MB"] = str(frame_cache_mb)
-        # Rendered bytes in local memory (per process), so that a restart is really cold.
-        first.env.pop("LOUPE_REDIS_URL", None)
-        process = relaunch(first.process, first.port, first.env, log, "/login/")
-    except BaseException:
-        first.stop()
-        raise
-    return replace(first, process=process)
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def _status_kb(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    """Proportional set size: each page's size divided by the number of processes that
-    map it, so that pages shared by forked processes are counted once in a sum."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def process_tree(root: int) -> list[int]:
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo += children(pid)
-    return pids
-
-
-def decoder_processes(master: int) -> dict[int, list[int]]:
-    """Each gunicorn worker of ``master`` -> the PIDs of its decoder processes: the
-    children of its ``multiprocessing`` forkserver (``viewer/dicom/decoder_pool.py``)."""
-    found: dict[int, list[int]] = {}
-    for worker in children(master):
-        found[worker] = []
-        for child in children(worker):
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"multiprocessing.forkserver" in command:
-                found[worker] += children(child)
-    return found
-
-
-def wait_until_settled(master: int, workers: int, decoders: int, timeout: float = 60.0) -> float:
-    """Wait until gunicorn ``master`` has ``workers`` workers, each with ``decoders``
-    decoder processes forked (their pool started by ``config/wsgi.py`` once the
-    application is loaded), and no process of its tree has used CPU for
-    ``SETTLED_SECONDS``: the application is loaded and the pools are up. The seconds
-    waited."""
-    started = time.monotonic()
-    deadline = started + timeout
-    quiet_since: float | None = None
-    last_cpu = -1.0
-    while time.monotonic() < deadline:
-        found = decoder_processes(master)
-        ready = len(found) == workers and all(len(pids) >= decoders for pids in found.values())
-        cpu = process_tree_cpu(master)
-        now = time.monotonic()
-        if not ready or cpu != last_cpu or quiet_since is None:
-            quiet_since = now if ready else None
-        elif now - quiet_since >= SETTLED_SECONDS:
-            return now - started
-        last_cpu = cpu
-        time.sleep(0.05)
-    raise RuntimeError(
-        f"gunicorn {master} did not settle within {timeout:g} s "
-        f"({workers} workers with {decoders} decoder processes each expected)"
+    """A fresh Loupe with ``paths`` imported, its frame cache at ``frame_cache_mb`` and
+    rendered bytes in local memory (per process: a restart really is cold)."""
+    return start_loupe(
+        name,
+        log=log,
+        imports=paths,
+        objects=objects,
+        settings={"LOUPE_FRAME_CACHE_MB": str(frame_cache_mb), "LOUPE_REDIS_URL": None},
     )
 
 
-@dataclass
-class PeakMemory:
-    """Peak of the summed VmHWM (and of the summed VmRSS and PSS samples) of each server's
-    process tree."""
-
-    roots: Callable[[], dict[str, int]]
-    hwm_kb: dict[str, int] = field(default_factory=dict)
-    rss_kb: dict[str, int] = field(default_factory=dict)
-    pss_kb: dict[str, int] = field(default_factory=dict)
-    processes: dict[str, int] = field(default_factory=dict)
-    per_process_hwm_kb: dict[str, dict[int, int]] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def sample(self, pss: bool = True) -> None:
-        with self._lock:
-            for name, root in self.roots().items():
-                hwm = {pid: _status_kb(pid, "VmHWM") for pid in process_tree(root)}
-                rss = sum(_status_kb(pid, "VmRSS") for pid in hwm)
-                self.hwm_kb[name] = max(self.hwm_kb.get(name, 0), sum(hwm.values()))
-                self.rss_kb[name] = max(self.rss_kb.get(name, 0), rss)
-                self.processes[name] = max(self.processes.get(name, 0), len(hwm))
-                if pss:
-                    total = sum(_pss_kb(pid) for pid in hwm)
-                    self.pss_kb[name] = max(self.pss_kb.get(name, 0), total)
-                known = self.per_process_hwm_kb.setdefault(name, {})
-                for pid, kb in hwm.items():
-                    known[pid] = max(known.get(pid, 0), kb)
-
-    def run(self) -> None:
-        # smaps_rollup costs the kernel ~0.7 ms per process: PSS every PSS_EVERY samples.
-        for count in itertools.count(1):
-            if self._stop.wait(SAMPLE_SECONDS):
-                return
-            self.sample(pss=count % PSS_EVERY == 0)
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.sample()
-
-
 # --------------------------------------------------------------------------- requests
-
-
-@dataclass
-class Run:
-    seconds: float
-    latencies_ms: list[float]
-    sizes: list[int]
-    statuses: dict[str, int]
-    problems: list[str]
-    server_cpu_s: float
-    steal_ticks: int
-    total_ticks: int
-    first_body: bytes = b""
-
-    @property
-    def images_per_second(self) -> float:
-        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
 
 def png_problem(body: bytes, size: tuple[int, int]) -> str | None:
@@ -616,77 +322,22 @@ def fetch_all(
     size: tuple[int, int] | list[tuple[int, int]],
     concurrency: int = 1,
 ) -> Run:
-    """GET every path once from ``concurrency`` threads, each with its own connection;
-    check every answer (after the clock stops) against ``size`` (width, height), or
-    against ``size[i]`` for ``paths[i]`` where it is a list. With one thread, the
-    latencies are in the order of ``paths``."""
-    port, headers = servers.port(peer), servers.peer_headers(peer)
-    lock = threading.Lock()
-    position = iter(range(len(paths)))
-    latencies: list[float] = []
-    answers: list[tuple[int, int, bytes]] = []  # (index, status, body)
-    problems: list[str] = []
-    barrier = threading.Barrier(concurrency + 1)
+    """GET every path once from ``concurrency`` threads (``send_all``); every answer must
+    be a PNG of ``size`` (width, height), or of ``size[i]`` for ``paths[i]`` where it is a
+    list. With one thread, the latencies are in the order of ``paths``."""
+    headers = servers.peer_headers(peer)
 
-    def worker() -> None:
-        conn = HTTPConnection(HOST, port, timeout=120)
-        barrier.wait()
-        try:
-            while True:
-                with lock:
-                    index = next(position, None)
-                if index is None:
-                    return
-                started = time.perf_counter()
-                try:
-                    conn.request("GET", paths[index], headers=headers)
-                    response = conn.getresponse()
-                    body = response.read()
-                except OSError as exc:
-                    conn.close()
-                    with lock:
-                        problems.append(f"{paths[index]}: {type(exc).__name__}: {exc}")
-                    continue
-                elapsed = (time.perf_counter() - started) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    answers.append((index, response.status, body))
-        finally:
-            conn.close()
+    def check(index: int, status: int, body: bytes) -> str | None:
+        if status != 200:
+            return f"{status} {body[:200]!r}".strip()
+        return png_problem(body, size[index] if isinstance(size, list) else size)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    root = servers.root_pid(peer)
-    cpu_before = process_tree_cpu(root)
-    steal_before, total_before = cpu_ticks()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    steal_after, total_after = cpu_ticks()
-    cpu = process_tree_cpu(root) - cpu_before
-    statuses: dict[str, int] = {}
-    for index, status, body in answers:
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
-        expected = size[index] if isinstance(size, list) else size
-        problem = (
-            png_problem(body, expected) if status == 200 else f"{status} {body[:200]!r}".strip()
-        )
-        if problem and len(problems) < 10:
-            problems.append(f"{paths[index]}: {problem}")
-    first = min(answers, key=lambda answer: answer[0])[2] if answers else b""
-    return Run(
-        seconds,
-        latencies,
-        [len(body) for _, _, body in answers],
-        statuses,
-        problems,
-        cpu,
-        steal_after - steal_before,
-        total_after - total_before,
-        first,
+    return send_all(
+        servers.port(peer),
+        [Request("GET", path, headers=headers) for path in paths],
+        concurrency=concurrency,
+        cpu_pids=[servers.root_pid(peer)],
+        check=check,
     )
 
 
@@ -697,10 +348,6 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     latencies = [value for run in runs for value in run.latencies_ms]
     sizes = [value for run in runs for value in run.sizes]
     images = max(1, len(latencies))
-    statuses: dict[str, int] = {}
-    for run in runs:
-        for key, count in run.statuses.items():
-            statuses[key] = statuses.get(key, 0) + count
     return {
         "requests": len(latencies),
         "latency_ms_median": round(statistics.median(latencies), 2) if latencies else None,
@@ -712,14 +359,12 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         if latencies
         else None,
         "seconds_median": round(statistics.median(run.seconds for run in runs), 3),
-        "images_per_second_median": round(
-            statistics.median(run.images_per_second for run in runs), 2
-        ),
-        "images_per_second_rounds": [round(run.images_per_second, 2) for run in runs],
+        "images_per_second_median": round(statistics.median(run.per_second for run in runs), 2),
+        "images_per_second_rounds": [round(run.per_second, 2) for run in runs],
         "seconds_total": round(sum(run.seconds for run in runs), 3),
         "size_bytes_median": int(statistics.median(sizes)) if sizes else None,
         "server_cpu_ms_per_image": round(1000 * sum(r.server_cpu_s for r in runs) / images, 2),
-        "statuses": statuses,
+        "statuses": merged_statuses(runs),
         "problems": [problem for run in runs for problem in run.problems][:10],
     }
 
@@ -727,7 +372,7 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
 def round_ratios(runs: dict[str, list[Run]], peer: str, base: str, key: str) -> list[float]:
     """Loupe/Orthanc per round (rounds were timed back to back), for drift."""
     values: Callable[[Run], float] = (
-        (lambda run: run.images_per_second)
+        (lambda run: run.per_second)
         if key == "ips"
         else (lambda run: statistics.median(run.latencies_ms))
     )
@@ -824,7 +469,7 @@ def measure(
     # (a) one slice, one client
     say(f"(a) slice {middle.path.name}: warm-up, then {p.rounds} round(s) per peer")
     for peer in PEERS:
-        # Two clients, so that both sync workers decode the slice and render the
+        # Two clients, so that both workers decode the slice and render the
         # repeated request once (each worker has its own caches).
         paths = [render_path(peer, middle, w) for w in CT_WINDOWS.take(12)]
         paths += [render_path(peer, middle, CT_WINDOW)] * 6
@@ -862,7 +507,7 @@ def measure(
         for peer in rotated(r):
             paths = [render_path(peer, ct[i % len(ct)], w) for i, w in enumerate(windows)]
             run = keep(f"b/{peer}", fetch_all(servers, peer, paths, ct_size, concurrency=4))
-            say(f"  round {r + 1} {peer:<17} {run.images_per_second:7.1f} images/s")
+            say(f"  round {r + 1} {peer:<17} {run.per_second:7.1f} images/s")
 
     # (c) and (d) cold, after restarts
     cr_size = (radiograph.columns, radiograph.rows)
@@ -1045,22 +690,6 @@ def table(
         }
     )
     return "\n".join(lines), data
-
-
-def memory_report(peak: PeakMemory) -> dict[str, Any]:
-    def mb(kb: int) -> float:
-        return round(kb / 1024, 1)
-
-    return {
-        "peak_hwm_mb": {name: mb(kb) for name, kb in peak.hwm_kb.items()},
-        "peak_sampled_rss_mb": {name: mb(kb) for name, kb in peak.rss_kb.items()},
-        "peak_sampled_pss_mb": {name: mb(kb) for name, kb in peak.pss_kb.items()},
-        "processes_max": dict(peak.processes),
-        "per_process_hwm_mb": {
-            name: {str(pid): mb(kb) for pid, kb in sorted(found.items())}
-            for name, found in peak.per_process_hwm_kb.items()
-        },
-    }
 
 
 # --------------------------------------------------------------------------- (f) isolation
@@ -1292,68 +921,45 @@ def isolation_table(
     return "\n".join(lines), data
 
 
-def isolation_part(
-    args: argparse.Namespace,
-    p: Plan,
-    ct_files: list[Path],
-    transcoded: dict[str, list[Path]],
-    log: Path,
-    say: Callable[[str], None],
-) -> tuple[str, list[str], dict[str, Any], list[str]]:
-    """(f) with a Loupe of its own: the printed table, its notes, its JSON and problems."""
-    corpus_paths = [CORPUS_DIR / name for name in CORPUS_FILES]
-    paths = [SERIES_DIR, *(files[0].parent for files in transcoded.values()), *corpus_paths]
-    count = len(ct_files) + sum(map(len, transcoded.values())) + len(corpus_paths)
-    say(f"(f) importing {count} objects into a Loupe of its own ...")
-    servers = Servers(None, log)
-    peak = PeakMemory(lambda: {configuration(servers.loupe.env): servers.loupe.process.pid})
-    load: dict[str, tuple[float, float, float]] = {}
-    with ExitStack() as stack:
-        stack.callback(servers.stop)
-        servers.use_loupe(prepare_loupe(log, paths, count, args.frame_cache_mb, name="isolation"))
-        env = servers.loupe.env
-        isolated = {k: v for k, v in env.items() if k != "LOUPE_DECODER_PROCESSES"}
-        envs = {ISOLATED: isolated, IN_PROCESS: {**isolated, "LOUPE_DECODER_PROCESSES": "0"}}
-        decoders = servers.decoders_for(isolated)
-        sets = [
-            ObjectSet("ct", f"CT {len(ct_files)}, native", read_objects(ct_files), CT_WINDOW),
-            *(
-                ObjectSet(
-                    f"ct-{name}",
-                    f"CT {len(files)}, {TRANSCODED[name][1]}",
-                    read_objects(files),
-                    CT_WINDOW,
-                )
-                for name, files in transcoded.items()
-            ),
+@dataclass
+class Section:
+    """A part's printed table, its notes, its JSON, the problems it found and the lines
+    printed above its table."""
+
+    table: str
+    notes: list[str]
+    payload: dict[str, Any]
+    problems: list[str]
+    heading: list[str] = field(default_factory=list)
+
+
+def isolation_sets(
+    ct_files: list[Path], transcoded: dict[str, list[Path]], corpus_files: list[Path]
+) -> list[ObjectSet]:
+    return [
+        ObjectSet("ct", f"CT {len(ct_files)}, native", read_objects(ct_files), CT_WINDOW),
+        *(
             ObjectSet(
-                "corpus", f"corpus, {len(corpus_paths)} files", read_objects(corpus_paths), None
-            ),
-        ]
-        cached = next(s for s in sets if s.key == CACHED_SET).objects[len(ct_files) // 2]
-        # Memory is read between passes only (VmHWM keeps the peak), never while timed.
-        servers.before_stop = peak.sample
-        load["before"] = os.getloadavg()
-        steal_before, total_before = cpu_ticks()
-        runs, problems, facts = measure_isolation(servers, sets, cached, envs, p, say, peak.sample)
-        steal_after, total_after = cpu_ticks()
-        load["after"] = os.getloadavg()
-    memory = memory_report(peak)
-    steal = round(100 * (steal_after - steal_before) / max(1, total_after - total_before), 1)
-    results = {key: summarize(value) for key, value in runs.items()}
-    for key, row in results.items():
-        if set(row["statuses"]) != {"200"} or row["problems"]:
-            problems.append(f"{key}: statuses {row['statuses']}, {row['problems'][:3]}")
-    rows = isolation_rows(sets)
-    corpus = sets[-1]
-    corpus_runs = {config: runs.get(f"f-{corpus.key}/{config}", []) for config in CONFIGS}
-    report, data = isolation_table(results, rows, corpus, corpus_runs, memory)
-    per_trial = {
-        key: round_ratios(runs, f"{key}/{ISOLATED}", f"{key}/{IN_PROCESS}", "latency")
-        for key in [f"f-{found.key}" for found in sets] + ["f-a1", "f-a2"]
-    }
-    settle = facts["settle_seconds"]
-    notes = [
+                f"ct-{name}",
+                f"CT {len(files)}, {TRANSCODED[name][1]}",
+                read_objects(files),
+                CT_WINDOW,
+            )
+            for name, files in transcoded.items()
+        ),
+        ObjectSet("corpus", f"corpus, {len(corpus_files)} files", read_objects(corpus_files), None),
+    ]
+
+
+def isolation_notes(
+    p: Plan,
+    decoders: int,
+    settle: dict[str, list[float]],
+    per_trial: dict[str, list[float]],
+    steal: float,
+    load: dict[str, tuple[float, float, float]],
+) -> list[str]:
+    return [
         f"(f): Loupe with its decoder pool (LOUPE_DECODER_PROCESSES unset: {decoders} "
         "decoder processes per gunicorn worker) against LOUPE_DECODER_PROCESSES=0 (compressed "
         "frames decoded in the worker itself), same data folder, database and gunicorn "
@@ -1383,6 +989,55 @@ def isolation_part(
         f"(f) CPU steal {steal} %; load average before {load['before'][0]:.2f}, after "
         f"{load['after'][0]:.2f} (1 min).",
     ]
+
+
+def isolation_part(
+    args: argparse.Namespace,
+    p: Plan,
+    found: Inputs,
+    transcoded: dict[str, list[Path]],
+    log: Path,
+    say: Callable[[str], None],
+) -> Section:
+    """(f) with a Loupe of its own, on the CT, its transcoded copies and the corpus files."""
+    ct_files = found.ct_files
+    paths = [found.series, *(files[0].parent for files in transcoded.values())]
+    paths += found.corpus_files
+    count = len(ct_files) + sum(map(len, transcoded.values())) + len(found.corpus_files)
+    say(f"(f) importing {count} objects into a Loupe of its own ...")
+    servers = Servers(None, log)
+    peak = PeakMemory(lambda: {configuration(servers.loupe.env): servers.loupe.process.pid})
+    load: dict[str, tuple[float, float, float]] = {}
+    with ExitStack() as stack:
+        stack.callback(servers.stop)
+        servers.use_loupe(
+            start_render_loupe(log, paths, count, args.frame_cache_mb, name="isolation")
+        )
+        env = servers.loupe.env
+        isolated = {k: v for k, v in env.items() if k != "LOUPE_DECODER_PROCESSES"}
+        envs = {ISOLATED: isolated, IN_PROCESS: {**isolated, "LOUPE_DECODER_PROCESSES": "0"}}
+        decoders = decoders_per_worker(isolated)
+        sets = isolation_sets(ct_files, transcoded, found.corpus_files)
+        cached = next(s for s in sets if s.key == CACHED_SET).objects[len(ct_files) // 2]
+        # Memory is read between passes only (VmHWM keeps the peak), never while timed.
+        servers.before_stop = peak.sample
+        load["before"] = os.getloadavg()
+        ticks = cpu_ticks()
+        runs, problems, facts = measure_isolation(servers, sets, cached, envs, p, say, peak.sample)
+        steal = steal_percent(ticks, cpu_ticks())
+        load["after"] = os.getloadavg()
+    memory = peak.report()
+    results = {key: summarize(value) for key, value in runs.items()}
+    problems += failed_responses(results)
+    corpus = sets[-1]
+    corpus_runs = {config: runs.get(f"f-{corpus.key}/{config}", []) for config in CONFIGS}
+    report, data = isolation_table(results, isolation_rows(sets), corpus, corpus_runs, memory)
+    per_trial = {
+        key: round_ratios(runs, f"{key}/{ISOLATED}", f"{key}/{IN_PROCESS}", "latency")
+        for key in [f"f-{found.key}" for found in sets] + ["f-a1", "f-a2"]
+    }
+    settle = facts["settle_seconds"]
+    notes = isolation_notes(p, decoders, settle, per_trial, steal, load)
     payload = {
         "configurations": {
             ISOLATED: f"LOUPE_DECODER_PROCESSES unset (default {decoders})",
@@ -1411,109 +1066,84 @@ def isolation_part(
         "table": report,
         "notes": notes,
     }
-    return report, notes, payload, problems
+    return Section(report, notes, payload, problems)
 
 
-# --------------------------------------------------------------------------- main
+def failed_responses(results: dict[str, dict[str, Any]]) -> list[str]:
+    return [
+        f"{key}: statuses {row['statuses']}, {row['problems'][:3]}"
+        for key, row in results.items()
+        if set(row["statuses"]) != {"200"} or row["problems"]
+    ]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.render",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of (a), (b)")
-    parser.add_argument(
-        "--cold-trials", type=int, default=3, help="restarts for (c) and (d) cold (default 3)"
-    )
-    parser.add_argument("--quick", action="store_true", help="one round, fewer requests")
-    parser.add_argument(
-        "--frame-cache-mb",
-        type=int,
-        default=DEFAULT_FRAME_CACHE_MB,
-        help=f"LOUPE_FRAME_CACHE_MB for the server (default {DEFAULT_FRAME_CACHE_MB})",
-    )
-    parser.add_argument(
-        "--isolation-trials",
-        type=int,
-        default=3,
-        help="restarts per object set and configuration in (f) (default 3; 1 with --quick)",
-    )
-    parser.add_argument(
-        "--only",
-        choices=PARTS,
-        help="peers: (a)-(e) against Orthanc only; isolation: (f) only (no Orthanc)",
-    )
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.cold_trials < 1 or args.isolation_trials < 1:
-        parser.error("--rounds, --cold-trials and --isolation-trials must be at least 1")
-    return args
+# --------------------------------------------------------------------------- (a)–(e) peers
 
 
-def peers_part(
-    args: argparse.Namespace,
-    p: Plan,
-    ct_files: list[Path],
-    log: Path,
-    say: Callable[[str], None],
-) -> tuple[str, dict[str, Any], list[str], dict[str, Any]]:
-    """(a)–(e) against Orthanc: the printed report, its JSON, the problems, the machine."""
+@dataclass
+class PeersRun:
+    """What (a)–(e) measured: the runs by key, the problems of the warm-ups, the facts
+    found on the way, the memory peaks, CPU steal, the machine and the objects."""
+
+    runs: dict[str, list[Run]]
+    warm_problems: list[str]
+    found: dict[str, Any]
+    memory: dict[str, Any]
+    steal: float
+    machine: dict[str, Any]
+    ct: list[DicomObject]
+    radiograph: DicomObject
+
+
+def run_peers(
+    args: argparse.Namespace, p: Plan, found: Inputs, log: Path, say: Callable[[str], None]
+) -> PeersRun:
+    """Orthanc (the files uploaded) and Loupe (the files imported), then (a)–(d) with the
+    memory of both sampled throughout (e)."""
     started = time.monotonic()
-    ct = read_objects(ct_files)
-    radiograph = read_objects([RADIOGRAPH])[0]
-    gunicorn_config = GUNICORN_CONFIG
-
+    ct = read_objects(found.ct_files)
+    radiograph = read_objects([found.radiograph])[0]
     with ExitStack() as stack:
         servers = Servers(start_orthanc(dicomweb=True), log)
         stack.callback(servers.stop)
-        facts = machine_facts(servers.orthanc)
-        say(f"machine: {json.dumps(facts)}")
+        machine = machine_facts(servers.orthanc)
+        say(f"machine: {json.dumps(machine)}")
         say(f"uploading {len(ct) + 1} objects to Orthanc, importing them into Loupe ...")
-        stored = upload_to_orthanc(servers.orthanc, [*ct, radiograph])
+        objects = [*ct, radiograph]
+        ids = upload_to_orthanc(servers.orthanc, [obj.path for obj in objects])
+        stored = [replace(obj, orthanc_id=id) for obj, id in zip(objects, ids, strict=True)]
         ct, radiograph = stored[:-1], stored[-1]
         servers.use_loupe(
-            prepare_loupe(log, [SERIES_DIR, RADIOGRAPH], len(ct) + 1, args.frame_cache_mb)
+            start_render_loupe(
+                log, [found.series, found.radiograph], len(ct) + 1, args.frame_cache_mb
+            )
         )
         peak = PeakMemory(
-            lambda: {LOUPE: servers.loupe.process.pid, ORTHANC: servers.orthanc.process.pid}
+            lambda: {LOUPE: servers.loupe.process.pid, ORTHANC: servers.orthanc.process.pid},
+            every=SAMPLE_SECONDS,
+            pss_every=PSS_EVERY,
         )
         servers.before_stop = peak.sample
         peak.start()
         stack.callback(peak.stop)
         say(
-            f"ready after {time.monotonic() - started:.1f} s; Loupe: {gunicorn_config}, "
+            f"ready after {time.monotonic() - started:.1f} s; Loupe: {GUNICORN_CONFIG}, "
             f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}"
         )
-        steal_before, total_before = cpu_ticks()
-        runs, warm_problems, found = measure(servers, ct, radiograph, p, say)
-        steal_after, total_after = cpu_ticks()
+        ticks = cpu_ticks()
+        runs, warm_problems, facts = measure(servers, ct, radiograph, p, say)
+        steal = steal_percent(ticks, cpu_ticks())
         peak.stop()
-    memory = memory_report(peak)
+    return PeersRun(runs, warm_problems, facts, peak.report(), steal, machine, ct, radiograph)
 
-    results = {key: summarize(value) for key, value in runs.items()}
-    per_round = {
-        f"{part}/{peer}": round_ratios(runs, f"{part}/{LOUPE}", f"{part}/{peer}", metric)
-        for part, metric in (
-            ("a1", "latency"),
-            ("a2", "latency"),
-            ("b", "ips"),
-            ("c", "latency"),
-            ("d-cold", "latency"),
-        )
-        for peer in (ORTHANC, DICOMWEB)
-    }
-    checks = list(warm_problems)
-    for key, row in results.items():
-        if set(row["statuses"]) != {"200"} or row["problems"]:
-            checks.append(f"{key}: statuses {row['statuses']}, {row['problems'][:3]}")
-    steal_percent = round(
-        100 * (steal_after - steal_before) / max(1, total_after - total_before), 1
-    )
-    report, rows = table(results, memory, args.frame_cache_mb)
-    fit = found["radiograph_fit_level"]
-    agree = found["pixel_agreement_window_40_400"]
-    notes = [
+
+def peers_notes(
+    args: argparse.Namespace, p: Plan, measured: PeersRun, per_round: dict[str, list[float]]
+) -> list[str]:
+    ct, radiograph, memory = measured.ct, measured.radiograph, measured.memory
+    fit = measured.found["radiograph_fit_level"]
+    agree = measured.found["pixel_agreement_window_40_400"]
+    return [
         f"Times in ms per request at the client (median, nearest-rank p95); (a), (b): after "
         f"warm-up, {p.rounds} round(s) with the peer order rotated; (a) {p.a_requests} requests "
         f"per round and peer, one client; (b) {p.b_passes} pass(es) over the {len(ct)} slices "
@@ -1555,49 +1185,126 @@ def peers_part(
         f"{agree[f'{LOUPE} vs {DICOMWEB}']['max_abs']:g} grey levels.",
     ]
 
-    lines = [
-        f"Rendering: {len(ct)}-slice CT series ({SERIES_DIR}) and radiograph {RADIOGRAPH.name} "
-        f"({radiograph.columns}×{radiograph.rows})",
-        f"machine: nproc {facts['nproc']}, {facts['cpu_model']}, Python {facts['python']}, "
-        f"Orthanc {facts['orthanc']} + DICOMweb plugin; Loupe {gunicorn_config}, "
-        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; CPU steal {steal_percent} %",
-        "",
-        report,
-        "",
-        *(f"* {note}" for note in notes),
-        "",
-        "checks: "
-        + ("every response 200 and a PNG of the expected size" if not checks else "FAILED"),
-        *(f"  {problem}" for problem in checks[:20]),
-    ]
+
+def peers_part(
+    args: argparse.Namespace, p: Plan, found: Inputs, log: Path, say: Callable[[str], None]
+) -> tuple[Section, dict[str, Any]]:
+    """(a)–(e) against Orthanc; the machine facts beside."""
+    started = time.monotonic()
+    measured = run_peers(args, p, found, log, say)
+    runs = measured.runs
+    results = {key: summarize(value) for key, value in runs.items()}
+    per_round = {
+        f"{part}/{peer}": round_ratios(runs, f"{part}/{LOUPE}", f"{part}/{peer}", metric)
+        for part, metric in (
+            ("a1", "latency"),
+            ("a2", "latency"),
+            ("b", "ips"),
+            ("c", "latency"),
+            ("d-cold", "latency"),
+        )
+        for peer in (ORTHANC, DICOMWEB)
+    }
+    checks = measured.warm_problems + failed_responses(results)
+    report, rows = table(results, measured.memory, args.frame_cache_mb)
+    notes = peers_notes(args, p, measured, per_round)
     payload = {
-        "series": str(SERIES_DIR),
-        "radiograph": str(RADIOGRAPH),
-        "loupe_server": gunicorn_config,
+        "series": str(found.series),
+        "radiograph": str(found.radiograph),
+        "loupe_server": GUNICORN_CONFIG,
         "loupe_frame_cache_mb": args.frame_cache_mb,
-        "cpu_steal_percent": steal_percent,
+        "cpu_steal_percent": measured.steal,
         "results": results,
         "per_round_ratios": per_round,
         "rows": rows,
-        "memory": memory,
-        "radiograph_fit_level": fit,
-        "pixel_agreement_window_40_400": agree,
+        "memory": measured.memory,
+        "radiograph_fit_level": measured.found["radiograph_fit_level"],
+        "pixel_agreement_window_40_400": measured.found["pixel_agreement_window_40_400"],
         "notes": notes,
         "table": report,
-        "wall_seconds": round(time.monotonic() - started, 1),
+        "peers_wall_seconds": round(time.monotonic() - started, 1),
     }
-    return "\n".join(lines), payload, checks, facts
+    machine, ct, radiograph = measured.machine, measured.ct, measured.radiograph
+    heading = [
+        f"Rendering: {len(ct)}-slice CT series ({found.series}) and radiograph "
+        f"{found.radiograph.name} ({radiograph.columns}×{radiograph.rows})",
+        f"machine: nproc {machine['nproc']}, {machine['cpu_model']}, Python {machine['python']}, "
+        f"Orthanc {machine['orthanc']} + DICOMweb plugin; Loupe {GUNICORN_CONFIG}, "
+        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; CPU steal {measured.steal} %",
+    ]
+    return Section(report, notes, payload, checks, heading), machine
 
 
-def code_state() -> dict[str, Any]:
-    """The commit measured, and the files of the server's code that differ from it."""
+# --------------------------------------------------------------------------- main
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True)
-        return done.stdout.strip()
 
-    changed = git("status", "--porcelain", "--", "viewer", "config")
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROGRAM}",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_corpus_argument(parser)
+    add_series_argument(parser)
+    parser.add_argument(
+        "--radiograph",
+        type=Path,
+        metavar="PATH",
+        help=f"the radiograph of (d) (default: LOUPE_BENCH_RADIOGRAPH, else {RADIOGRAPH} "
+        "of the corpus)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of (a), (b)")
+    parser.add_argument(
+        "--cold-trials", type=int, default=3, help="restarts for (c) and (d) cold (default 3)"
+    )
+    parser.add_argument("--quick", action="store_true", help="one round, fewer requests")
+    parser.add_argument(
+        "--frame-cache-mb",
+        type=int,
+        default=DEFAULT_FRAME_CACHE_MB,
+        help=f"LOUPE_FRAME_CACHE_MB for the server (default {DEFAULT_FRAME_CACHE_MB})",
+    )
+    parser.add_argument(
+        "--isolation-trials",
+        type=int,
+        default=3,
+        help="restarts per object set and configuration in (f) (default 3; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        help="peers: (a)-(e) against Orthanc only; isolation: (f) only (no Orthanc)",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.cold_trials < 1 or args.isolation_trials < 1:
+        parser.error("--rounds, --cold-trials and --isolation-trials must be at least 1")
+    return args
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def transcode(stack: ExitStack, ct_files: list[Path]) -> tuple[dict[str, list[Path]], list[str]]:
+    """(f)'s copies of the CT, in a temporary folder that ``stack`` removes."""
+    folder = Path(tempfile.mkdtemp(prefix="loupe-bench-transcoded-"))
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    say(f"transcoding the {len(ct_files)}-slice CT to {', '.join(TRANSCODED)} in {folder} ...")
+    return transcode_series(ct_files, folder)
+
+
+def section_text(part: Section, passed: str, label: str = "checks") -> str:
+    return "\n".join(
+        [
+            *part.heading,
+            "",
+            part.table,
+            "",
+            *(f"* {note}" for note in part.notes),
+            "",
+            *checks_lines(part.problems, passed, label),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1605,95 +1312,47 @@ def main(argv: list[str] | None = None) -> int:
     parts = PARTS if args.only is None else (args.only,)
     reason = orthanc_available() if "peers" in parts else None
     if reason:
-        sys.exit(f"bench.render: {reason}")
-    ct_files = sorted(SERIES_DIR.glob("*.dcm"))
-    missing = [
-        str(path)
-        for path in [
-            *([RADIOGRAPH] if "peers" in parts else []),
-            *([CORPUS_DIR / name for name in CORPUS_FILES] if "isolation" in parts else []),
-        ]
-        if not path.exists()
-    ]
-    if not ct_files or missing:
-        sys.exit(
-            f"bench.render: needs the CT series in {SERIES_DIR} (LOUPE_BENCH_SERIES), the "
-            f"radiograph {RADIOGRAPH} (LOUPE_BENCH_RADIOGRAPH) and the compressed files under "
-            f"{CORPUS_DIR} (LOUPE_BENCH_CORPUS); missing: {', '.join(missing) or 'the series'}"
-        )
+        sys.exit(f"{PROGRAM}: {reason}")
+    found = inputs(args, parts)
     p = plan(args)
-    started = time.monotonic()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    log = RESULTS_DIR / f"render-{stamp}.gunicorn.log"
-
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    payload: dict[str, Any] = {
-        "benchmark": "render",
-        "timestamp": stamp,
-        "quick": args.quick,
-        "parts": list(parts),
-        "plan": vars(p),
-        "code": code_state(),
-    }
+    bench = BenchRun("render")
+    payload: dict[str, Any] = {"quick": args.quick, "parts": list(parts), "plan": vars(p)}
     sections: list[str] = []
     checks: list[str] = []
     with ExitStack() as stack:
         transcoded: dict[str, list[Path]] = {}
         if "isolation" in parts:
-            folder = Path(tempfile.mkdtemp(prefix="loupe-bench-transcoded-"))
-            stack.callback(shutil.rmtree, folder, ignore_errors=True)
-            say(
-                f"transcoding the {len(ct_files)}-slice CT to {', '.join(TRANSCODED)} in {folder} ..."
-            )
             begun = time.monotonic()
-            transcoded, problems = transcode_series(ct_files, folder)
+            transcoded, problems = transcode(stack, found.ct_files)
             checks += problems
             payload["transcoding_seconds"] = round(time.monotonic() - begun, 1)
+        machine = machine_facts(None)
         if "peers" in parts:
-            text, found, problems, facts = peers_part(args, p, ct_files, log, say)
-            sections.append(text)
-            payload.update(found)
-            checks += problems
-        else:
-            facts = machine_facts(None)
-        payload["machine"] = facts
-        if "isolation" in parts:
-            text, notes, found, problems = isolation_part(args, p, ct_files, transcoded, log, say)
+            peers, machine = peers_part(args, p, found, bench.log, say)
             sections.append(
-                "\n".join(
-                    [
-                        f"Decoder isolation (f): Loupe {GUNICORN_CONFIG}, "
-                        f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; nproc {facts['nproc']}, "
-                        f"{facts['cpu_model']}",
-                        "",
-                        text,
-                        "",
-                        *(f"* {note}" for note in notes),
-                        "",
-                        "checks (f): "
-                        + (
-                            "every response 200 and a PNG of the expected size, no decoder "
-                            "forked while timed"
-                            if not problems
-                            else "FAILED"
-                        ),
-                        *(f"  {problem}" for problem in problems[:20]),
-                    ]
-                )
+                section_text(peers, "every response 200 and a PNG of the expected size")
             )
-            payload["isolation"] = found
-            checks += problems
+            payload.update(peers.payload)
+            checks += peers.problems
+        payload["machine"] = machine
+        if "isolation" in parts:
+            isolation = isolation_part(args, p, found, transcoded, bench.log, say)
+            isolation.heading = [
+                f"Decoder isolation (f): Loupe {GUNICORN_CONFIG}, "
+                f"LOUPE_FRAME_CACHE_MB={args.frame_cache_mb}; nproc {machine['nproc']}, "
+                f"{machine['cpu_model']}"
+            ]
+            passed = (
+                "every response 200 and a PNG of the expected size, no decoder forked while timed"
+            )
+            sections.append(section_text(isolation, passed, "checks (f)"))
+            payload["isolation"] = isolation.payload
+            checks += isolation.problems
 
     for section in sections:
         print()
         print(section)
-    payload["checks_passed"] = not checks
-    payload["problems"] = checks
-    payload["wall_seconds_total"] = round(time.monotonic() - started, 1)
-    return write_results("render", stamp, payload, log=log, started=started, checks=checks)
+    return bench.finish(payload, checks)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,14 @@
 """The viewer in Debian's Chromium: time to first image, and scrolling through 99 slices.
 
-    .venv/bin/python -m bench.viewer [--navigations 7] [--passes 3]
+    .venv/bin/python -m bench.viewer [--corpus PATH] [--series PATH] [--navigations 7]
+                                     [--passes 3]
 
-One run: a fresh Loupe (gunicorn, 2 workers, SQLite) with the 99-slice CT imported,
-Chromium driven by Playwright on loopback.
-
-* first image: from ``page.goto`` of the viewer URL (navigation start) to the viewer's
-  ``loupe:first-image`` performance mark, set when the first slice is drawn on the canvas;
-  the server is warm (a navigation before the timed ones), the browser cache is empty for
-  every navigation (a new context each time, logged in by cookie);
-* scrolling: after the series is hung, 98 ArrowDown key events are dispatched in the page
-  at 60 per second (a fast wheel), and every drawn slice leaves a ``loupe:slice`` mark. Per
-  pass: slices drawn per second between the first and the last mark, and the slices that
-  were never drawn (skipped frames: the image of that slice was not ready in time).
-
-Targets (rendering issue 4): first image under 500 ms; at least 30 slices per second
-with no blank frames.
+A fresh Loupe (gunicorn, SQLite) with the CT series imported, Chromium driven by
+Playwright on loopback: the time from navigation to the viewer's first drawn slice, and
+the slices drawn per second (and skipped) while 98 key presses scroll the series at 60
+per second. Targets: first image under 500 ms; at least 30 slices per second with no
+blank frames. Writes ``bench/results/viewer-<timestamp>.json``. How each figure is
+taken: bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,26 +16,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
-import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import BrowserContext, sync_playwright
 
-from bench.ingest import (
+from bench.harness import (
     HOST,
     PASSWORD,
-    RESULTS_DIR,
-    SERIES_DIR,
     USERNAME,
-    write_results,
+    BenchRun,
+    add_corpus_argument,
+    add_series_argument,
+    checks_lines,
+    gunicorn_config,
+    machine_facts,
+    series_files,
+    series_folder,
+    start_loupe,
 )
-from bench.render import prepare_loupe
 
-CHROMIUM = "/usr/bin/chromium"
+PROGRAM = "bench.viewer"
+FIRST_IMAGE_TARGET_MS = 500
+SLICES_PER_SECOND_TARGET = 30
+
+CHROMIUM = os.environ.get("LOUPE_CHROMIUM", "/usr/bin/chromium")  # Debian's, as the tests use
 LAUNCH_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
     "--disable-background-networking",
@@ -120,29 +121,20 @@ def scroll_pass(browser: Any, base: str, viewer_url: str, slices: int) -> dict[s
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--navigations", type=int, default=7)
-    parser.add_argument("--passes", type=int, default=3)
-    args = parser.parse_args(argv)
-    paths = sorted(SERIES_DIR.glob("*.dcm"))
-    if not paths:
-        sys.exit(f"no series at {SERIES_DIR}")
-    started = time.monotonic()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    log = RESULTS_DIR / f"viewer-{stamp}.gunicorn.log"
-    loupe = prepare_loupe(log, paths, len(paths), 512)
-    checks: list[str] = []
-    try:
-        base = f"http://{HOST}:{loupe.port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            facts = {
-                "nproc": os.cpu_count(),
-                "python": platform.python_version(),
-                "chromium": browser.version,
-            }
+@dataclass
+class Measured:
+    facts: dict[str, Any]
+    firsts: list[float]
+    passes: list[dict[str, float]]
+
+
+def measure(base: str, slices: int, navigations: int, passes: int) -> Measured:
+    """In one Chromium: the viewer URL of the first study on the worklist, a navigation
+    to warm the server, then the timed navigations and scrolling passes."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            facts = {**machine_facts(None), "chromium": browser.version}
             context = logged_in_context(browser, base)
             page = context.new_page()
             page.goto(f"{base}/")
@@ -150,46 +142,71 @@ def main(argv: list[str] | None = None) -> int:
             context.close()
             viewer_url = f"{base}{href}"
             first_image_ms(browser, base, viewer_url)  # warm the server
-            firsts = [first_image_ms(browser, base, viewer_url) for _ in range(args.navigations)]
-            passes = [
-                scroll_pass(browser, base, viewer_url, len(paths)) for _ in range(args.passes)
-            ]
+            firsts = [first_image_ms(browser, base, viewer_url) for _ in range(navigations)]
+            scrolls = [scroll_pass(browser, base, viewer_url, slices) for _ in range(passes)]
+        finally:
             browser.close()
+    return Measured(facts, firsts, scrolls)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROGRAM}",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_corpus_argument(parser)
+    add_series_argument(parser)
+    parser.add_argument("--navigations", type=int, default=7, help="timed first images")
+    parser.add_argument("--passes", type=int, default=3, help="timed scrolling passes")
+    args = parser.parse_args(argv)
+    paths: list[Path] = series_files(series_folder(args), PROGRAM)
+    bench = BenchRun("viewer")
+    config = gunicorn_config()
+    loupe = start_loupe(
+        "viewer",
+        log=bench.log,
+        imports=paths,
+        objects=len(paths),
+        settings={"LOUPE_FRAME_CACHE_MB": "512", "LOUPE_REDIS_URL": None},
+    )
+    try:
+        measured = measure(f"http://{HOST}:{loupe.port}", len(paths), args.navigations, args.passes)
     finally:
         loupe.stop()
+    firsts, passes = measured.firsts, measured.passes
     first_median = statistics.median(firsts)
     rate_median = statistics.median(p["slices_per_second"] for p in passes)
     skipped_median = statistics.median(p["skipped"] for p in passes)
+    checks: list[str] = []
     if not all(p["reached_last"] for p in passes):
         checks.append("a pass did not reach the last slice")
-    print(f"machine: {json.dumps(facts)}; Loupe gunicorn -w 2 (sync), SQLite")
+    first_met = first_median < FIRST_IMAGE_TARGET_MS
+    scroll_met = rate_median >= SLICES_PER_SECOND_TARGET and skipped_median == 0
+    print(f"machine: {json.dumps(measured.facts)}; Loupe {config}, SQLite")
     print(
         f"first image after navigation: median {first_median:.0f} ms "
-        f"(runs: {', '.join(f'{v:.0f}' for v in firsts)}); target < 500 ms: "
-        f"{'met' if first_median < 500 else 'NOT met'}"
+        f"(runs: {', '.join(f'{v:.0f}' for v in firsts)}); target < {FIRST_IMAGE_TARGET_MS} "
+        f"ms: {'met' if first_met else 'NOT met'}"
     )
     print(
-        f"scrolling 99 slices at 60 key presses/s: median {rate_median:.1f} slices drawn/s, "
-        f"median {skipped_median:.0f} slices skipped (passes: {passes}); target >= 30/s with "
-        f"no blank frames: {'met' if rate_median >= 30 and skipped_median == 0 else 'NOT met'}"
+        f"scrolling {len(paths)} slices at 60 key presses/s: median {rate_median:.1f} slices "
+        f"drawn/s, median {skipped_median:.0f} slices skipped (passes: {passes}); target >= "
+        f"{SLICES_PER_SECOND_TARGET}/s with no blank frames: {'met' if scroll_met else 'NOT met'}"
     )
-    return write_results(
-        "viewer",
-        stamp,
+    print("\n".join(checks_lines(checks, "every pass reached the last slice")))
+    return bench.finish(
         {
-            "benchmark": "viewer",
-            "timestamp": stamp,
-            "machine": facts,
+            "series": str(paths[0].parent),
+            "loupe_server": config,
+            "machine": measured.facts,
             "first_image_ms": firsts,
             "first_image_ms_median": first_median,
             "scroll_passes": passes,
             "slices_per_second_median": rate_median,
             "skipped_median": skipped_median,
-            "problems": checks,
         },
-        log=log,
-        started=started,
-        checks=checks,
+        checks,
     )
 
 

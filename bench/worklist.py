@@ -1,12 +1,12 @@
 """Worklist latency at 100,000 studies, on PostgreSQL and on SQLite.
 
-Fills a fresh database with N synthetic studies (one patient, one series each, names and
-IDs varied, dates over 20 years, five modalities) through the ORM's bulk_create, then
-times the worklist page (query + template, in-process through Django's test client) for
-the searches a radiologist makes. Prints medians and p95 over repeated requests, and the
-PostgreSQL query plans' index use.
-
     .venv/bin/python -m bench.worklist [--studies 100000] [--repeat 15]
+
+Fills a fresh database with synthetic studies through the ORM's bulk_create, then times
+the worklist page (query and template, in process through Django's test client) for the
+searches a radiologist makes: medians and p95 over repeated requests, and whether
+PostgreSQL's query plans use an index. Writes ``bench/results/worklist-<timestamp>.json``.
+The data and the queries: bench/README.md.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
+from bench.harness import BenchRun, checks_lines, loupe_env, machine_facts
+from tests.servers import create_database, manage, postgres_available, start_postgres
+
 QUERIES = {
     "default page (newest first)": {},
     "page 50": {"page": "50"},
@@ -37,6 +39,7 @@ QUERIES = {
 FAMILY = ["SMITH", "GARCIA", "MÜLLER", "NGUYEN", "KOWALSKI", "ROSSI", "TANAKA", "OKAFOR", "DUBOIS"]
 GIVEN = ["ANNA", "MARIA", "JOHN", "LI", "AHMED", "SOFIA", "PAUL", "YUKI", "OLGA", "MARTIN"]
 MODALITIES = ["CT", "MR", "CR", "US", "MG"]
+INDEXED = ("name contains 'smith'", "accession prefix", "default page (newest first)")
 
 
 def fill(count: int) -> None:
@@ -81,15 +84,17 @@ def fill(count: int) -> None:
         )
 
 
-def measure(repeat: int) -> dict[str, dict[str, float]]:
+def measure(repeat: int) -> dict[str, dict[str, Any]]:
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
 
+    from bench.harness import percentile
+
     user = User.objects.create_user("bench", password="a-long-bench-password")
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for label, params in QUERIES.items():
         client.get("/", params)  # warm-up
         times = []
@@ -98,107 +103,107 @@ def measure(repeat: int) -> dict[str, dict[str, float]]:
             response = client.get("/", params)
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
-        times.sort()
         results[label] = {
             "median_ms": statistics.median(times),
-            "p95_ms": times[max(0, int(len(times) * 0.95) - 1)],
+            "p95_ms": percentile(times, 0.95),
+            "times_ms": [round(value, 3) for value in times],
         }
     if connection.vendor == "postgresql":
         from viewer.models import Study
         from viewer.worklist import WorklistQuery
 
-        for label in ("name contains 'smith'", "accession prefix", "default page (newest first)"):
+        for label in INDEXED:
             query = WorklistQuery.from_params(QUERIES[label]).studies(Study.objects.all())[:50]
             plan = query.explain()
-            results[label]["index_scan"] = float("Index" in plan or "Bitmap" in plan)
+            results[label]["index_scan"] = "Index" in plan or "Bitmap" in plan
     return results
 
 
 def child(count: int, repeat: int) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    """Fill the database of this (Django) process and time the queries: one JSON line.
+    ``bench.worklist`` runs it through ``manage.py shell``."""
     started = time.perf_counter()
     fill(count)
-    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        from django.db import connection
+    from django.db import connection
 
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     print(json.dumps({"fill_s": time.perf_counter() - started, "results": measure(repeat)}))
 
 
-def run_child(env: dict[str, str], count: int, repeat: int) -> dict[str, object]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.worklist",
-            "--child",
-            "--studies",
-            str(count),
-            "--repeat",
-            str(repeat),
-        ],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
+def run_child(env: dict[str, str], count: int, repeat: int) -> dict[str, Any]:
+    """``child`` in a Loupe process of its own with ``env``, on a migrated database."""
+    manage(env, "migrate", "--noinput", "-v0")
+    out = manage(
+        env,
+        "shell",
+        "-c",
+        f"from bench.worklist import child; child({count:d}, {repeat:d})",
+        timeout=3600,
     )
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark child failed:\n{done.stderr[-3000:]}")
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--studies", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.studies, args.repeat)
-        return
-
-    sys.path.insert(0, str(PROJECT))
-    from tests.servers import create_database, start_postgres
-
-    base = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LOUPE_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-    }
-    runs: dict[str, dict[str, object]] = {}
-    server = start_postgres()
-    try:
-        with tempfile.TemporaryDirectory() as pg_data, tempfile.TemporaryDirectory() as sq_data:
-            pg_env = {
-                **base,
-                "LOUPE_DATA_DIR": pg_data,
-                "DATABASE_URL": create_database(server, "wl"),
-            }
-            runs["PostgreSQL 15"] = run_child(pg_env, args.studies, args.repeat)
-            sq_env = {**base, "LOUPE_DATA_DIR": sq_data}
-            sq_env.pop("DATABASE_URL", None)
-            runs["SQLite"] = run_child(sq_env, args.studies, args.repeat)
-    finally:
-        server.stop()
-
-    print(f"Worklist page latency at {args.studies:,} studies, {args.repeat} requests each")
-    print(f"{'query':<30} " + " ".join(f"{name + ' median / p95 ms':>32}" for name in runs))
+def table(runs: dict[str, dict[str, Any]]) -> str:
+    lines = [f"{'query':<30} " + " ".join(f"{name + ' median / p95 ms':>32}" for name in runs)]
     for label in QUERIES:
         cells = []
         for run in runs.values():
-            row = run["results"][label]  # type: ignore[index]
+            row = run["results"][label]
             cells.append(f"{row['median_ms']:>18.1f} / {row['p95_ms']:>7.1f}")
-        print(f"{label:<30} " + " ".join(f"{c:>32}" for c in cells))
+        lines.append(f"{label:<30} " + " ".join(f"{c:>32}" for c in cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.worklist",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--studies", type=int, default=100_000, help="studies in each database")
+    parser.add_argument("--repeat", type=int, default=15, help="timed requests per query")
+    args = parser.parse_args(argv)
+    reason = postgres_available()
+    if reason:
+        sys.exit(f"bench.worklist: {reason}")
+    bench = BenchRun("worklist")
+    runs: dict[str, dict[str, Any]] = {}
+    with ExitStack() as stack:
+        server = start_postgres()
+        stack.callback(server.stop)
+        pg_root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        sqlite_root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        pg_env = loupe_env(pg_root, create_database(server, "worklist"))
+        runs["PostgreSQL 15"] = run_child(pg_env, args.studies, args.repeat)
+        runs["SQLite"] = run_child(loupe_env(sqlite_root, None), args.studies, args.repeat)
+
+    report = table(runs)
+    plans = runs["PostgreSQL 15"]["results"]
+    indexed = {label: bool(plans[label].get("index_scan")) for label in INDEXED}
+    print(f"Worklist page latency at {args.studies:,} studies, {args.repeat} requests each")
+    print(report)
     for name, run in runs.items():
         print(f"{name}: filled in {run['fill_s']:.0f} s")
+    print(
+        "PostgreSQL plan uses an index: "
+        + "; ".join(f"{label} {'yes' if used else 'NO'}" for label, used in indexed.items())
+    )
+    checks: list[str] = []  # a request that is not answered 200 ends its child with an error
+    print("\n".join(checks_lines(checks, "every request answered 200")))
+    return bench.finish(
+        {
+            "studies": args.studies,
+            "repeat": args.repeat,
+            "machine": machine_facts(None),
+            "runs": runs,
+            "table": report,
+        },
+        checks,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-SHARED_DICOM = Path(os.environ.get("LOUPE_SHARED_DICOM", PROJECT_DIR.parent / "shared" / "dicom"))
-ARTIFACTS = Path(os.environ.get("LOUPE_TEST_ARTIFACTS", PROJECT_DIR / "test-artifacts"))
+from tests.paths import ARTIFACTS, PROJECT_DIR, SHARED_DICOM
+
+__all__ = ["ARTIFACTS", "PROJECT_DIR", "SHARED_DICOM", "client_for", "require"]
 
 
 # CI (CI=true) has every component a test needs; there, a missing one is a failure.

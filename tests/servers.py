@@ -23,11 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.paths import PROJECT_DIR
+
 PG_BIN = Path(os.environ.get("LOUPE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ORTHANC_BIN = Path(os.environ.get("LOUPE_ORTHANC_BIN", "/usr/sbin/Orthanc"))
 ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 IDP_DIR = Path(__file__).resolve().parent / "idp"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 NODE_BIN = os.environ.get("LOUPE_NODE", "node")
 
 
