@@ -79,7 +79,12 @@ def test_debug_is_off_by_default(tmp_path: object) -> None:
 def test_a_missing_component_skips_on_a_developers_machine_and_fails_in_ci(
     ci: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "LOUPE_SHARED_DICOM": str(tmp_path / "no-corpus-here"), "CI": ci}
+    env = {
+        **os.environ,
+        "LOUPE_SHARED_DICOM": str(tmp_path / "no-corpus-here"),
+        "CI": ci,
+        "LOUPE_DATA_DIR": str(tmp_path / "data"),  # its own test database, not this run's
+    }
     done = subprocess.run(
         [
             sys.executable,
