@@ -28,7 +28,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_INGEST_DECODE_CHECK | first | compressed objects: decode the first frame (first), every frame (all) or none (off) before answering "stored" |
 | LOUPE_INGEST_UNDECODABLE | reject | an object that fails that check: refuse it (reject, 422) or store it flagged undecodable (keep) |
 | LOUPE_REDIS_URL | (none) | rendered-bytes cache in Redis instead of local memory |
-| LOUPE_RENDER_CACHE_ENTRIES | 1000 | local-memory rendered-bytes cache, entries per worker (~100 KB each) |
+| LOUPE_RENDER_CACHE_MB | 128 | rendered-bytes cache in local memory (no Redis), per worker process |
+| LOUPE_RENDER_CACHE_ENTRIES | 1000 | entries of Django's local-memory cache (the default cache when there is no Redis) |
 | LOUPE_RENDER_CACHE_SECONDS | 3600 | how long rendered bytes stay cached |
 | LOUPE_TILE_SIZE | 256 | tile edge in pixels (256 or 512) |
 | LOUPE_EMBED | 1 | EHR frames: SameSite=None; Secure; Partitioned session/CSRF cookies |
@@ -261,6 +262,8 @@ LOUPE_ZIP_MAX_TOTAL_BYTES = env_int("LOUPE_ZIP_MAX_TOTAL_MB", 16384, minimum=1) 
 # Rendering: decoded-frame LRU (per process), rendered-bytes cache, tile size.
 LOUPE_FRAME_CACHE_MB = env_int("LOUPE_FRAME_CACHE_MB", 512, minimum=16)
 LOUPE_RENDER_CACHE_SECONDS = env_int("LOUPE_RENDER_CACHE_SECONDS", 3600, minimum=0)
+LOUPE_RENDER_CACHE_BYTES = env_int("LOUPE_RENDER_CACHE_MB", 128, minimum=1) * MB
+LOUPE_REDIS_URL = _REDIS_URL
 LOUPE_RENDER_CACHE_MAX_ITEM_BYTES = 8 * MB
 LOUPE_TILE_SIZE = int(env_choice("LOUPE_TILE_SIZE", "256", ("256", "512")))
 # Decoders of compressed pixel data are untrusted (viewer/dicom/decoder_pool.py): they run

@@ -13,6 +13,7 @@ from PIL import Image
 
 from viewer.dicom import pixels as px
 from viewer.dicom.io import open_stored
+from viewer.lru import Lru
 from viewer.models import Instance, Study
 from viewer.services import ingest, rendering, storage
 
@@ -21,10 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def empty_caches() -> None:
-    from django.core.cache import cache
-
-    cache.clear()
-    rendering.frame_cache.clear()
+    rendering.clear_caches()
 
 
 def store(path: Path) -> Instance:
@@ -299,3 +297,24 @@ def test_tiles_of_an_image_without_a_window_share_the_whole_frames_default(
         )
         region = full[row * 256 : (row + 1) * 256, column * 256 : (column + 1) * 256]
         assert np.array_equal(image_of(tile), region), (column, row)
+
+
+def test_rendered_bytes_in_local_memory_are_bounded_by_their_size(
+    logged_in_client: Client, ct: Instance, monkeypatch: Any
+) -> None:
+    bound = 300_000
+    monkeypatch.setattr(rendering, "local_rendered", Lru(max_weight=bound, weight=len))
+    sizes = []
+    for width in range(400, 420):  # twenty renders never asked before
+        response = logged_in_client.get(
+            f"{base(ct)}/rendered", {"window": f"40,{width}"}, HTTP_ACCEPT="image/png"
+        )
+        assert response.status_code == 200
+        sizes.append(len(response.content))
+        assert rendering.local_rendered is not None
+        assert rendering.local_rendered.used <= bound
+    assert sum(sizes) > 2 * bound  # more was rendered than the cache may hold
+    last = rendering.RenderRequest(
+        media_type="image/png", greyscale=px.GreyscaleRequest(window=px.Window(40.0, 419.0))
+    ).key(ct)
+    assert last in rendering.local_rendered

@@ -21,10 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def empty_caches() -> None:
-    from django.core.cache import cache
-
-    cache.clear()
-    rendering.frame_cache.clear()
+    rendering.clear_caches()
 
 
 def upload(client: Client, data: bytes) -> Any:

@@ -6,9 +6,12 @@ Two caches, both bounded:
   frames as *stored* values, per pyramid level, with the frame's pipeline attributes.
   Modality values are one lookup away (``pixels.modality_values``); keeping the stored
   integers lets one 256-level table apply Modality LUT, VOI and Presentation LUT at once;
-* rendered bytes go to Django's cache (local memory by default, Redis when configured),
-  keyed like the ETag: the object's SHA-256, the frame, every parameter and the
-  renderer's version. The same key answers ``If-None-Match`` with 304 before any work.
+* rendered bytes go to a byte-bounded LRU of this process (``LOUPE_RENDER_CACHE_MB``:
+  a count of entries alone would let a few thousand large renders hold gigabytes), or to
+  Django's cache when Redis is configured (shared by every worker, bounded by Redis's
+  own memory policy); keyed like the ETag: the object's SHA-256, the frame, every
+  parameter and the renderer's version. The same key answers ``If-None-Match`` with 304
+  before any work.
 """
 
 from __future__ import annotations
@@ -96,6 +99,39 @@ class DecodedFrame:
 frame_cache: Lru[tuple[str, int, int], DecodedFrame] = Lru(
     max_weight=settings.LOUPE_FRAME_CACHE_MB * 1024 * 1024, weight=lambda frame: frame.nbytes
 )
+# Rendered bytes of this process, bounded by their size (None: Django's cache, Redis).
+local_rendered: Lru[str, bytes] | None = (
+    None
+    if settings.LOUPE_REDIS_URL
+    else Lru(
+        max_weight=settings.LOUPE_RENDER_CACHE_BYTES,
+        weight=len,
+        seconds=settings.LOUPE_RENDER_CACHE_SECONDS,
+    )
+)
+
+
+def _cached_bytes(key: str) -> bytes | None:
+    if local_rendered is not None:
+        return local_rendered.get(key)
+    found: bytes | None = cache.get(f"render:{key}")
+    return found
+
+
+def _keep_bytes(key: str, content: bytes) -> None:
+    if len(content) > settings.LOUPE_RENDER_CACHE_MAX_ITEM_BYTES:
+        return
+    if local_rendered is not None:
+        local_rendered.set(key, content)
+    else:
+        cache.set(f"render:{key}", content, timeout=settings.LOUPE_RENDER_CACHE_SECONDS)
+
+
+def clear_caches() -> None:
+    """Forget this process's decoded frames and rendered bytes (not Redis's)."""
+    frame_cache.clear()
+    if local_rendered is not None:
+        local_rendered.clear()
 
 
 def decoded_frame(instance: Instance, frame: int, level: int = 0) -> DecodedFrame:
@@ -165,10 +201,9 @@ def render_instance(instance: Instance, request: RenderRequest) -> Rendered:
     if instance.number_of_frames < 1:
         raise UnrenderableFrame("this object has no Pixel Data", code="no_pixel_data")
     key = request.key(instance)
-    cached = cache.get(f"render:{key}")
+    cached = _cached_bytes(key)
     if cached is not None:
         return Rendered(cached, request.media_type, key)
     content = render.encode(display_image(instance, request), request.media_type, request.quality)
-    if len(content) <= settings.LOUPE_RENDER_CACHE_MAX_ITEM_BYTES:
-        cache.set(f"render:{key}", content, timeout=settings.LOUPE_RENDER_CACHE_SECONDS)
+    _keep_bytes(key, content)
     return Rendered(content, request.media_type, key)
