@@ -158,6 +158,10 @@ def parse_iid(params: Mapping[str, str]) -> IidRequest:
             f"unknown parameter {unknown[0]!r} (IHE RAD-106 names are case-sensitive)",
             code="bad_parameter",
         )
+    for name, given in params.items():
+        if "\x00" in given:
+            # PostgreSQL text cannot hold NUL: the parameter could only fail the lookup.
+            raise LaunchRefused(f"{name} holds a NUL character", code="bad_parameter")
     request_type = params.get("requestType", "")
     options: dict[str, Any] = {}
     if "viewerType" in params:
@@ -223,7 +227,8 @@ def parse_iid(params: Mapping[str, str]) -> IidRequest:
                 raise LaunchRefused("lowerDateTime is after upperDateTime", code="bad_parameter")
         if "mostRecentResults" in params:
             raw = params["mostRecentResults"].strip()
-            if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+            if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
                 raise LaunchRefused(
                     "mostRecentResults must be a whole number from 1 to 1000", code="bad_parameter"
                 )
@@ -268,7 +273,7 @@ def _ehr_for(token: str) -> EhrSystem:
             "the launch is not a readable signed token", code="launch_malformed"
         ) from None
     issuer = unverified.get("iss")
-    if not isinstance(issuer, str) or not issuer:
+    if not isinstance(issuer, str) or not issuer or "\x00" in issuer:
         raise LaunchRefused("the launch names no issuer (iss)", code="launch_malformed")
     ehr = EhrSystem.objects.filter(issuer=issuer, active=True).first()
     if ehr is None:
@@ -310,8 +315,12 @@ def _key_for(ehr: EhrSystem, token: str) -> Any:
 
 def _claim_str(claims: Mapping[str, Any], name: str, limit: int = 256) -> str:
     value = claims.get(name, "")
-    if not isinstance(value, str) or len(value) > limit:
-        raise LaunchRefused(f"the launch's {name!r} claim is not a string", code="launch_malformed")
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise LaunchRefused(
+            f"the launch's {name!r} claim is not a string of at most {limit} characters "
+            "without NUL",
+            code="launch_malformed",
+        )
     return value.strip()
 
 
@@ -320,11 +329,25 @@ def _claim_list(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+    if not isinstance(items, list) or not all(
+        isinstance(v, str) and "\x00" not in v for v in items
+    ):
         raise LaunchRefused(
             f"the launch's {name!r} claim must be a list of strings", code="launch_malformed"
         )
     return tuple(v.strip() for v in items if v.strip())
+
+
+def _claim_time(claims: Mapping[str, Any], name: str) -> dt.datetime:
+    """A NumericDate claim (RFC 7519 §2: seconds since the epoch) as a UTC time. PyJWT has
+    checked that it is a number; one beyond the years datetime holds (1 to 9999) is refused."""
+    try:
+        return dt.datetime.fromtimestamp(int(claims[name]), dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise LaunchRefused(
+            f"the launch's {name!r} claim is not a time between the years 1 and 9999",
+            code="launch_malformed",
+        ) from None
 
 
 def verify_signed_launch(token: str, *, now: dt.datetime | None = None) -> LaunchContext:
@@ -369,8 +392,8 @@ def verify_signed_launch(token: str, *, now: dt.datetime | None = None) -> Launc
         ) from None
     except jwt.PyJWTError as exc:
         raise LaunchRefused(f"the launch is not valid: {exc}", code="launch_malformed") from None
-    issued = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC)
-    expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+    issued = _claim_time(claims, "iat")
+    expires = _claim_time(claims, "exp")
     if expires - issued > MAX_LIFETIME:
         raise LaunchRefused(
             "the launch is valid for more than 5 minutes; Loupe refuses long-lived launches",
@@ -390,7 +413,12 @@ def verify_signed_launch(token: str, *, now: dt.datetime | None = None) -> Launc
     if isinstance(patient_claim, dict):
         patient_id = str(patient_claim.get("id", "")).strip()
         issuer = str(patient_claim.get("issuer", "")).strip() or ehr.default_patient_issuer
-        if not patient_id or len(patient_id) > 64:
+        if (
+            not patient_id
+            or len(patient_id) > 64
+            or len(issuer) > 64
+            or any(ord(c) < 32 for c in patient_id + issuer)
+        ):
             raise LaunchRefused("the launch's patient has no usable ID", code="launch_malformed")
         patient = PatientRef(patient_id, (issuer,) if issuer else ())
     elif isinstance(patient_claim, str):

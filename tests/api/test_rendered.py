@@ -317,4 +317,5 @@ def test_rendered_bytes_in_local_memory_are_bounded_by_their_size(
     last = rendering.RenderRequest(
         media_type="image/png", greyscale=px.GreyscaleRequest(window=px.Window(40.0, 419.0))
     ).key(ct)
-    assert last in rendering.local_rendered
+    cached = rendering.local_rendered
+    assert cached is not None and cached.get(last) is not None

@@ -177,3 +177,50 @@ def test_a_dicomdir_is_not_an_instance(shared_dicom: object) -> None:
     with pytest.raises(InvalidDicom) as caught:
         read_object(data, **LIMITS)
     assert caught.value.code == "dicomdir"
+
+
+# --- empty pixel data, deflate bombs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("encapsulated", [False, True], ids=["native", "rle"])
+def test_an_empty_pixel_data_element_is_refused_as_a_mismatch(encapsulated: bool) -> None:
+    data = with_dataset(lambda ds: setattr(ds, "PixelData", b""))
+    if encapsulated:  # the meta's UID of the same length: 1.2.840.10008.1.2.1 -> .5 (RLE)
+        data = data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.5\x00", 1)
+    with pytest.raises(InvalidDicom) as caught:
+        read_object(data, **LIMITS)
+    assert caught.value.code == "pixel_data_mismatch"
+
+
+def deflated(extra_bytes: int) -> bytes:
+    """CT_small as Deflated Explicit VR Little Endian (PS3.5 §A.5), with a private element
+    of ``extra_bytes`` zeros: a few kilobytes on disk whatever its inflated size."""
+
+    def deflate(dataset: pydicom.Dataset) -> None:
+        dataset.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+        dataset.add_new(0x00091010, "OB", b"\x00" * extra_bytes)
+
+    return with_dataset(deflate)
+
+
+def test_a_deflated_object_that_inflates_past_the_object_limit_is_refused_before_pydicom() -> None:
+    bomb = deflated(16 * 1024 * 1024)
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(TooLarge) as caught:
+        read_object(bomb, max_bytes=4 * 1024 * 1024, max_frame_bytes=LIMITS["max_frame_bytes"])
+    assert caught.value.code == "inflated_too_large"
+    assert str(4 * 1024 * 1024) in caught.value.message
+
+
+def test_a_deflated_object_within_the_limit_is_read() -> None:
+    parsed = read_object(deflated(1024), **LIMITS)
+    assert parsed.transfer_syntax_uid == pydicom.uid.DeflatedExplicitVRLittleEndian
+    assert parsed.dataset.Rows == 128
+
+
+def test_a_deflated_data_set_that_is_not_deflate_is_refused_as_unparseable() -> None:
+    data = bytearray(deflated(0))
+    data[-200:] = b"\xff" * 200
+    with pytest.raises(InvalidDicom) as caught:
+        read_object(bytes(data), **LIMITS)
+    assert caught.value.code == "unparseable"

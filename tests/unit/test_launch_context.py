@@ -303,3 +303,55 @@ def test_rs256_launches_verify_against_the_registered_key_set(db: Any) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = sign(claims(), key=other, algorithm="RS256", headers={"kid": "k1"})
     assert refusal(forged).code == "launch_bad_signature"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"iat": -62_135_596_801},  # the year 0: ValueError
+        {"iat": -(2**63) - 1},  # beyond time_t: OverflowError
+        {"iat": -67_768_040_609_740_801},  # EOVERFLOW from the C library: OSError
+        {"exp": 10**12},  # the year 33658: ValueError
+    ],
+    ids=["year-0", "beyond-time_t", "eoverflow", "year-33658"],
+)
+def test_a_launch_whose_times_are_beyond_the_calendar_is_refused(
+    hs_ehr: EhrSystem, times: dict[str, int]
+) -> None:
+    """PyJWT accepts any integer iat in the past and exp in the future; such times do not
+    fit a datetime."""
+    refused = refusal(sign(claims(**times)))
+    assert refused.code == "launch_malformed"
+    assert "between the years 1 and 9999" in refused.message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"jti": "n\x00once"},
+        {"accession": ["A\x001"]},
+        {"patient": {"id": "C3N\x00-00247", "issuer": ""}},
+        {"patient": {"id": "C3N-00247", "issuer": "HO\x00SP"}},
+    ],
+    ids=["jti", "accession", "patient-id", "patient-issuer"],
+)
+def test_a_signed_launch_with_nul_in_a_value_it_looks_up_is_refused(
+    hs_ehr: EhrSystem, overrides: dict[str, Any]
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a value would end the request in a database
+    error instead of a refusal."""
+    assert refusal(sign(claims(**overrides))).code == "launch_malformed"
+
+
+def test_an_iid_parameter_with_nul_is_refused() -> None:
+    with pytest.raises(LaunchRefused) as raised:
+        parse_iid({"requestType": "STUDY", "accessionNumber": "A\x001"})
+    assert raised.value.code == "bad_parameter" and "NUL" in raised.value.message
+
+
+@pytest.mark.parametrize("count", ["²", "١٢", "0", "1001", "12345"])
+def test_most_recent_results_takes_ascii_digits_from_1_to_1000_only(count: str) -> None:
+    """'²' passes str.isdigit() and then fails int() with a ValueError."""
+    with pytest.raises(LaunchRefused) as raised:
+        parse_iid({"requestType": "PATIENT", "patientID": "P1", "mostRecentResults": count})
+    assert raised.value.code == "bad_parameter" and "mostRecentResults" in raised.value.message

@@ -336,3 +336,233 @@ def test_a_decoder_answer_of_the_wrong_size_is_undecodable(decoders: DecoderPool
     dataset.Rows = 8
     decoded = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=decoders)
     assert decoded.shape == (8, 8) and abs(int(decoded.mean()) - 100) <= 1
+
+
+# --- hostile pipeline attributes ---------------------------------------------------------
+# Each image is built here: a 4 × 4 MONOCHROME2 frame of stored values 0..15.
+
+
+def small_image(little_endian: bool = True) -> pydicom.Dataset:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
+
+    dataset = pydicom.Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = (
+        ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
+    )
+    dataset.set_original_encoding(False, little_endian)
+    dataset.Rows = dataset.Columns = 4
+    dataset.SamplesPerPixel = 1
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
+    dataset.PixelRepresentation = 0
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.PixelData = np.arange(16, dtype="<u2" if little_endian else ">u2").tobytes()
+    return dataset
+
+
+def put_raw(dataset: pydicom.Dataset, tag: int, vr: str, payload: bytes) -> None:
+    """An element exactly as a broken writer would leave it (pydicom would not write it)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    implicit, little = dataset.original_encoding
+    dataset[tag] = RawDataElement(
+        Tag(tag), vr, len(payload), payload, 0, bool(implicit), bool(little)
+    )
+
+
+def render(dataset: pydicom.Dataset, request: px.GreyscaleRequest | None = None) -> np.ndarray:
+    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=None)
+    view = px.frame_view(dataset, 0)
+    if not px.is_greyscale(view):
+        return px.colour_to_display(stored, view, dataset)
+    return px.greyscale_to_display(stored, view, request or px.GreyscaleRequest())[0]
+
+
+def lut_item(descriptor: list[int], data: bytes | list[int] | None) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", descriptor)
+    if isinstance(data, bytes):
+        item.add_new(0x00283006, "OW", data)
+    elif data is not None:
+        item.add_new(0x00283006, "US", data)
+    return item
+
+
+def refused(dataset: pydicom.Dataset, code: str, request: px.GreyscaleRequest | None = None) -> str:
+    with pytest.raises(UnrenderableFrame) as caught:
+        render(dataset, request)
+    assert caught.value.code == code, caught.value.message
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "data", "words"),
+    [
+        ([16, 0], list(range(16)), "LUT Descriptor"),  # pydicom: IndexError
+        ([16, 0, 16], None, "no (0028,3006) LUT Data"),  # pydicom: KeyError
+        ([32, 0, 16], list(range(16)), "holds 16 values"),  # pydicom: struct.error
+        ([16, 0, 16], bytes(range(30)), "holds 30 bytes"),  # pydicom: struct.error
+        ([16, 0, 0], list(range(16)), "0 bits"),  # pydicom: 'uint0' TypeError
+    ],
+    ids=["two-values", "no-data", "short-list", "short-ow", "zero-bits"],
+)
+def test_a_modality_lut_that_does_not_fit_its_descriptor_is_refused(
+    descriptor: list[int], data: bytes | list[int] | None, words: str
+) -> None:
+    dataset = small_image()
+    dataset.ModalityLUTSequence = [lut_item(descriptor, data)]
+    assert words in refused(dataset, "bad_lut")
+
+
+def test_a_modality_lut_of_12_bit_entries_is_applied() -> None:
+    """PS3.3 C.11.1.1.1 allows 8 to 16 bits per entry; pydicom's own function knows 8 and 16."""
+    dataset = small_image()
+    table = [4095 - 200 * i for i in range(16)]
+    dataset.ModalityLUTSequence = [lut_item([16, 0, 12], table)]
+    view = px.frame_view(dataset, 0)
+    assert px.modality_values(np.arange(16, dtype=np.uint16), view).tolist() == table
+
+
+@pytest.mark.parametrize("little_endian", [True, False], ids=["little", "big"])
+def test_ow_lut_data_is_read_in_the_byte_order_of_the_data_set_whatever_its_syntax(
+    little_endian: bool,
+) -> None:
+    """pydicom asks the transfer syntax for the byte order of OW LUT Data, and has none for
+    a syntax it does not know (AttributeError); the data set's own encoding says it."""
+    dataset = small_image(little_endian)
+    table = np.arange(100, 116, dtype="<u2" if little_endian else ">u2")
+    dataset.ModalityLUTSequence = [lut_item([16, 0, 16], table.tobytes())]
+    dataset.VOILUTSequence = [
+        lut_item([256, 100, 16], (np.arange(256) * 200).astype(table.dtype).tobytes())
+    ]
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.UID(
+        "1.2.3.4.5"
+    )  # private, unknown to pydicom
+    view = px.frame_view(dataset, 0)
+    assert px.modality_values(np.arange(16, dtype=np.uint16), view).tolist() == list(
+        range(100, 116)
+    )
+    image, voi = px.greyscale_to_display(
+        np.arange(16, dtype=np.uint16), view, px.GreyscaleRequest()
+    )
+    assert voi == 0 and image.tolist() == np.floor(np.arange(16) * 200 / 65535 * 255 + 0.5).tolist()
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "words"),
+    [([256, 0, 0], "0 bits"), ([256], "LUT Descriptor"), ([256, 0, 40], "40 bits")],
+    ids=["zero-bits", "one-value", "forty-bits"],  # pydicom: NotImplementedError, TypeError
+)
+def test_a_voi_lut_whose_descriptor_is_unusable_is_refused(
+    descriptor: list[int], words: str
+) -> None:
+    dataset = small_image()
+    dataset.VOILUTSequence = [lut_item(descriptor, list(range(256)))]
+    assert words in refused(dataset, "bad_lut")
+
+
+@pytest.mark.parametrize(
+    "slope", [b"abc ", b"1\\2 ", b"nan ", b"inf "], ids=["text", "two-values", "nan", "inf"]
+)
+def test_a_rescale_slope_that_is_not_one_finite_number_is_refused(slope: bytes) -> None:
+    """pydicom multiplies by whatever it holds: a str (UFuncNoLoopError), two values (a
+    broadcast ValueError), NaN."""
+    dataset = small_image()
+    put_raw(dataset, 0x00281053, "DS", slope)  # Rescale Slope
+    dataset.RescaleIntercept = "-1024"
+    assert "(0028,1053) RescaleSlope" in refused(dataset, "bad_modality_lut")
+
+
+def test_an_empty_rescale_intercept_is_no_rescale() -> None:
+    """pydicom adds None (TypeError); an empty Type 1 value says nothing, as no rescale."""
+    dataset = small_image()
+    dataset.RescaleSlope = "2"
+    put_raw(dataset, 0x00281052, "DS", b"")  # Rescale Intercept, zero length
+    view = px.frame_view(dataset, 0)
+    assert px.modality_values(np.arange(4, dtype=np.uint16), view).tolist() == [0, 1, 2, 3]
+
+
+def test_a_pipeline_attribute_of_the_wrong_length_makes_the_frame_unrenderable() -> None:
+    """A one-byte US (High Bit) raises pydicom's BytesLengthException, a bare Exception."""
+    dataset = small_image()
+    put_raw(dataset, 0x00280102, "US", b"\x0b")
+    with pytest.raises(UnrenderableFrame) as caught:
+        px.frame_view(dataset, 0)
+    assert caught.value.code == "unreadable_attribute"
+    assert "(0028,0102) HighBit" in caught.value.message
+
+
+def palette_image() -> pydicom.Dataset:
+    dataset = small_image()
+    dataset.PhotometricInterpretation = "PALETTE COLOR"
+    dataset.BitsStored, dataset.HighBit = 16, 15
+    return dataset
+
+
+def test_palette_color_without_its_lookup_tables_is_refused() -> None:
+    """pydicom: ValueError 'No suitable Palette Color Lookup Table Module found'."""
+    assert "Descriptor" in refused(palette_image(), "bad_palette")
+
+
+def put_segmented_palette(dataset: pydicom.Dataset, words: list[int], entries: int) -> None:
+    for number, colour in enumerate(("Red", "Green", "Blue")):
+        setattr(dataset, f"{colour}PaletteColorLookupTableDescriptor", [entries, 0, 16])
+        put_raw(dataset, 0x00281221 + number, "OW", np.asarray(words, dtype="<u2").tobytes())
+
+
+def test_a_segmented_palette_whose_indirect_segment_points_to_itself_is_refused() -> None:
+    """An indirect segment (PS3.3 C.7.9.2.3) replaying itself sends pydicom's expansion into
+    unbounded recursion."""
+    dataset = palette_image()
+    put_segmented_palette(dataset, [0, 1, 5, 2, 1, 3, 0], entries=16)
+    assert "indirect segment" in refused(dataset, "bad_palette")
+
+
+def test_a_segmented_palette_that_expands_far_past_its_entries_is_refused_at_once() -> None:
+    """A thousand linear segments of 65535 entries: pydicom builds a list of 65 million."""
+    dataset = palette_image()
+    put_segmented_palette(dataset, [0, 1, 0] + [1, 65535, 65535, 1, 65535, 0] * 500, entries=16)
+    assert "expand past 16 entries" in refused(dataset, "bad_palette")
+
+
+def test_a_segmented_palette_with_an_empty_linear_segment_expands() -> None:
+    """A linear segment of length 0 divides by zero in pydicom; it adds no entry."""
+    dataset = palette_image()
+    put_segmented_palette(dataset, [0, 1, 0, 1, 0, 9, 1, 15, 65535], entries=16)
+    rgb = render(dataset)
+    assert rgb.shape == (4, 4, 3) and rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[3, 3].tolist() == [255, 255, 255]
+
+
+def test_a_plain_palette_whose_data_does_not_fit_its_descriptor_is_refused() -> None:
+    dataset = palette_image()
+    for number, colour in enumerate(("Red", "Green", "Blue")):
+        setattr(dataset, f"{colour}PaletteColorLookupTableDescriptor", [16, 0, 16])
+        put_raw(dataset, 0x00281201 + number, "OW", b"\x00" * 30)
+    assert "30 bytes for 16 entries" in refused(dataset, "bad_palette")
+
+
+def test_a_64_bit_frame_of_values_above_2_63_is_displayed() -> None:
+    """A narrow range of unsigned 64-bit values beyond int64 (the lookup-table domain is
+    built in int64) is windowed pixel by pixel."""
+    dataset = small_image()
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 64, 64, 63
+    dataset.PixelData = (np.arange(16, dtype="<u8") + np.uint64(2**64 - 16)).tobytes()
+    image = render(dataset)
+    assert image.shape == (4, 4) and image.dtype == np.uint8  # float64 cannot tell them apart
+
+
+def test_a_modality_lut_whose_first_value_does_not_fit_the_stored_type_is_applied() -> None:
+    """8-bit stored values and a LUT from 1024 on: pydicom's subtraction in uint8 made
+    NumPy raise OverflowError; every value
+    below the first is mapped to the first entry (PS3.3 C.11.1.1.1)."""
+    dataset = small_image()
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.PixelData = np.arange(16, dtype=np.uint8).tobytes()
+    dataset.ModalityLUTSequence = [lut_item([4, 1024, 16], [7, 8, 9, 10])]
+    view = px.frame_view(dataset, 0)
+    stored = px.decode_frame(dataset, 0, max_frame_bytes=BIG, decoders=None)
+    assert px.modality_values(stored, view).tolist() == [[7] * 4] * 4
+    assert render(dataset).shape == (4, 4)

@@ -52,3 +52,38 @@ def test_absent_attributes_give_the_default(shared_dicom: Path) -> None:
     assert value(dataset, "CineRate") is None
     assert value(dataset, "CineRate", 7) == 7
     assert value(dataset, "NotAKeyword") is None
+
+
+def test_a_binary_value_whose_length_is_not_a_whole_number_of_values_is_invalid_dicom() -> None:
+    """pydicom raises a bare Exception (BytesLengthException) for a US of one byte; it is
+    refused as invalid DICOM, naming the attribute."""
+    import pytest
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    from viewer.errors import InvalidDicom
+
+    dataset = Dataset()
+    dataset.set_original_encoding(False, True)
+    dataset[0x00280010] = RawDataElement(Tag(0x00280010), "US", 1, b"\x01", 0, False, True)
+    with pytest.raises(InvalidDicom) as caught:
+        value(dataset, "Rows")
+    assert caught.value.code == "unparseable"
+    assert "(0028,0010) Rows holds 1 bytes" in caught.value.message
+
+
+def test_an_integer_string_of_infinity_is_invalid_dicom() -> None:
+    """pydicom's IS reads 'inf' through float() and then int(), an OverflowError."""
+    import pytest
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    from viewer.errors import InvalidDicom
+
+    dataset = Dataset()
+    dataset.set_original_encoding(False, True)
+    dataset[0x00280008] = RawDataElement(Tag(0x00280008), "IS", 4, b"inf ", 0, False, True)
+    with pytest.raises(InvalidDicom) as caught:
+        value(dataset, "NumberOfFrames")
+    assert caught.value.code == "unparseable"
+    assert "(0028,0008) NumberOfFrames" in caught.value.message

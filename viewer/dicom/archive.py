@@ -9,20 +9,29 @@ or a directory record is used to open anything outside the place it belongs to:
   passes the caps (zip bombs), checked on the declared sizes and again while reading;
 * a DICOMDIR's (0004,1500) *Referenced File ID* components (PS3.10 §8.2, PS3.3 F.3.2.2)
   must be plain names; the resolved path must stay inside the DICOMDIR's folder.
+
+Corrupt input ends as an item's error, never as an exception: an encrypted member, a
+member whose header or compressed stream is broken, a record whose Referenced File ID
+cannot be read. A deflated DICOMDIR (PS3.5 §A.5) is inflated under the object limit
+before pydicom reads it (``viewer.dicom.io.check_inflated_size``).
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pydicom
+from pydicom.errors import BytesLengthException
+from pydicom.multival import MultiValue
 
-from viewer.dicom.io import is_dicomdir
+from viewer.dicom.io import check_inflated_size, is_dicomdir
 from viewer.errors import InvalidArchive, TooLarge, ViewerError
 
 _CHUNK = 1024 * 1024
@@ -67,20 +76,25 @@ def _iter_file(path: Path, limits: Limits, *, in_folder: bool) -> Iterator[Item]
         with open(path, "rb") as handle:
             yield from iter_zip(handle, str(path), limits)
         return
-    if not in_folder and _is_dicomdir_file(path):
+    if not in_folder and _is_dicomdir_file(path, limits):
         yield from iter_dicomdir(path, limits)
         return
     yield Item(str(path), path=path)
 
 
-def _is_dicomdir_file(path: Path) -> bool:
+def _is_dicomdir_file(path: Path, limits: Limits) -> bool:
     if path.name.upper() != "DICOMDIR" and path.stat().st_size > 64 * 1024 * 1024:
         return False
     try:
+        with open(path, "rb") as handle:
+            check_inflated_size(handle, limits.max_object_bytes)
         dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-    except Exception:  # not readable as DICOM: the ingest will say why
+    except Exception:  # not readable as DICOM (or a deflate bomb): the ingest will say why
         return False
-    return is_dicomdir(dataset)
+    try:
+        return is_dicomdir(dataset)
+    except (ViewerError, *UNREADABLE_VALUE):  # a SOP Class UID that cannot be read: not one
+        return False
 
 
 def iter_zip(handle: IO[bytes], name: str, limits: Limits) -> Iterator[Item]:
@@ -113,11 +127,34 @@ def iter_zip(handle: IO[bytes], name: str, limits: Limits) -> Iterator[Item]:
                 yield Item(label, data=_read_member(archive, member, limits))
             except ViewerError as error:
                 yield Item(label, error=error)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            except UNREADABLE_MEMBER as exc:
                 yield Item(
                     label,
-                    error=InvalidArchive(f"cannot read this zip entry: {exc}", code="bad_zip"),
+                    error=InvalidArchive(
+                        f"cannot read this zip entry: {type(exc).__name__}: {str(exc)[:200]}",
+                        code="bad_zip",
+                    ),
                 )
+
+
+# What zipfile raises for a member whose bytes are corrupt: a bad local header or its
+# offset (BadZipFile, ValueError for a negative seek, UnicodeDecodeError for a name that
+# is not UTF-8 though flagged so), an unknown method (NotImplementedError), a corrupt
+# deflate, bzip2 or LZMA stream (zlib.error, OSError, lzma.LZMAError), a cut (EOFError).
+UNREADABLE_MEMBER = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+# What pydicom raises for a record's value it cannot convert: an unknown VR (a corrupt
+# explicit VR), a value whose length does not fit its VR, a number that is not one.
+UNREADABLE_VALUE = (ValueError, NotImplementedError, OverflowError, BytesLengthException)
 
 
 def _unsafe_member_name(filename: str) -> str | None:
@@ -133,6 +170,11 @@ def _unsafe_member_name(filename: str) -> str | None:
 
 
 def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits) -> bytes:
+    if member.flag_bits & 0x1:  # APPNOTE 4.4.4 bit 0: encrypted; zipfile would ask for a password
+        raise InvalidArchive(
+            "zip entry is encrypted; Loupe imports unencrypted archives only",
+            code="encrypted_zip_entry",
+        )
     cap = min(limits.max_object_bytes, member.file_size)
     if member.file_size > limits.max_object_bytes:
         raise TooLarge(
@@ -174,21 +216,42 @@ def iter_dicomdir(path: Path, limits: Limits) -> Iterator[Item]:
     """Yield the files a DICOMDIR references, each confined to the DICOMDIR's folder."""
     root = path.parent.resolve()
     try:
+        with open(path, "rb") as handle:
+            check_inflated_size(handle, limits.max_object_bytes)
         dicomdir = pydicom.dcmread(path, force=True)
         records = list(dicomdir.get("DirectoryRecordSequence") or [])
+    except ViewerError as error:
+        yield Item(str(path), error=error)
+        return
     except Exception as exc:
         yield Item(
             str(path), error=InvalidArchive(f"cannot read the DICOMDIR: {exc}", code="bad_dicomdir")
         )
         return
     seen: set[Path] = set()
-    for record in records:
-        file_id = record.get("ReferencedFileID")
+    for number, record in enumerate(records, start=1):
+        try:
+            file_id = record.get("ReferencedFileID")
+        except UNREADABLE_VALUE as exc:
+            yield Item(
+                f"{path}:record {number}",
+                error=InvalidArchive(
+                    f"directory record {number}'s (0004,1500) Referenced File ID cannot be "
+                    f"read: {type(exc).__name__}: {str(exc)[:160]}",
+                    code="bad_dicomdir",
+                ),
+            )
+            continue
         if not file_id:
             continue
-        parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
-        label = f"{path}:{'/'.join(parts)}"
-        if not all(_SAFE_COMPONENT(p) for p in parts):
+        if isinstance(file_id, str):
+            parts = [file_id]
+        elif isinstance(file_id, (list, MultiValue)) and all(isinstance(p, str) for p in file_id):
+            parts = [str(p) for p in file_id]
+        else:
+            parts = []  # bytes or numbers (a corrupt VR): no file name
+        label = f"{path}:{'/'.join(parts) or f'record {number}'}"
+        if not parts or not all(_SAFE_COMPONENT(p) for p in parts):
             yield Item(
                 label,
                 error=InvalidArchive(

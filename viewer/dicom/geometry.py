@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException
 
 from viewer.dicom.values import value
 
@@ -84,7 +85,8 @@ def _ultrasound_spacing(dataset: Dataset) -> tuple[float, float] | None:
     try:
         dx_mm = abs(float(region.PhysicalDeltaX)) * 10.0
         dy_mm = abs(float(region.PhysicalDeltaY)) * 10.0
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, BytesLengthException):
+        # Absent, empty, not a number, or an FD whose length is not 8 bytes: no spacing.
         return None
     if dx_mm > 0 and dy_mm > 0:
         return dy_mm, dx_mm

@@ -20,6 +20,11 @@ or :class:`~viewer.errors.TooLarge` with a message naming the problem):
   Bits Allocated / 8 bytes, and encapsulated pixel data (PS3.5 §A.4) has at least one
   fragment per frame; one decoded frame must also fit the frame cap.
 
+A Deflated Explicit VR Little Endian object (PS3.5 §A.5) is inflated here, counting and
+discarding, before pydicom inflates it whole: one that inflates to more than the object
+limit (a deflate bomb) is refused with TooLarge ``inflated_too_large``
+(:func:`check_inflated_size`).
+
 Decoding the compressed pixel data is not done here: ingest checks it next, through the
 decoder boundary (``viewer.services.decoding.check_before_storing``, which runs the
 untrusted native decoders in worker processes).
@@ -28,16 +33,19 @@ untrusted native decoders in worker processes).
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import parse_basic_offsets, parse_fragments
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -50,6 +58,7 @@ from viewer.errors import InvalidDicom, TooLarge, ViewerError
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_SEQUENCE_DEPTH = 64
+_INFLATE_CHUNK = 1024 * 1024
 
 IDENTIFYING_UIDS = (
     ("SOPClassUID", "(0008,0016) SOP Class UID"),
@@ -85,7 +94,7 @@ def read_object(data: bytes, *, max_bytes: int, max_frame_bytes: int) -> ParsedO
             "and no data set at byte 0",
             code="not_dicom",
         )
-    dataset = _parse(data)
+    dataset = _parse(data, max_inflated_bytes=max_bytes)
     _check_declared_lengths(dataset, len(data))
     _convert_all(dataset)
     transfer_syntax = _transfer_syntax(dataset, has_preamble)
@@ -130,9 +139,45 @@ def _looks_like_bare_dataset(data: bytes) -> bool:
     return 0x0002 <= group_le <= 0x0008 or 0x0002 <= group_be <= 0x0008
 
 
-def _parse(data: bytes) -> Dataset:
+def check_inflated_size(stream: BinaryIO, max_bytes: int) -> None:
+    """Where the File Meta Information of the object in ``stream`` (read from its start)
+    names Deflated Explicit VR Little Endian (PS3.5 §A.5), inflate the rest in pieces,
+    keeping none of it, and refuse it once it passes ``max_bytes``: pydicom inflates a
+    deflated data set whole, in memory, as it reads it. Bytes that do not start with a
+    File Meta Information are left for the parser to judge."""
+    read_preamble(stream, True)
+    # pydicom's own reader of the meta, as dcmread calls it (no public one takes a stream).
+    meta = _read_file_meta_info(stream)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
     try:
+        while not inflater.eof:
+            pending = inflater.unconsumed_tail or stream.read(_INFLATE_CHUNK)
+            inflated = inflater.decompress(pending, _INFLATE_CHUNK)
+            total += len(inflated)
+            if total > max_bytes:
+                raise TooLarge(
+                    f"the deflated data set inflates to more than {max_bytes} bytes, the "
+                    "object limit (a deflate bomb?)",
+                    code="inflated_too_large",
+                )
+            if not pending and not inflated:
+                break  # the stream ended before the deflate end: the parser reports it
+    except zlib.error as exc:
+        raise InvalidDicom(
+            f"the deflated data set (PS3.5 §A.5) cannot be inflated: {exc}", code="unparseable"
+        ) from None
+
+
+def _parse(data: bytes, *, max_inflated_bytes: int | None = None) -> Dataset:
+    try:
+        if max_inflated_bytes is not None:
+            check_inflated_size(io.BytesIO(data), max_inflated_bytes)
         return pydicom.dcmread(io.BytesIO(data), force=True)
+    except ViewerError:
+        raise
     except RecursionError:
         raise InvalidDicom(
             "the data set nests sequences too deeply to be read", code="nesting_too_deep"
@@ -293,8 +338,9 @@ def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> in
             f"{frame_bytes} bytes; the limit is {max_frame_bytes}",
             code="frame_too_large",
         )
+    pixel_data = dataset.PixelData or b""  # an empty element reads as None
     if syntax.is_encapsulated:
-        fragments = _count_fragments(dataset.PixelData)
+        fragments = _count_fragments(pixel_data) if pixel_data else 0
         if fragments < frames:
             raise InvalidDicom(
                 f"encapsulated Pixel Data has {fragments} fragment(s) for {frames} frame(s) "
@@ -303,7 +349,7 @@ def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> in
             )
         return frames
     expected = (frame_bits * frames + 7) // 8
-    actual = len(dataset.PixelData)
+    actual = len(pixel_data)
     if actual < expected:
         raise InvalidDicom(
             f"Pixel Data holds {actual} bytes but {rows} rows × {columns} columns × "

@@ -10,11 +10,18 @@ once per distinct stored value into a 256-level lookup table, then applied to th
 with one ``take``: the result is the same as evaluating each step on every pixel (the
 steps are per-pixel functions), at a fraction of the cost. The Modality LUT and VOI LUT
 Sequence steps call pydicom's own ``apply_modality_lut`` and ``apply_voi``, so their
-quirks (LUT descriptors, signedness) are pydicom's; the windowing functions LINEAR,
-LINEAR_EXACT and SIGMOID are written out below after PS3.3 C.11.2.1.2 and C.11.2.1.3.
+mapping (first value mapped, clipping, signedness) is pydicom's; the windowing functions
+LINEAR, LINEAR_EXACT and SIGMOID are written out below after PS3.3 C.11.2.1.2 and
+C.11.2.1.3.
 
 Colour images (RGB, YBR_* converted to RGB by pydicom, PALETTE COLOR through its LUTs,
 PS3.3 C.7.6.3.1.5-6) are returned as 8-bit RGB; no VOI applies to them.
+
+The header values these steps read come from the object, so they are checked before
+pydicom sees them (:func:`lookup_table`, :func:`palette_module`, Rescale Slope and
+Intercept as single finite numbers, attributes pydicom cannot convert): a value that
+does not fit makes the frame unrenderable (:class:`~viewer.errors.UnrenderableFrame`,
+422) with a message naming it, never an arbitrary exception out of pydicom or NumPy.
 
 Array conventions: ``(row, column)`` indexing, row 0 at the top; RGB arrays are
 ``(rows, columns, 3)``.
@@ -23,6 +30,7 @@ Array conventions: ``(row, column)`` indexing, row 0 at the top; RGB arrays are
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,9 +38,14 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, get_frame
+from pydicom.errors import BytesLengthException
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
+from pydicom.tag import Tag
 from pydicom.uid import UID, JPEGBaseline8Bit
 
 from viewer.dicom.decoder_pool import DecoderFailed, DecoderPool
@@ -248,24 +261,52 @@ def frame_view(dataset: Dataset, index: int) -> Dataset:
     (PS3.3 C.7.6.16: per-frame values override shared ones).
     """
     view = Dataset()
-    view.file_meta = dataset.file_meta  # LUT Data (OW) needs the transfer syntax's endianness
-    view.set_original_encoding(*dataset.original_encoding)
+    view.file_meta = dataset.file_meta
+    view.set_original_encoding(*dataset.original_encoding)  # LUT Data (OW) is in this byte order
     for keyword in _PIPELINE_KEYWORDS:
         if keyword in dataset:
-            setattr(view, keyword, dataset.data_element(keyword).value)  # type: ignore[union-attr]
-    groups = [dataset.get("SharedFunctionalGroupsSequence")]
-    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+            view[keyword] = _readable(dataset, keyword)
+    groups = [_readable_value(dataset, "SharedFunctionalGroupsSequence")]
+    per_frame = _readable_value(dataset, "PerFrameFunctionalGroupsSequence")
     if per_frame and index < len(per_frame):
         groups.append([per_frame[index]])
     for group in groups:
         if not group:
             continue
         for macro in _GROUP_MACROS:
-            items = group[0].get(macro)
+            items = _readable_value(group[0], macro)
             if items:
-                for element in items[0]:
-                    setattr(view, element.keyword, element.value)
+                for tag in items[0].keys():
+                    element = _readable(items[0], tag)
+                    if element.keyword:
+                        view[element.tag] = element
     return view
+
+
+# What pydicom raises for a value it cannot convert (a number that is not one, a binary
+# value whose length is not a multiple of its VR's size, an unknown VR).
+_UNREADABLE = (ValueError, OverflowError, NotImplementedError, struct.error, BytesLengthException)
+
+
+def _readable(dataset: Dataset, key: str | int) -> DataElement:
+    """The element ``key`` of ``dataset``, converted; one pydicom cannot convert makes the
+    frame unrenderable (422), naming the attribute."""
+    try:
+        return dataset[key]
+    except _UNREADABLE as exc:
+        raise UnrenderableFrame(
+            f"{_label(key)} cannot be read: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}",
+            code="unreadable_attribute",
+        ) from None
+
+
+def _readable_value(dataset: Dataset, keyword: str) -> Any:
+    return _readable(dataset, keyword).value if keyword in dataset else None
+
+
+def _label(key: str | int) -> str:
+    tag = Tag(key)
+    return f"({tag.group:04X},{tag.element:04X}) {keyword_for_tag(tag) or 'private'}"
 
 
 def is_greyscale(view: Dataset) -> bool:
@@ -295,8 +336,122 @@ def header_window(view: Dataset, index: int = 0) -> Window | None:
 
 
 def modality_values(stored: npt.NDArray[np.generic], view: Dataset) -> npt.NDArray[np.generic]:
-    """Modality LUT (PS3.3 C.11.1): Rescale Slope/Intercept or the Modality LUT Sequence."""
-    return np.asarray(apply_modality_lut(stored, view))
+    """Modality LUT (PS3.3 C.11.1): the Modality LUT Sequence (through pydicom's
+    ``apply_modality_lut``, given the LUT checked by :func:`lookup_table`) or Rescale
+    Slope/Intercept (C.11.1.1.2: slope × stored value + intercept, in float64)."""
+    sequence = _readable_value(view, "ModalityLUTSequence")
+    if sequence:
+        lut = lookup_table(sequence[0], "Modality LUT", _little_endian(view))
+        # In int64: pydicom subtracts the first value mapped from the stored values, which
+        # NumPy refuses where that value does not fit their type (1024 from uint8).
+        module = lut.as_module("ModalityLUTSequence")
+        return np.asarray(apply_modality_lut(_wide(stored), module))
+    rescale = _rescale(view)
+    if rescale is None:
+        return stored
+    slope, intercept = rescale
+    values = stored.astype(np.float64) * slope
+    values += intercept
+    return values
+
+
+def _wide(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Integer values as int64 (the same values; any LUT's first value fits), others as
+    they are."""
+    if np.issubdtype(values.dtype, np.integer) and values.dtype != np.int64:
+        return values.astype(np.int64)
+    return values
+
+
+def _rescale(view: Dataset) -> tuple[float, float] | None:
+    """(0028,1053) Rescale Slope and (0028,1052) Rescale Intercept, where both have a value;
+    each must be one finite number."""
+    found = [_readable_value(view, k) for k in ("RescaleSlope", "RescaleIntercept")]
+    if any(v is None or v == "" for v in found):
+        return None
+    numbers = []
+    for keyword, raw in zip(("RescaleSlope", "RescaleIntercept"), found, strict=True):
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise UnrenderableFrame(
+                f"{_label(keyword)} is '{str(raw)[:40]}', not one finite number (PS3.3 C.11.1.1.2)",
+                code="bad_modality_lut",
+            )
+        numbers.append(number)
+    return numbers[0], numbers[1]
+
+
+def _little_endian(view: Dataset) -> bool:
+    """The byte order the data set was read in (OW LUT Data is in it)."""
+    little = view.original_encoding[1]
+    return True if little is None else bool(little)
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """A Modality or VOI LUT (PS3.3 C.11.1.1.1, C.11.2.1.1): ``entries`` values for the
+    inputs from ``first`` on, each of ``bits`` bits as the LUT Descriptor says."""
+
+    entries: int
+    first: int
+    bits: int
+    data: npt.NDArray[np.int64]
+
+    def as_module(self, keyword: str) -> Dataset:
+        """A data set holding only this LUT in sequence ``keyword``, as pydicom's
+        ``apply_modality_lut`` and ``apply_voi`` read it: LUT Data as little-endian OW,
+        a depth they accept (8 or 16; the values are unchanged)."""
+        item = Dataset()
+        depth = 8 if self.bits == 8 and int(self.data.max(initial=0)) < 256 else 16
+        item.add_new(0x00283002, "SL", [self.entries, self.first, depth])
+        item.add_new(0x00283006, "OW", self.data.astype("<u2").tobytes())
+        module = Dataset()
+        module.set_original_encoding(False, True)
+        module[keyword] = DataElement(keyword, "SQ", [item])
+        return module
+
+
+def lookup_table(item: Dataset, label: str, little_endian: bool) -> LookupTable:
+    """The LUT of a Modality or VOI LUT Sequence item, checked: (0028,3002) LUT Descriptor
+    has three values (entries, 0 meaning 65536; first stored value mapped; bits per
+    entry, 8 to 16), and (0028,3006) LUT Data holds exactly that many 16-bit entries
+    (OW in the data set's byte order, or US values). Anything else is refused with
+    UnrenderableFrame (422 ``bad_lut``) saying what is wrong."""
+    descriptor = _readable_value(item, "LUTDescriptor")
+    values = list(descriptor) if isinstance(descriptor, (list, tuple, MultiValue)) else [descriptor]
+    if len(values) != 3 or not all(isinstance(v, int) for v in values):
+        raise UnrenderableFrame(
+            f"the {label}'s (0028,3002) LUT Descriptor is {values!r:.60}; PS3.3 C.11.1.1.1 "
+            "needs three numbers (entries, first value mapped, bits per entry)",
+            code="bad_lut",
+        )
+    entries, first, bits = values[0] or 65536, values[1], values[2]
+    if not 8 <= bits <= 16:
+        raise UnrenderableFrame(
+            f"the {label}'s entries have {bits} bits; PS3.3 C.11.1.1.1 allows 8 to 16",
+            code="bad_lut",
+        )
+    if "LUTData" not in item:
+        raise UnrenderableFrame(f"the {label} has no (0028,3006) LUT Data", code="bad_lut")
+    element = _readable(item, "LUTData")
+    raw = element.value
+    if isinstance(raw, bytes):
+        data = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<u2" if little_endian else ">u2")
+    else:
+        data = np.asarray(list(raw) if isinstance(raw, (list, MultiValue)) else [raw])
+        if data.dtype.kind not in "iu" or (data.size and (data.min() < 0 or data.max() > 65535)):
+            raise UnrenderableFrame(f"the {label}'s LUT Data are not 16-bit values", code="bad_lut")
+    if data.size != entries or (isinstance(raw, bytes) and len(raw) != 2 * entries):
+        raise UnrenderableFrame(
+            f"the {label}'s LUT Data holds {len(raw) if isinstance(raw, bytes) else data.size} "
+            f"{'bytes' if isinstance(raw, bytes) else 'values'}; its descriptor says "
+            f"{entries} entries of 16 bits",
+            code="bad_lut",
+        )
+    return LookupTable(entries, first, bits, data.astype(np.int64))
 
 
 def default_window(values: npt.NDArray[np.generic]) -> Window:
@@ -330,16 +485,15 @@ def _voi_lut_unit(
 ) -> npt.NDArray[np.float64]:
     """VOI LUT Sequence item ``lut_index`` (PS3.3 C.11.2.1.1) through pydicom, scaled to [0, 1]
     by the LUT's output depth (third value of its LUT Descriptor)."""
-    sequence = view.get("VOILUTSequence") or []
+    sequence = _readable_value(view, "VOILUTSequence") or []
     if not 0 <= lut_index < len(sequence):
         raise ViewerError(
             f"VOI LUT {lut_index + 1} does not exist in this object", code="bad_window"
         )
-    item = sequence[lut_index]
-    bits = int(item.LUTDescriptor[2]) or 16
-    single = Dataset()
-    single.VOILUTSequence = [item]
-    out = apply_voi(np.asarray(values), single, 0).astype(np.float64)
+    lut = lookup_table(sequence[lut_index], f"VOI LUT {lut_index + 1}", _little_endian(view))
+    bits = lut.bits
+    module = lut.as_module("VOILUTSequence")
+    out = apply_voi(_wide(np.asarray(values)), module, 0).astype(np.float64)
     top = float(2**bits - 1)
     if out.max(initial=0) > top:  # descriptors that understate the depth exist in the wild
         top = float(2 ** math.ceil(math.log2(out.max() + 1)) - 1)
@@ -402,7 +556,8 @@ def greyscale_to_display(
     found = known_range or value_range(stored)
     integral = found is not None
     low, high = found if found is not None else (0, 0)
-    if integral and high - low < MAX_LUT_ENTRIES:
+    # The table is indexed in int64: a 64-bit unsigned frame above 2**63 is evaluated per pixel.
+    if integral and high - low < MAX_LUT_ENTRIES and high < 2**63:
         domain = np.arange(low, high + 1, dtype=np.int64)
         domain_values = modality_values(domain.astype(stored.dtype), view)
         voi = resolve_voi(view, request, domain_values)
@@ -437,7 +592,12 @@ def colour_to_display(
     """
     photometric = str(view.get("PhotometricInterpretation", "")).strip()
     if photometric == "PALETTE COLOR":
-        array = apply_color_lut(array, dataset)
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+            raise UnrenderableFrame(
+                "PALETTE COLOR needs one integer sample per pixel (PS3.3 C.7.6.3.1.2)",
+                code="bad_palette",
+            )
+        array = apply_color_lut(array, palette_module(dataset))
         shift = 8 if array.dtype.itemsize > 1 else 0
     else:
         shift = max(int(view.get("BitsStored") or 8) - 8, 0)
@@ -446,3 +606,151 @@ def colour_to_display(
     if shift:
         array = np.right_shift(array.astype(np.uint32), shift)
     return np.asarray(array[..., :3], dtype=np.uint8)
+
+
+_PALETTE_COLOURS = ("Red", "Green", "Blue")
+# Segments an expansion may go through before it is refused: a palette has at most 65536
+# entries, so more segments than this can only be a loop or a bomb of empty segments.
+_MAX_PALETTE_SEGMENTS = 4 * 65536
+
+
+def palette_module(dataset: Dataset) -> Dataset:
+    """The Palette Color Lookup Table module of ``dataset`` (PS3.3 C.7.6.3.1.5-6, C.7.9),
+    checked and expanded, as a data set pydicom's ``apply_color_lut`` maps through: the
+    Red, Green and Blue descriptors' three values (the Red one's entries and first value
+    apply, as in pydicom), 8 or 16 bits per entry, and LUT Data holding as many entries
+    as the descriptor says, either plain (OW, in the data set's byte order) or segmented
+    (C.7.9.2; indirect segments are followed one level deep). Anything else is refused
+    with UnrenderableFrame (422 ``bad_palette``) saying what is wrong."""
+    little = _little_endian(dataset)
+    red = _palette_descriptor(dataset, "Red")
+    entries, first, bits = red
+    tables = [_palette_table(dataset, colour, entries, bits, little) for colour in _PALETTE_COLOURS]
+    depth = 8 if all(t.dtype == np.uint8 for t in tables) else 16
+    module = Dataset()
+    module.set_original_encoding(False, True)
+    for colour, table in zip(_PALETTE_COLOURS, tables, strict=True):
+        module[f"{colour}PaletteColorLookupTableDescriptor"] = DataElement(
+            f"{colour}PaletteColorLookupTableDescriptor", "SL", [entries % 65536, first, depth]
+        )
+        module[f"{colour}PaletteColorLookupTableData"] = DataElement(
+            f"{colour}PaletteColorLookupTableData",
+            "OW",
+            table.astype("<u1" if depth == 8 else "<u2").tobytes(),
+        )
+    return module
+
+
+def _palette_descriptor(dataset: Dataset, colour: str) -> tuple[int, int, int]:
+    keyword = f"{colour}PaletteColorLookupTableDescriptor"
+    found = _readable_value(dataset, keyword)
+    values = list(found) if isinstance(found, (list, tuple, MultiValue)) else [found]
+    if len(values) != 3 or not all(isinstance(v, int) for v in values):
+        raise UnrenderableFrame(
+            f"{_label(keyword)} is {values!r:.60}; PS3.3 C.7.6.3.1.5 needs three numbers "
+            "(entries, first value mapped, bits per entry)",
+            code="bad_palette",
+        )
+    entries, first, bits = values
+    if bits not in (8, 16):
+        raise UnrenderableFrame(
+            f"{_label(keyword)} gives {bits} bits per entry; PS3.3 C.7.6.3.1.5 allows 8 or 16",
+            code="bad_palette",
+        )
+    return entries or 65536, first, bits
+
+
+def _palette_table(
+    dataset: Dataset, colour: str, entries: int, bits: int, little: bool
+) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """One colour's LUT, ``entries`` values long: plain data of 8- or 16-bit entries (the
+    depth follows from its length, as pydicom reads it) or the segmented data expanded."""
+    plain = f"{colour}PaletteColorLookupTableData"
+    segmented = f"Segmented{colour}PaletteColorLookupTableData"
+    if plain in dataset:
+        data = _readable_value(dataset, plain) or b""
+        if not isinstance(data, bytes) or len(data) not in (entries, 2 * entries):
+            raise UnrenderableFrame(
+                f"{_label(plain)} holds {len(data) if isinstance(data, bytes) else '?'} bytes "
+                f"for {entries} entries (PS3.3 C.7.6.3.1.6 needs one or two bytes per entry)",
+                code="bad_palette",
+            )
+        if len(data) == entries:
+            return np.frombuffer(data, dtype=np.uint8)
+        return np.frombuffer(data, dtype="<u2" if little else ">u2").astype(np.uint16)
+    if segmented not in dataset:
+        raise UnrenderableFrame(
+            f"PALETTE COLOR without {_label(plain)} or {_label(segmented)}", code="bad_palette"
+        )
+    data = _readable_value(dataset, segmented) or b""
+    if not isinstance(data, bytes):
+        raise UnrenderableFrame(f"{_label(segmented)} is not binary data", code="bad_palette")
+    size = bits // 8
+    words = np.frombuffer(
+        data[: len(data) // size * size], dtype="u1" if size == 1 else ("<u2" if little else ">u2")
+    ).tolist()
+    expanded = _expand_segments(words, size == 1, little, entries, _label(segmented))
+    if len(expanded) < entries or max(expanded, default=0) >= 1 << bits:
+        raise UnrenderableFrame(
+            f"{_label(segmented)} expands to {len(expanded)} entries"
+            + (f" with values above {bits} bits" if len(expanded) >= entries else "")
+            + f"; the descriptor says {entries} of {bits} bits",
+            code="bad_palette",
+        )
+    return np.asarray(expanded[:entries], dtype=np.uint8 if bits == 8 else np.uint16)
+
+
+def _expand_segments(
+    words: list[int], bytewise: bool, little: bool, limit: int, label: str
+) -> list[int]:
+    """Segmented LUT Data (PS3.3 C.7.9.2) -> its entries, as pydicom's expansion reads
+    them: discrete (0: length, values), linear (1: length, end value, from the previous
+    entry) and indirect (2: a count of segments and their 32-bit offset, in words, into
+    the data) segments. At most ``limit`` entries and _MAX_PALETTE_SEGMENTS segments."""
+    lut: list[int] = []
+    steps = 0
+
+    def refuse(problem: str) -> UnrenderableFrame:
+        return UnrenderableFrame(f"{label}: {problem} (PS3.3 C.7.9.2)", code="bad_palette")
+
+    def expand(offset: int, count: int | None, nested: bool) -> None:
+        nonlocal steps
+        done = 0
+        while offset + 1 < len(words) and (count is None or done < count):
+            steps += 1
+            if steps > _MAX_PALETTE_SEGMENTS or len(lut) > limit:
+                raise refuse(f"the segments expand past {limit} entries")
+            opcode, length = words[offset], words[offset + 1]
+            offset += 2
+            if opcode == 0:
+                lut.extend(words[offset : offset + length])
+                offset += length
+            elif opcode == 1:
+                if not lut or offset >= len(words):
+                    raise refuse("a linear segment has no value to start from or end at")
+                start, end = lut[-1], words[offset]
+                offset += 1
+                if start == end or length == 0:
+                    lut.extend([end] * length)
+                else:
+                    step = (end - start) / length
+                    lut.extend(int(v) for v in np.around(np.linspace(start + step, end, length)))
+            elif opcode == 2:
+                if nested or not lut:
+                    raise refuse("an indirect segment comes first or points to another")
+                if bytewise:
+                    order = [3, 2, 1, 0] if little else [2, 3, 0, 1]
+                    b = [words[offset + i] if offset + i < len(words) else 0 for i in order]
+                    target = (b[0] << 8 | b[1]) << 16 | (b[2] << 8 | b[3])
+                    offset += 4
+                else:
+                    high = words[offset + 1] if offset + 1 < len(words) else 0
+                    target = high << 16 | (words[offset] if offset < len(words) else 0)
+                    offset += 2
+                expand(target, length, True)
+            else:
+                raise refuse(f"unknown segment type {opcode}")
+            done += 1
+
+    expand(0, None, False)
+    return lut

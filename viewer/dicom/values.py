@@ -8,6 +8,12 @@ the bookkeeping that access does for every element (a DataElement object, the VR
 corrections for sequences and ambiguous VRs, which these VRs never need). The element is
 left raw. Anything else, or a value pydicom would complain about, is read the usual way.
 
+A binary value whose length is not a multiple of its VR's size (a US of 1 byte, an FL of
+6) cannot be read at all: pydicom raises ``BytesLengthException``; nor can an IS of ``inf``
+or ``1e400`` (OverflowError). Both are turned into :class:`~viewer.errors.InvalidDicom`
+(400 ``unparseable``) naming the attribute. Other values pydicom cannot convert raise its
+ValueError as before.
+
 Ingest reads some forty attributes of every object (``viewer.dicom.index``); this halves
 what that costs.
 """
@@ -19,8 +25,11 @@ from typing import Any
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.errors import BytesLengthException
 from pydicom.tag import BaseTag
 from pydicom.values import convert_value
+
+from viewer.errors import InvalidDicom
 
 SIMPLE_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL"}
@@ -55,4 +64,18 @@ def value(dataset: Dataset, keyword: str, default: Any = None) -> Any:
                 return convert_value(element.VR, element, encoding)
             except Exception:  # noqa: S110  # pydicom's own access decides (UN, warning or error)
                 pass
-    return dataset[tag].value
+    try:
+        return dataset[tag].value
+    except BytesLengthException:
+        length = getattr(element, "length", "?")
+        raise InvalidDicom(
+            f"({tag.group:04X},{tag.element:04X}) {keyword} holds {length} bytes, which is not "
+            f"a whole number of {element.VR or 'binary'} values (PS3.5 §6.2)",
+            code="unparseable",
+        ) from None
+    except OverflowError:
+        raise InvalidDicom(
+            f"({tag.group:04X},{tag.element:04X}) {keyword} holds a number beyond any "
+            f"integer or float, such as 'inf' in an IS (PS3.5 §6.2)",
+            code="unparseable",
+        ) from None
