@@ -77,8 +77,12 @@ def test_help_panel_lists_every_shortcut_and_gesture_from_the_one_table(
 
 
 def zoom_in_overlay(page: Page) -> float:
-    text = page.locator(BOTTOM_RIGHT).inner_text()
-    return float(re.search(r"Zoom ([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    """The overlay's zoom, once the overlay shows one (it is drawn after the first image)."""
+    overlay = page.locator(BOTTOM_RIGHT)
+    expect(overlay).to_contain_text(re.compile(r"Zoom [\d.]+"))
+    found = re.search(r"Zoom ([\d.]+)", overlay.inner_text())
+    assert found is not None
+    return float(found.group(1))
 
 
 def wait_for_zoom(page: Page, expected: float) -> None:
