@@ -124,9 +124,10 @@ def register_ehr(**fields: Any) -> EhrSystem:
     return EhrSystem.objects.create(**values)
 
 
-def signed_launch(study: str | None = None, **claims: Any) -> str:
-    """A signed launch of ``register_ehr``'s EHR: Dr Seventeen (role MD) for patient A,
-    valid two minutes, single-use; ``claims`` override or add claims."""
+def launch_claims(study: str | None = None, **claims: Any) -> dict[str, Any]:
+    """The claims of a launch by ``register_ehr``'s EHR: Dr Seventeen (role MD) for
+    patient A, valid two minutes, single-use (a new ``jti``); ``claims`` override or add
+    claims, and one given as None is left out."""
     now = int(time.time())
     body: dict[str, Any] = {
         "iss": EHR_ISSUER,
@@ -142,4 +143,9 @@ def signed_launch(study: str | None = None, **claims: Any) -> str:
     if study:
         body["study"] = [study]
     body.update(claims)
-    return jwt.encode(body, EHR_SECRET, algorithm="HS256")
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def signed_launch(study: str | None = None, **claims: Any) -> str:
+    """``launch_claims`` signed with the EHR's shared secret (HS256)."""
+    return jwt.encode(launch_claims(study, **claims), EHR_SECRET, algorithm="HS256")

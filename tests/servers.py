@@ -195,6 +195,27 @@ def migrated_database(server: Server, name: str, data_dir: Path) -> dict[str, st
     return env
 
 
+def _wait_until_answers(
+    process: subprocess.Popen[bytes], url: str, what: str, log: Path, seconds: float
+) -> None:
+    """Until ``GET url`` answers 200; the server's log in the error where it exits first
+    or does not answer within ``seconds`` (then it is killed by its PID)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')}") from None
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(
+        f"{what} did not answer within {seconds:g} s: {log.read_text(errors='replace')}"
+    )
+
+
 def start_loupe(env: dict[str, str], root: Path) -> Server:
     """Loupe under its gunicorn configuration (``config/gunicorn.py``) with ``env``, on a
     free loopback port, once ``GET /login/`` answers 200. The master's and workers' log
@@ -219,18 +240,8 @@ def start_loupe(env: dict[str, str], root: Path) -> Server:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/login/", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    return Server(process, root, port, url, {"log": str(log_path)})
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {log_path.read_text()}") from None
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"Loupe did not answer within 60 s: {log_path.read_text()}")
+    _wait_until_answers(process, f"{url}/login/", "Loupe (gunicorn)", log_path, 60)
+    return Server(process, root, port, url, {"log": str(log_path)})
 
 
 def start_orthanc(*, dicomweb: bool = True) -> Server:
@@ -258,18 +269,8 @@ def start_orthanc(*, dicomweb: bool = True) -> Server:
         [str(ORTHANC_BIN), str(root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/system", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return Server(process, root, http_port, url)
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: see {root / 'orthanc.log'}") from None
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("Orthanc did not answer within 30 s")
+    _wait_until_answers(process, f"{url}/system", "Orthanc", root / "orthanc.log", 30)
+    return Server(process, root, http_port, url)
 
 
 def start_oidc_provider(*, clients: list[dict[str, Any]], users: list[dict[str, Any]]) -> Server:
@@ -291,21 +292,9 @@ def start_oidc_provider(*, clients: list[dict[str, Any]], users: list[dict[str, 
         cwd=IDP_DIR,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            discovery = f"{url}/.well-known/openid-configuration"
-            with urllib.request.urlopen(discovery, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return Server(process, root, port, url)
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the OpenID provider exited: {(root / 'provider.log').read_text()}"
-                ) from None
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the OpenID provider did not answer within 30 s")
+    discovery = f"{url}/.well-known/openid-configuration"
+    _wait_until_answers(process, discovery, "the OpenID provider", root / "provider.log", 30)
+    return Server(process, root, port, url)
 
 
 def serve_page(

@@ -74,30 +74,28 @@ def rle_ct(frames: int = 1, overrunning: frozenset[int] = frozenset({0})) -> byt
     return out.getvalue()
 
 
-def _frames_of(pixel_data: bytes) -> list[bytes]:
-    buffer = io.BytesIO(pixel_data)
-    parse_basic_offsets(buffer)
-    _, offsets = parse_fragments(buffer)
-    fragments = []
-    for offset in offsets:
-        length = struct.unpack("<L", pixel_data[offset + 4 : offset + 8])[0]
-        fragments.append(pixel_data[offset + 8 : offset + 8 + length])
-    return fragments
-
-
-def fragment_spans(data: bytes) -> list[tuple[int, int]]:
-    """Where the fragments' bytes (not their item tags) lie in the Part 10 file ``data``."""
-    dataset = pydicom.dcmread(io.BytesIO(data))
-    pixel_data = dataset.PixelData
-    start = data.rindex(pixel_data[:64])  # the value follows the element's header
+def _fragment_spans(pixel_data: bytes) -> list[tuple[int, int]]:
+    """Where each fragment's bytes (after its item tag and length) lie in encapsulated
+    Pixel Data (PS3.5 A.4)."""
     buffer = io.BytesIO(pixel_data)
     parse_basic_offsets(buffer)
     _, offsets = parse_fragments(buffer)
     spans = []
     for offset in offsets:
         length = struct.unpack("<L", pixel_data[offset + 4 : offset + 8])[0]
-        spans.append((start + offset + 8, start + offset + 8 + length))
+        spans.append((offset + 8, offset + 8 + length))
     return spans
+
+
+def _frames_of(pixel_data: bytes) -> list[bytes]:
+    return [pixel_data[low:high] for low, high in _fragment_spans(pixel_data)]
+
+
+def fragment_spans(data: bytes) -> list[tuple[int, int]]:
+    """Where the fragments' bytes (not their item tags) lie in the Part 10 file ``data``."""
+    pixel_data = pydicom.dcmread(io.BytesIO(data)).PixelData
+    start = data.rindex(pixel_data[:64])  # the value follows the element's header
+    return [(start + low, start + high) for low, high in _fragment_spans(pixel_data)]
 
 
 def with_pixel_bytes_changed(path: Path, *, seed: int, count: int = 300) -> bytes:

@@ -7,8 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +22,7 @@ from ehrlaunch.context import (
     verify_signed_launch,
 )
 from ehrlaunch.models import EhrSystem
+from tests.factories import launch_claims
 from tests.fuzz.conftest import Figures, budget
 from viewer.errors import ViewerError
 
@@ -164,19 +163,7 @@ CLAIM_NAMES += ["study", "accession"]
 
 
 def valid_claims() -> dict[str, Any]:
-    now = int(time.time())
-    return {
-        "iss": ISSUER,
-        "aud": "loupe",
-        "iat": now,
-        "exp": now + 120,
-        "jti": str(uuid.uuid4()),
-        "sub": "dr-17",
-        "name": "Dr Seventeen",
-        "role": "MD",
-        "patient": "C3N-00247",
-        "study": ["1.2.3"],
-    }
+    return launch_claims("1.2.3", iss=ISSUER)
 
 
 @st.composite

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from typing import Any
 
 import jwt
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ehrlaunch.context import LaunchRefused, parse_cx, parse_iid, verify_signed_launch
 from ehrlaunch.models import EhrSystem
+from tests.factories import launch_claims
 
 SECRET = "s" * 40
 ISSUER = "https://ehr.example.org"
@@ -171,20 +171,13 @@ def hs_ehr(db: Any) -> EhrSystem:
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
+    base = {
         "iss": ISSUER,
-        "aud": "loupe",
-        "iat": now,
-        "exp": now + 120,
-        "jti": str(uuid.uuid4()),
         "sub": "u-17",
-        "role": "MD",
+        "name": None,
         "patient": {"id": "C3N-00247", "issuer": ""},
-        "study": ["1.2.3"],
     }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+    return launch_claims("1.2.3", **{**base, **overrides})
 
 
 def sign(payload: dict[str, Any], key: Any = SECRET, algorithm: str = "HS256", **kw: Any) -> str:
