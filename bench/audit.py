@@ -11,7 +11,6 @@ Writes ``bench/results/audit-<timestamp>.json``. The cases: bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -23,8 +22,7 @@ from typing import Any
 
 from bench.harness import (
     BenchRun,
-    add_corpus_argument,
-    add_series_argument,
+    argument_parser,
     checks_lines,
     series_files,
     series_folder,
@@ -112,13 +110,7 @@ def tile_cases(study: Any, user: Any, n: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {PROGRAM}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_corpus_argument(parser)
-    add_series_argument(parser)
+    parser = argument_parser(PROGRAM, __doc__)
     parser.add_argument("--requests", type=int, default=500, help="timed calls per case")
     args = parser.parse_args(argv)
     files = series_files(series_folder(args), PROGRAM)[:SLICES]

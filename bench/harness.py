@@ -63,6 +63,19 @@ SETTLED_SECONDS = 0.5  # a started Loupe has settled once its tree used no CPU t
 # --------------------------------------------------------------------------- the corpus
 
 
+def argument_parser(program: str, description: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``python -m <program>``, its docstring as the help, and
+    ``--corpus`` and ``--series``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {program}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_corpus_argument(parser)
+    add_series_argument(parser)
+    return parser
+
+
 def add_corpus_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--corpus",

@@ -38,8 +38,7 @@ from bench.harness import (
     Gunicorn,
     Request,
     Run,
-    add_corpus_argument,
-    add_series_argument,
+    argument_parser,
     checks_lines,
     fresh_copy,
     gunicorn_config,
@@ -528,13 +527,7 @@ def breakdown(results: dict[str, dict[str, Any]], inprocess: dict[str, Any]) -> 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {PROGRAM}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_corpus_argument(parser)
-    add_series_argument(parser)
+    parser = argument_parser(PROGRAM, __doc__)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument("--quick", action="store_true", help="one round")
     parser.add_argument(

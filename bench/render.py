@@ -49,8 +49,7 @@ from bench.harness import (
     PeakMemory,
     Request,
     Run,
-    add_corpus_argument,
-    add_series_argument,
+    argument_parser,
     checks_lines,
     cpu_ticks,
     decoder_processes,
@@ -1239,13 +1238,7 @@ def peers_part(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {PROGRAM}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_corpus_argument(parser)
-    add_series_argument(parser)
+    parser = argument_parser(PROGRAM, __doc__)
     parser.add_argument(
         "--radiograph",
         type=Path,

@@ -13,7 +13,6 @@ taken: bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -29,8 +28,7 @@ from bench.harness import (
     PASSWORD,
     USERNAME,
     BenchRun,
-    add_corpus_argument,
-    add_series_argument,
+    argument_parser,
     checks_lines,
     gunicorn_config,
     machine_facts,
@@ -150,13 +148,7 @@ def measure(base: str, slices: int, navigations: int, passes: int) -> Measured:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {PROGRAM}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_corpus_argument(parser)
-    add_series_argument(parser)
+    parser = argument_parser(PROGRAM, __doc__)
     parser.add_argument("--navigations", type=int, default=7, help="timed first images")
     parser.add_argument("--passes", type=int, default=3, help="timed scrolling passes")
     args = parser.parse_args(argv)
