@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from ehrlaunch.models import EhrSystem, UsedLaunchNonce
 from viewer.access import ROLES
+from viewer.dicom.patients import PatientRef
 from viewer.dicom.uids import is_valid_uid
 from viewer.errors import ViewerError
 
@@ -45,20 +46,6 @@ class LaunchRefused(ViewerError):
     def __init__(self, message: str, *, code: str, status: int = 400, advice: str = ASK_AGAIN):
         super().__init__(message, code=code, status=status)
         self.advice = advice
-
-
-@dataclass(frozen=True)
-class PatientRef:
-    """An HL7 CX identifier reduced to what DICOM stores: ID and issuer candidates.
-
-    ``ID^^^NAMESPACE&UNIVERSAL&TYPE``: (0010,0021) Issuer of Patient ID may hold either
-    the namespace or the universal ID, so both are kept as candidates."""
-
-    patient_id: str
-    issuers: tuple[str, ...] = ()
-
-    def pairs(self) -> tuple[tuple[str, str], ...]:
-        return tuple((self.patient_id, issuer) for issuer in self.issuers or ("",))
 
 
 def parse_cx(value: str, *, parameter: str = "patientID") -> PatientRef:
@@ -80,7 +67,7 @@ def parse_cx(value: str, *, parameter: str = "patientID") -> PatientRef:
         for part in hd[:2]:
             if part.strip() and part.strip() not in issuers:
                 issuers.append(part.strip()[:64])
-    return PatientRef(patient_id=patient_id, issuers=tuple(issuers))
+    return PatientRef(patient_id, issuers[0] if issuers else "", tuple(issuers[1:]))
 
 
 def _uid_list(value: str, parameter: str) -> tuple[str, ...]:
@@ -420,11 +407,11 @@ def verify_signed_launch(token: str, *, now: dt.datetime | None = None) -> Launc
             or any(ord(c) < 32 for c in patient_id + issuer)
         ):
             raise LaunchRefused("the launch's patient has no usable ID", code="launch_malformed")
-        patient = PatientRef(patient_id, (issuer,) if issuer else ())
+        patient = PatientRef(patient_id, issuer)
     elif isinstance(patient_claim, str):
         patient = parse_cx(patient_claim, parameter="the launch's patient")
         if not patient.issuers and ehr.default_patient_issuer:
-            patient = PatientRef(patient.patient_id, (ehr.default_patient_issuer,))
+            patient = PatientRef(patient.patient_id, ehr.default_patient_issuer)
     else:
         raise LaunchRefused("the launch names no patient", code="launch_malformed")
     study_uids = _claim_list(claims, "study")

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchContext, LaunchRefused, parse_iid, verify_signed_launch
 from viewer.access import channel_of, scope_of
+from viewer.dicom.patients import PatientRef
 from viewer.middleware import embeddable
 from viewer.services import audit
 
@@ -83,7 +84,7 @@ def _audit_launch(
     audit.record_launch(
         request,
         opened.user,
-        patient=audit.PatientRef(*opened.scope.patients[0]),
+        patient=PatientRef(*opened.scope.patients[0]),
         study_uids=(
             [opened.landing.study_instance_uid] if opened.landing else list(opened.scope.studies)
         ),

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
+from viewer.dicom.patients import PatientRef
 from viewer.models import AuditEvent, Instance, Patient, Series, Study
 from viewer.services import audit
 
@@ -49,9 +50,9 @@ class AuditedAdmin(admin.ModelAdmin):
             request, patient, studies, view=f"admin:{self.model._meta.model_name}:{page}"
         )
 
-    def patient_and_studies(self, found: Model) -> tuple[audit.PatientRef, list[str]]:
+    def patient_and_studies(self, found: Model) -> tuple[PatientRef, list[str]]:
         study = self.study_of(found)
-        return audit.PatientRef.of(study), [study.study_instance_uid]
+        return PatientRef.of(study), [study.study_instance_uid]
 
     def study_of(self, found: Model) -> Study:
         raise NotImplementedError
@@ -62,10 +63,10 @@ class PatientAdmin(AuditedAdmin):
     list_display = ("patient_id", "issuer_of_patient_id", "patient_name", "patient_birth_date")
     search_fields = ("patient_id", "patient_name_search")
 
-    def patient_and_studies(self, found: Model) -> tuple[audit.PatientRef, list[str]]:
+    def patient_and_studies(self, found: Model) -> tuple[PatientRef, list[str]]:
         assert isinstance(found, Patient)
         studies = found.studies.values_list("study_instance_uid", flat=True)
-        return audit.PatientRef(found.patient_id, found.issuer_of_patient_id), list(studies)
+        return PatientRef(found.patient_id, found.issuer_of_patient_id), list(studies)
 
 
 @admin.register(Study)

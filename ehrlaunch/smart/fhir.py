@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ehrlaunch.context import LaunchRefused, PatientRef
+from ehrlaunch.context import LaunchRefused
 from ehrlaunch.models import EhrSystem
 from ehrlaunch.smart.client import ASK_ADMIN
+from viewer.dicom.patients import PatientRef
 from viewer.dicom.uids import is_valid_uid
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -95,4 +96,4 @@ def patient_ref_from_fhir(patient: dict[str, Any], ehr: EhrSystem) -> PatientRef
         )
     candidates.sort(key=lambda c: not c[0])  # a medical record number first
     _, patient_id, issuer = candidates[0]
-    return PatientRef(patient_id, (issuer,) if issuer else ())
+    return PatientRef(patient_id, issuer)

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.conftest import PROJECT_DIR
 from tests.servers import Server, migrated_database
 from viewer import requester
+from viewer.dicom.patients import PatientRef
 from viewer.log_redaction import RedactPatientPaths
 from viewer.lru import Lru
 from viewer.models import AppendOnlyError, AuditEvent, Study
@@ -157,7 +158,7 @@ def test_launch_records_application_start_for_the_patient(radiologist: Any) -> N
     audit.record_launch(
         request,
         radiologist,
-        patient=audit.PatientRef(CT_PATIENT, "HOSPITAL-A"),
+        patient=PatientRef(CT_PATIENT, "HOSPITAL-A"),
         study_uids=["1.2.3", "2.3.4"],
         channel="ehr",
         outcome=audit.Outcome.SUCCESS,
@@ -172,7 +173,7 @@ def test_launch_records_application_start_for_the_patient(radiologist: Any) -> N
         "EHR-USER-7",
         "ehr",
     )
-    assert str(audit.PatientRef(CT_PATIENT, "HOSPITAL-A")) == f"{CT_PATIENT}^^^HOSPITAL-A"
+    assert str(PatientRef(CT_PATIENT, "HOSPITAL-A")) == f"{CT_PATIENT}^^^HOSPITAL-A"
 
 
 def test_export_of_a_share_link_names_its_id(radiologist: Any, ct_study: Study) -> None:

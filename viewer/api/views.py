@@ -25,6 +25,7 @@ from viewer import access
 from viewer.api import fhir, serializers
 from viewer.dicom.archive import Item, iter_zip
 from viewer.dicom.index import LO
+from viewer.dicom.patients import PatientRef
 from viewer.errors import NotFound, TooLarge, ViewerError
 from viewer.services import audit, ingest
 
@@ -222,8 +223,8 @@ class PatientAuditView(APIView):
     permission_classes = [IsAuthenticated, IsAdministrator]
     renderer_classes = [JSONRenderer, FhirJsonRenderer]
 
-    def _patient(self, request: Request) -> audit.PatientRef:
-        return audit.PatientRef(self.kwargs["patient_id"], request.query_params.get("issuer") or "")
+    def _patient(self, request: Request) -> PatientRef:
+        return PatientRef(self.kwargs["patient_id"], request.query_params.get("issuer") or "")
 
     def permission_denied(
         self, request: Request, message: str | None = None, code: str | None = None

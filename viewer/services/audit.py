@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -28,6 +27,7 @@ from django.http import HttpRequest
 
 from viewer import requester
 from viewer.dicom.index import LO, UI
+from viewer.dicom.patients import PatientRef
 from viewer.errors import AuditUnavailable
 from viewer.lru import Lru
 from viewer.models import AuditEvent, AuditEventQuerySet, Study
@@ -46,22 +46,6 @@ Outcome = AuditEvent.Outcome
 Channel = AuditEvent.Channel
 
 REMEMBERED_KEYS = 10_000
-
-
-@dataclass(frozen=True)
-class PatientRef:
-    """(0010,0020) Patient ID within (0010,0021) Issuer of Patient ID; no name needed."""
-
-    patient_id: str
-    issuer: str = ""
-
-    @classmethod
-    def of(cls, study: Study) -> PatientRef:
-        return cls(study.patient.patient_id, study.patient.issuer_of_patient_id)
-
-    def __str__(self) -> str:
-        """The participant object ID of PS3.15 A.5.3.6: PatientID^^^issuer."""
-        return f"{self.patient_id}^^^{self.issuer}" if self.issuer else self.patient_id
 
 
 # The writer.
