@@ -98,9 +98,7 @@ def render_frame(
     if not greyscale:
         values = pixels.colour_to_display(values, view, dataset)
     full = rendering.DecodedFrame(np.ascontiguousarray(values), view, greyscale)
-    asked = request
-    if asked == pixels.GreyscaleRequest() and greyscale:
-        asked = full.default_voi
+    asked = full.voi(request) if greyscale else request
     reduced = (
         rendering.DecodedFrame(render.reduce_by(full.values, 2**level), view, greyscale)
         if level

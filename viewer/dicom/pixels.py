@@ -534,6 +534,25 @@ def resolve_voi(
     return default_window(values)
 
 
+def frame_voi(
+    view: Dataset,
+    request: GreyscaleRequest,
+    stored: npt.NDArray[np.generic],
+    known_range: tuple[int, int] | None = None,
+) -> GreyscaleRequest:
+    """The VOI that applies to a whole frame, as an explicit request (a window, or a VOI
+    LUT index): :func:`resolve_voi` over the frame's lowest and highest modality values,
+    so that every tile and every size of the frame is windowed alike."""
+    found = known_range or value_range(stored)
+    extremes = np.array(
+        found if found is not None else [stored.min(), stored.max()], dtype=stored.dtype
+    )
+    voi = resolve_voi(view, request, modality_values(extremes, view))
+    if isinstance(voi, Window):
+        return GreyscaleRequest(window=voi)
+    return GreyscaleRequest(voi_lut=voi)
+
+
 def value_range(stored: npt.NDArray[np.generic]) -> tuple[int, int] | None:
     """The lowest and highest stored value of an integer frame (None for floats)."""
     if not np.issubdtype(stored.dtype, np.integer):

@@ -76,19 +76,14 @@ class DecodedFrame:
 
     @cached_property
     def default_voi(self) -> pixels.GreyscaleRequest:
-        """The header's VOI, or the frame's full range, as an explicit window or LUT."""
-        values = self.values
-        extremes = (
-            np.array(self.value_range, dtype=values.dtype)
-            if self.value_range is not None
-            else np.array([values.min(), values.max()], dtype=values.dtype)
-        )
-        voi = pixels.resolve_voi(
-            self.view, pixels.GreyscaleRequest(), pixels.modality_values(extremes, self.view)
-        )
-        if isinstance(voi, pixels.Window):
-            return pixels.GreyscaleRequest(window=voi)
-        return pixels.GreyscaleRequest(voi_lut=voi)
+        """The header's VOI, or the frame's full range (resolved once per cached frame)."""
+        return pixels.frame_voi(self.view, pixels.GreyscaleRequest(), self.values, self.value_range)
+
+    def voi(self, asked: pixels.GreyscaleRequest) -> pixels.GreyscaleRequest:
+        """The VOI ``asked`` for (or the frame's default), as an explicit window or LUT."""
+        if asked == pixels.GreyscaleRequest():
+            return self.default_voi
+        return pixels.frame_voi(self.view, asked, self.values, self.value_range)
 
     @property
     def nbytes(self) -> int:
@@ -188,12 +183,8 @@ def _checked_level(instance: Instance, level: int) -> render.Level:
 
 
 def _voi_for(instance: Instance, request: RenderRequest) -> pixels.GreyscaleRequest:
-    """The VOI as an explicit window or LUT, resolved on the full-resolution frame, so
-    that every tile and every size of one frame gets the same one."""
-    asked = request.greyscale
-    if asked.window is not None or asked.preset is not None or asked.voi_lut is not None:
-        return asked
-    return decoded_frame(instance, request.frame, 0).default_voi
+    """The VOI, resolved on the full-resolution frame (``pixels.frame_voi``)."""
+    return decoded_frame(instance, request.frame, 0).voi(request.greyscale)
 
 
 def render_instance(instance: Instance, request: RenderRequest) -> Rendered:
