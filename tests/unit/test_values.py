@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import pytest
 from pydicom.dataset import Dataset
 
-from viewer.dicom.values import value
+from viewer.dicom.values import frame_macro, value
 
 
 def read(data: bytes) -> Dataset:
@@ -87,3 +88,36 @@ def test_an_integer_string_of_infinity_is_invalid_dicom() -> None:
         value(dataset, "NumberOfFrames")
     assert caught.value.code == "unparseable"
     assert "(0028,0008) NumberOfFrames" in caught.value.message
+
+
+def _macro_item(spacing: float) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    measures = pydicom.Dataset()
+    measures.PixelSpacing = [spacing, spacing]
+    item.PixelMeasuresSequence = [measures]
+    return item
+
+
+@pytest.mark.parametrize(
+    ("per_frame", "shared", "frame", "expected"),
+    [
+        ([0.5, 0.6], 0.9, 1, 0.6),  # the frame's own macro wins
+        ([0.5, None], 0.9, 1, 0.9),  # a frame without it takes the shared one
+        ([0.5], 0.9, 7, 0.9),  # a frame beyond the per-frame items: the shared one
+        (None, 0.9, 0, 0.9),
+        ([0.5], None, 0, 0.5),
+        (None, None, 0, None),
+    ],
+)
+def test_frame_macro_takes_the_frames_own_item_else_the_shared_one(
+    per_frame: list[float | None] | None, shared: float | None, frame: int, expected: float | None
+) -> None:
+    dataset = pydicom.Dataset()
+    if per_frame is not None:
+        dataset.PerFrameFunctionalGroupsSequence = [
+            _macro_item(s) if s is not None else pydicom.Dataset() for s in per_frame
+        ]
+    if shared is not None:
+        dataset.SharedFunctionalGroupsSequence = [_macro_item(shared)]
+    found = frame_macro(dataset, "PixelMeasuresSequence", frame)
+    assert (None if found is None else float(found.PixelSpacing[0])) == expected

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException
 
-from viewer.dicom.values import value
+from viewer.dicom.values import frame_macro, value
 
 PIXEL_SPACING = "PixelSpacing"
 IMAGER_PIXEL_SPACING = "ImagerPixelSpacing"
@@ -61,16 +61,8 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 
 def _functional_group_spacing(dataset: Dataset) -> tuple[float, float] | None:
-    for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        groups = value(dataset, group_keyword)
-        if not groups:
-            continue
-        measures = value(groups[0], "PixelMeasuresSequence")
-        if measures:
-            found = _pair(value(measures[0], "PixelSpacing"))
-            if found:
-                return found
-    return None
+    measures = frame_macro(dataset, "PixelMeasuresSequence")
+    return _pair(value(measures, "PixelSpacing")) if measures is not None else None
 
 
 def _ultrasound_spacing(dataset: Dataset) -> tuple[float, float] | None:
@@ -137,16 +129,8 @@ def image_orientation(dataset: Dataset) -> list[float] | None:
 def _from_frame_groups(
     dataset: Dataset, macro: str, keyword: str, count: int
 ) -> list[float] | None:
-    for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        groups = value(dataset, group_keyword)
-        if not groups:
-            continue
-        items = value(groups[0], macro)
-        if items:
-            found = _floats(value(items[0], keyword), count)
-            if found is not None:
-                return found
-    return None
+    item = frame_macro(dataset, macro)
+    return _floats(value(item, keyword), count) if item is not None else None
 
 
 class _Positioned(Protocol):

@@ -19,7 +19,7 @@ from pydicom.multival import MultiValue
 
 from viewer.dicom.geometry import image_orientation, image_position, pixel_spacing
 from viewer.dicom.uids import is_valid_uid
-from viewer.dicom.values import value
+from viewer.dicom.values import frame_macro, value
 
 # Column lengths; the models import these so the two never disagree.
 LO = 64
@@ -116,11 +116,7 @@ def window_presets(dataset: Dataset) -> list[dict[str, Any]]:
     """
     source: Dataset = dataset
     if "WindowCenter" not in dataset:
-        for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-            groups = value(dataset, group_keyword)
-            if groups and value(groups[0], "FrameVOILUTSequence"):
-                source = groups[0].FrameVOILUTSequence[0]
-                break
+        source = frame_macro(dataset, "FrameVOILUTSequence") or dataset
     centers = _values(value(source, "WindowCenter"))
     widths = _values(value(source, "WindowWidth"))
     explanations = _values(value(source, "WindowCenterWidthExplanation"))

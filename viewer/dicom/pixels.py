@@ -50,6 +50,7 @@ from pydicom.uid import UID, JPEGBaseline8Bit
 
 from viewer.dicom.decoder_pool import DecoderFailed, DecoderPool
 from viewer.dicom.index import window_presets
+from viewer.dicom.values import frame_macro
 from viewer.errors import UndecodableFrame, UnrenderableFrame, ViewerError
 
 GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -257,8 +258,8 @@ def _turbo_decodable(module: Mapping[str, Any], syntax: UID) -> bool:
 def frame_view(dataset: Dataset, index: int) -> Dataset:
     """The pipeline attributes that apply to frame ``index``, as one flat data set.
 
-    Top-level attributes first, then the shared functional groups, then the frame's own
-    (PS3.3 C.7.6.16: per-frame values override shared ones).
+    Top-level attributes first, then each functional-group macro of the frame
+    (``values.frame_macro``: the frame's own, else the shared one; PS3.3 C.7.6.16).
     """
     view = Dataset()
     view.file_meta = dataset.file_meta
@@ -266,20 +267,13 @@ def frame_view(dataset: Dataset, index: int) -> Dataset:
     for keyword in _PIPELINE_KEYWORDS:
         if keyword in dataset:
             view[keyword] = _readable(dataset, keyword)
-    groups = [_readable_value(dataset, "SharedFunctionalGroupsSequence")]
-    per_frame = _readable_value(dataset, "PerFrameFunctionalGroupsSequence")
-    if per_frame and index < len(per_frame):
-        groups.append([per_frame[index]])
-    for group in groups:
-        if not group:
-            continue
-        for macro in _GROUP_MACROS:
-            items = _readable_value(group[0], macro)
-            if items:
-                for tag in items[0].keys():
-                    element = _readable(items[0], tag)
-                    if element.keyword:
-                        view[element.tag] = element
+    for macro in _GROUP_MACROS:
+        item = frame_macro(dataset, macro, index, read=_readable_value)
+        if item is not None:
+            for tag in item.keys():
+                element = _readable(item, tag)
+                if element.keyword:
+                    view[element.tag] = element
     return view
 
 

@@ -20,6 +20,7 @@ what that costs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
@@ -79,3 +80,29 @@ def value(dataset: Dataset, keyword: str, default: Any = None) -> Any:
             f"integer or float, such as 'inf' in an IS (PS3.5 §6.2)",
             code="unparseable",
         ) from None
+
+
+def frame_macro(
+    dataset: Dataset,
+    macro: str,
+    frame: int = 0,
+    *,
+    read: Callable[[Dataset, str], Any] = value,
+) -> Dataset | None:
+    """The item of functional-group macro ``macro`` (e.g. ``PixelMeasuresSequence``) that
+    applies to frame ``frame`` (0-based) of an enhanced multi-frame object (PS3.3
+    C.7.6.16): the frame's own Per-Frame Functional Groups item where it holds the macro,
+    else the Shared Functional Groups item; None where neither does. ``read`` reads a
+    sequence (``value`` by default; a caller may pass one with its own errors)."""
+    groups = []
+    per_frame = read(dataset, "PerFrameFunctionalGroupsSequence")
+    if per_frame and 0 <= frame < len(per_frame):
+        groups.append(per_frame[frame])
+    shared = read(dataset, "SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    for group in groups:
+        items = read(group, macro)
+        if items:
+            return items[0]
+    return None
