@@ -38,7 +38,7 @@ from django.urls import reverse
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
-from ehrlaunch.context import LaunchRefused
+from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import SsoIdentity
 from viewer.access import ROLES
 

@@ -20,7 +20,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from ehrlaunch.auth import sso_user_id
-from ehrlaunch.context import IidRequest, LaunchContext, LaunchRefused
+from ehrlaunch.context import LaunchContext
+from ehrlaunch.errors import LaunchRefused
+from ehrlaunch.iid import IidRequest
 from ehrlaunch.models import SessionHandoff
 from viewer import requester
 from viewer.access import (

@@ -28,7 +28,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from ehrlaunch import session
 from ehrlaunch.auth import sso_user_id
-from ehrlaunch.context import ASK_AGAIN, LaunchRefused
+from ehrlaunch.errors import ASK_AGAIN, LaunchRefused
 from ehrlaunch.views import keep_opener, refused
 from viewer.access import SESSION_SCOPE, channel_of
 

@@ -24,7 +24,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ehrlaunch import session, smart
-from ehrlaunch.context import LaunchContext, LaunchRefused, parse_iid, verify_signed_launch
+from ehrlaunch.context import LaunchContext, verify_signed_launch
+from ehrlaunch.errors import LaunchRefused
+from ehrlaunch.iid import parse_iid
 from viewer.access import channel_of, scope_of
 from viewer.dicom.patients import PatientRef
 from viewer.middleware import embeddable

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ehrlaunch.context import LaunchRefused
+from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import EhrSystem
 
 MAX_BODY_BYTES = 1024 * 1024

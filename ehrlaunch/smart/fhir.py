@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ehrlaunch.context import LaunchRefused
+from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import EhrSystem
 from ehrlaunch.smart.client import ASK_ADMIN
 from viewer.dicom.patients import PatientRef

@@ -25,7 +25,8 @@ import jwt
 from django.http import HttpRequest
 from django.urls import reverse
 
-from ehrlaunch.context import LaunchContext, LaunchRefused
+from ehrlaunch.context import LaunchContext
+from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import EhrSystem
 from ehrlaunch.smart import client, fhir
 from viewer.access import ROLES

@@ -20,7 +20,7 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 from ehrlaunch import smart
-from ehrlaunch.context import LaunchRefused
+from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import EhrSystem
 from tests.ehrlaunch.conftest import (
     FHIR_CLIENT_ID,

@@ -14,13 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ehrlaunch.context import (
-    IID_PARAMETERS,
-    LaunchRefused,
-    parse_cx,
-    parse_iid,
-    verify_signed_launch,
-)
+from ehrlaunch.context import verify_signed_launch
+from ehrlaunch.errors import LaunchRefused
+from ehrlaunch.iid import IID_PARAMETERS, parse_cx, parse_iid
 from ehrlaunch.models import EhrSystem
 from tests.factories import launch_claims
 from tests.fuzz.conftest import Figures, budget

@@ -10,7 +10,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ehrlaunch.context import LaunchRefused, parse_cx, parse_iid, verify_signed_launch
+from ehrlaunch.context import verify_signed_launch
+from ehrlaunch.errors import LaunchRefused
+from ehrlaunch.iid import parse_cx, parse_iid
 from ehrlaunch.models import EhrSystem
 from tests.factories import launch_claims
 
