@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchContext, verify_signed_launch
 from ehrlaunch.errors import LaunchRefused
-from ehrlaunch.iid import parse_iid
+from ehrlaunch.iid import IidRequest, parse_iid
 from viewer.access import channel_of, scope_of
 from viewer.dicom.patients import PatientRef
 from viewer.middleware import embeddable
@@ -156,6 +156,24 @@ def invoke_image_display(request: HttpRequest) -> HttpResponse:
     return _private(HttpResponseRedirect(login_url, status=303))
 
 
+def iid_notices(iid: IidRequest) -> list[str]:
+    """What the page says about the IID display options Loupe does not offer (RAD-106):
+
+    * ``keyImagesOnly=true``: Loupe has no key-image selection, so every image is shown;
+    * ``viewerType``: Loupe is one viewer and shows itself, whatever type is asked for;
+    * ``diagnosticQuality`` needs no notice: images at rest are lossless (PNG) at full
+      resolution, the tiles included, so a diagnostic-quality display is what is shown.
+    """
+    notices = []
+    if iid.key_images_only:
+        notices.append("Key-image selection is not available in Loupe; all images are shown.")
+    if iid.viewer_type:
+        notices.append(
+            f"The viewer type '{iid.viewer_type}' is not available; Loupe's own viewer is shown."
+        )
+    return notices
+
+
 @require_GET
 @embeddable
 def iid_continue(request: HttpRequest) -> HttpResponse:
@@ -167,9 +185,7 @@ def iid_continue(request: HttpRequest) -> HttpResponse:
         )
     iid = parse_iid(params)
     studies = list(session.iid_studies(request, iid)[:200])
-    notices = []
-    if iid.key_images_only:
-        notices.append("Key-image selection is not available in Loupe; all images are shown.")
+    notices = iid_notices(iid)
     if len(studies) == 1 and not notices:
         return HttpResponseRedirect(_viewer_url(studies[0].study_instance_uid), status=303)
     return render(

@@ -7,6 +7,7 @@ radiologist, and a clinician who logs in directly. Patient B is the MR series' p
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
@@ -223,6 +224,37 @@ def test_iid_study_request_opens_the_viewer_for_a_radiologist(
         "/ehrlaunch/IHEInvokeImageDisplay", {"requestType": "STUDY", "studyUID": patient_a.study}
     )
     assert response.status_code == 303 and response["Location"] == "/ehrlaunch/iid/continue"
+    landing = logged_in_client.get(response["Location"])
+    assert landing.status_code == 303 and landing["Location"] == f"/viewer/{patient_a.study}/"
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"keyImagesOnly": "true"}, "Key-image selection is not available in Loupe"),
+        ({"viewerType": "IHE_BIR"}, "The viewer type 'IHE_BIR' is not available"),
+    ],
+)
+def test_iid_options_loupe_does_not_offer_are_said_on_the_page(
+    logged_in_client: Client, patient_a: StoredStudy, options: dict[str, str], said: str
+) -> None:
+    response = logged_in_client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay",
+        {"requestType": "STUDY", "studyUID": patient_a.study, **options},
+    )
+    page = logged_in_client.get(response["Location"])
+    assert page.status_code == 200  # the page, not a redirect: the notice must be read
+    text = html.unescape(page.content.decode())
+    assert said in text and f"/viewer/{patient_a.study}/" in text
+
+
+def test_iid_diagnostic_quality_is_met_and_opens_the_viewer(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    response = logged_in_client.get(
+        "/ehrlaunch/IHEInvokeImageDisplay",
+        {"requestType": "STUDY", "studyUID": patient_a.study, "diagnosticQuality": "true"},
+    )
     landing = logged_in_client.get(response["Location"])
     assert landing.status_code == 303 and landing["Location"] == f"/viewer/{patient_a.study}/"
 
