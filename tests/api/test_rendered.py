@@ -319,3 +319,23 @@ def test_rendered_bytes_in_local_memory_are_bounded_by_their_size(
     ).key(ct)
     cached = rendering.local_rendered
     assert cached is not None and cached.get(last) is not None
+
+
+@pytest.mark.parametrize(
+    ("suffix", "query", "named"),
+    [
+        ("rendered", {"annotation": "patient"}, "annotation"),
+        ("frames/1/rendered", {"iccprofile": "srgb"}, "iccprofile"),
+        ("rendered", {"windw": "40,400"}, "windw"),  # a typo is not taken for no window
+        ("frames/1/tiles/0/0/0", {"viewport": "64,64"}, "viewport"),
+        ("thumbnail", {"window": "40,400"}, "window"),
+    ],
+)
+def test_a_parameter_the_resource_does_not_answer_is_refused_by_name(
+    logged_in_client: Client, ct: Instance, suffix: str, query: dict[str, str], named: str
+) -> None:
+    response = logged_in_client.get(f"{base(ct)}/{suffix}", query)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "unsupported_parameter" and named in body["message"]
+    assert logged_in_client.get(f"{base(ct)}/{suffix}").status_code == 200

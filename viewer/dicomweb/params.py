@@ -13,6 +13,36 @@ _FUNCTIONS = {"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SI
 _DEFAULT_MEDIA_TYPE = render.JPEG  # PS3.18 §8.3.5.2: image/jpeg unless asked otherwise
 
 
+# The query parameters each resource answers (PS3.18 §8.3.5.1, and Loupe's preset/voilut).
+RENDERED_PARAMETERS = frozenset({"accept", "quality", "viewport", "window", "preset", "voilut"})
+TILE_PARAMETERS = frozenset({"accept", "quality", "window", "preset", "voilut"})
+THUMBNAIL_PARAMETERS = frozenset({"accept", "quality", "viewport"})
+# Parameters of PS3.18 §8.3.5.1 that Loupe does not implement.
+_NOT_IMPLEMENTED = {
+    "annotation": "burned-in annotation (patient, technique)",
+    "iccprofile": "ICC profiles",
+    "charset": "character set choice",
+}
+
+
+def check_parameters(params: Mapping[str, str], allowed: frozenset[str], resource: str) -> None:
+    """Refuse (400) a query parameter the resource does not answer, naming it, rather than
+    answering as if it had not been sent."""
+    for name in params:
+        if name in allowed:
+            continue
+        if name in _NOT_IMPLEMENTED:
+            raise ViewerError(
+                f"the {name} parameter ({_NOT_IMPLEMENTED[name]}) is not supported",
+                code="unsupported_parameter",
+            )
+        raise ViewerError(
+            f"the {resource} resource takes no parameter '{name[:40]}' "
+            f"(it takes {', '.join(sorted(allowed))})",
+            code="unsupported_parameter",
+        )
+
+
 def parse_window(text: str) -> Window:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) not in (2, 3):

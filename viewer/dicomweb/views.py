@@ -49,6 +49,10 @@ def _request(
     tile: tuple[int, int, int] | None = None,
 ) -> rendering.RenderRequest:
     query = request.GET
+    if tile is None:
+        params.check_parameters(query, params.RENDERED_PARAMETERS, "rendered")
+    else:
+        params.check_parameters(query, params.TILE_PARAMETERS, "tile")
     viewport = (
         render.parse_viewport(query["viewport"]) if query.get("viewport") and tile is None else None
     )
@@ -90,6 +94,7 @@ def tile(
 def _thumbnail(request: HttpRequest, instance: Instance) -> HttpResponse:
     size = THUMBNAIL_SIZE
     query = request.GET
+    params.check_parameters(query, params.THUMBNAIL_PARAMETERS, "thumbnail")
     render_request = rendering.RenderRequest(
         frame=max(instance.number_of_frames, 1) // 2 if instance.number_of_frames > 1 else 0,
         media_type=params.choose_media_type(query.get("accept"), request.headers.get("Accept")),
