@@ -70,7 +70,8 @@ def test_a_radiologist_launch_sees_every_study(
     client: Client, ehr: EhrSystem, patient_a: StoredStudy, patient_b: StoredStudy
 ) -> None:
     launched(client, signed_launch(patient_a.study, role="RAD"))
-    assert client.get(f"/api/studies/{patient_b.study}").status_code == 200
+    for study in (patient_a, patient_b):
+        assert {client.get(route).status_code for route in study.routes()} == {200}
 
 
 def test_a_new_launch_replaces_the_earlier_patient(
@@ -88,14 +89,20 @@ def test_a_launch_without_a_study_lands_on_the_patients_worklist(
 ) -> None:
     response = launched(client, signed_launch())
     assert response["Location"] == "/"
+    worklist = client.get("/").content.decode()
+    assert patient_a.study in worklist  # the launched patient's studies, ready to open
 
 
 def test_a_launch_may_come_as_a_form_post(
     client: Client, ehr: EhrSystem, patient_a: StoredStudy
 ) -> None:
-    checked = Client(enforce_csrf_checks=True)
+    checked = Client(enforce_csrf_checks=True)  # cross-site from the EHR: no CSRF token
     response = checked.post("/ehrlaunch/launch", {"launch": signed_launch(patient_a.study)})
     assert response.status_code == 303
+    assert response["Location"] == f"/viewer/{patient_a.study}/"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert checked.get(response["Location"]).status_code == 200
+    assert checked.get(f"/api/studies/{patient_a.study}").status_code == 200
 
 
 @pytest.mark.parametrize(

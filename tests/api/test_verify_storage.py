@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from pydicom.data import get_testdata_file
 
 from viewer.models import Instance
-from viewer.services import ingest, storage
+from viewer.services import ingest, storage, verification
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,10 @@ def stored(name: str) -> Instance:
 
 def test_healthy_archive_passes() -> None:
     stored("CT_small.dcm")
-    assert "1 object(s) checked: 0 missing, 0 corrupt, 0 orphan(s)" in verify()
+    report = verification.verify(grace_seconds=0)
+    assert (report.checked, report.missing, report.corrupt, report.orphans) == (1, [], [], [])
+    assert report.healthy
+    verify()  # and the command exits 0
 
 
 def test_one_flipped_byte_is_flagged() -> None:
@@ -39,6 +42,9 @@ def test_one_flipped_byte_is_flagged() -> None:
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
+    report = verification.verify(grace_seconds=0)
+    assert report.corrupt == [instance.sop_instance_uid] and report.missing == []
+    assert not report.healthy
     with pytest.raises(CommandError) as caught:
         verify()
     assert caught.value.returncode == 1
