@@ -1,5 +1,5 @@
 """What a session cookie authenticates, request after request, as the session changes on
-the server: run in-process on SQLite (tests/api/test_sessions.py) and in a process of
+the server: run in-process on SQLite (tests/viewer/test_sessions.py) and in a process of
 its own on PostgreSQL, where the session and its user come through a prepared statement.
 
 Each scenario logs a user in, reads ``request.user`` the way every request does

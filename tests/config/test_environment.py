@@ -93,7 +93,7 @@ def test_a_missing_component_skips_on_a_developers_machine_and_fails_in_ci(
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/api/test_import_command.py::test_dicomdir_import_follows_its_records",
+            "tests/viewer/management/test_import_dicom.py::test_dicomdir_import_follows_its_records",
         ],
         cwd=PROJECT_DIR,
         env=env,

@@ -20,7 +20,7 @@ the renderer to refuse:
   payload) and ``CR_WG04_RG2_JPLY_unfixed`` (bad JPEG header; it also carries the SOP
   Instance UID of ``compressed/CR_WG04_RG2_JPLY_jpeg_extended_12bit`` with other bytes,
   which the check finds first). With the check off they are stored and refused at render
-  (``tests/api/test_rendered.py``).
+  (``tests/viewer/dicomweb/test_rendered.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.api.test_worklist import add_study
+from tests.viewer.test_worklist import add_study
 
 pytestmark = pytest.mark.django_db
 
