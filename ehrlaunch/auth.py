@@ -9,8 +9,8 @@ this backend adds what Loupe needs on top of it:
   browser's sign-in (mozilla-django-oidc does not check ``iss`` or ``aud`` by itself);
 * the userinfo answer must be about the same ``sub`` (OpenID Connect Core 1.0 §5.3.2);
 * a user is found by its :class:`~ehrlaunch.models.SsoIdentity` (issuer + subject), never by
-  e-mail; a new one is created with an unusable password, username ``oidc:<sub>`` (or
-  ``oidc:<hash>`` when that is taken or too long);
+  e-mail; a new one is created (``ehrlaunch.accounts``) with an unusable password, username
+  ``oidc:<sub>`` (or ``oidc:<hash>`` when that is taken or too long);
 * on every login its role groups are set from the roles claim through
   ``LOUPE_OIDC_ROLE_MAP``; groups of roles it no longer has are removed. A user whose claims
   map to no role is still logged in and sees nothing (the worklist says why). Claims never
@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
 import requests
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from ehrlaunch import accounts
 from ehrlaunch.errors import LaunchRefused
-from ehrlaunch.models import SsoIdentity
 from viewer.access import ROLES
 
 logger = logging.getLogger(__name__)
@@ -70,24 +68,6 @@ def roles_from_claims(claims: Mapping[str, Any]) -> set[str]:
         for value in claim_values(claims, settings.LOUPE_OIDC_ROLES_CLAIM)
         if mapping.get(value) in ROLES
     }
-
-
-def set_roles(user: User, roles: Iterable[str]) -> None:
-    """Make ``user``'s role groups exactly ``roles`` (other groups are left alone)."""
-    wanted = set(roles)
-    stale = user.groups.filter(name__in=ROLES).exclude(name__in=wanted)
-    if stale:
-        user.groups.remove(*stale)
-    for role in sorted(wanted):
-        group, _ = Group.objects.get_or_create(name=role)
-        user.groups.add(group)
-
-
-def sso_user_id(user: Any) -> str | None:
-    """``<issuer>|<subject>`` for an account made by SSO (the audit's UserID), else None."""
-    pk = getattr(user, "pk", None)
-    identity = SsoIdentity.objects.filter(user_id=pk).first() if pk is not None else None
-    return identity.user_id_text if identity else None
 
 
 class LoupeOIDCBackend(OIDCAuthenticationBackend):
@@ -229,26 +209,28 @@ class LoupeOIDCBackend(OIDCAuthenticationBackend):
         return f"oidc:{digest[:40]}"
 
     def create_user(self, claims: dict[str, Any]) -> User:
-        with transaction.atomic():
-            user = User(username=self._username(claims))
-            user.set_unusable_password()
-            user.save()
-            SsoIdentity.objects.create(user=user, issuer=claims["iss"], subject=claims["sub"])
-        return self.update_user(user, claims)
+        return accounts.create_sso_user(
+            self._username(claims), claims["iss"], claims["sub"], sso_profile(claims)
+        )
 
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
-        given, family = claims.get("given_name"), claims.get("family_name")
-        name = claims.get("name")
-        if isinstance(given, str) or isinstance(family, str):
-            user.first_name = str(given or "")[:150]
-            user.last_name = str(family or "")[:150]
-        elif isinstance(name, str):
-            user.first_name, user.last_name = name[:150], ""
-        email = claims.get("email")
-        user.email = email[:254] if isinstance(email, str) else ""
-        if user.has_usable_password():  # an SSO account never signs in with a password
-            user.set_unusable_password()
-        user.save()
-        set_roles(user, roles_from_claims(claims))
-        SsoIdentity.objects.filter(user=user).update(last_login_at=timezone.now())
-        return user
+        return accounts.update_sso_user(user, sso_profile(claims))
+
+
+def sso_profile(claims: Mapping[str, Any]) -> accounts.Profile:
+    """The name, e-mail and roles an ID token's (or userinfo's) claims give."""
+    given, family = claims.get("given_name"), claims.get("family_name")
+    name = claims.get("name")
+    if isinstance(given, str) or isinstance(family, str):
+        first, last = str(given or "")[:150], str(family or "")[:150]
+    elif isinstance(name, str):
+        first, last = name[:150], ""
+    else:
+        first, last = "", ""
+    email = claims.get("email")
+    return accounts.Profile(
+        first_name=first,
+        last_name=last,
+        email=email[:254] if isinstance(email, str) else "",
+        roles=frozenset(roles_from_claims(claims)),
+    )

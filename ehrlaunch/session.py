@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from ehrlaunch.auth import sso_user_id
+from ehrlaunch import accounts
 from ehrlaunch.context import LaunchContext
 from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.iid import IidRequest
@@ -35,17 +35,6 @@ from viewer.access import (
 from viewer.models import AuditEvent, Series, Study
 
 HANDOFF_LIFETIME = dt.timedelta(seconds=60)
-
-
-def user_for_launch(context: LaunchContext) -> User:
-    """The Loupe account standing for this EHR user (made on first launch, no password)."""
-    username = f"ehr{context.ehr.pk}:{context.user}"[:150]
-    user, created = User.objects.get_or_create(username=username)
-    if created or (context.user_name and user.first_name != context.user_name[:150]):
-        user.set_unusable_password()
-        user.first_name = context.user_name[:150]
-        user.save()
-    return user
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,7 @@ def open_launch_session(request: HttpRequest, context: LaunchContext) -> OpenedL
             code="launch_patient_mismatch",
             status=403,
         )
-    user = user_for_launch(context)
+    user = accounts.for_launch(context)
     log_in(request, user, channel="ehr", alternative_user=context.user)
     bind_scope(request, scope)
     return OpenedLaunch(user, scope, landing)
@@ -195,6 +184,6 @@ def redeem_handoff(request: HttpRequest, code: str) -> None:
         request,
         user,
         channel=channel if channel in AuditEvent.Channel.values else AuditEvent.Channel.DIRECT,
-        subject=sso_user_id(user) or "",
+        subject=accounts.sso_user_id(user) or "",
     )
     request.session.pop(SESSION_SCOPE, None)  # the popup's login carries no launch

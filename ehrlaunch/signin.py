@@ -26,8 +26,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from ehrlaunch import session
-from ehrlaunch.auth import sso_user_id
+from ehrlaunch import accounts, session
 from ehrlaunch.errors import ASK_AGAIN, LaunchRefused
 from ehrlaunch.views import keep_opener, refused
 from viewer.access import SESSION_SCOPE, channel_of
@@ -139,7 +138,7 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
             self.request,
             self.user,
             channel="sso",
-            subject=sso_user_id(self.user) or "",
+            subject=accounts.sso_user_id(self.user) or "",
             backend=getattr(self.user, "backend", "ehrlaunch.auth.LoupeOIDCBackend"),
         )
         self.request.session.pop(SESSION_SCOPE, None)

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import SuspiciousOperation
 
-from ehrlaunch.auth import LoupeOIDCBackend, claim_values, roles_from_claims, set_roles
+from ehrlaunch.accounts import set_roles
+from ehrlaunch.auth import LoupeOIDCBackend, claim_values, roles_from_claims
 
 ISSUER = "https://idp.hospital.test"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
