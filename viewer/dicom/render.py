@@ -1,7 +1,7 @@
 """8-bit images -> encoded bytes; viewport scaling and cropping; the tile pyramid.
 
-Encoders were chosen by measurement on a windowed 512×512 CT slice (see the rendering
-issue's note and ``bench/render.py``):
+Encoders were chosen by measurement on a windowed 512×512 CT slice (``bench/render.py``,
+``bench/README.md``):
 
 * PNG: written here (signature, IHDR, one IDAT, IEND; PNG spec §11) with filter type 0 on
   every row and ISA-L's deflate at level 1 (``isal``): about 5× faster than Pillow's

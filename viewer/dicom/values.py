@@ -12,7 +12,7 @@ A binary value whose length is not a multiple of its VR's size (a US of 1 byte, 
 6) cannot be read at all: pydicom raises ``BytesLengthException``; nor can an IS of ``inf``
 or ``1e400`` (OverflowError). Both are turned into :class:`~viewer.errors.InvalidDicom`
 (400 ``unparseable``) naming the attribute. Other values pydicom cannot convert raise its
-ValueError as before.
+own ValueError, which ingest reports as 400 ``unparseable`` too.
 
 Ingest reads some forty attributes of every object (``viewer.dicom.index``); this halves
 what that costs.
