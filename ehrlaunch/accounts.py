@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from ehrlaunch.context import LaunchContext
 from ehrlaunch.models import SsoIdentity
-from viewer.access import ROLES
+from viewer.roles import ROLES
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from ehrlaunch import accounts
 from ehrlaunch.errors import LaunchRefused
-from viewer.access import ROLES
+from viewer.roles import ROLES
 
 logger = logging.getLogger(__name__)
 

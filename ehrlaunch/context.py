@@ -24,9 +24,9 @@ from django.utils import timezone
 from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.iid import parse_cx
 from ehrlaunch.models import EhrSystem, UsedLaunchNonce
-from viewer.access import ROLES
 from viewer.dicom.patients import PatientRef
 from viewer.dicom.uids import is_valid_uid
+from viewer.roles import ROLES
 
 MAX_LIFETIME = dt.timedelta(minutes=5)
 CLOCK_SKEW = dt.timedelta(seconds=30)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from viewer.access import ROLES
+from viewer.roles import ROLES
 
 ALGORITHMS = (("HS256", "HS256 (shared secret)"), ("RS256", "RS256 (EHR's public keys)"))
 

@@ -22,10 +22,10 @@ class ViewerConfig(AppConfig):
         from django.contrib.auth.models import User
         from django.db.models.signals import m2m_changed
 
-        from viewer import access
+        from viewer import roles
 
         def forget(sender: object, instance: object, **kwargs: object) -> None:
-            access.forget_roles(
+            roles.forget_roles(
                 getattr(instance, "pk", None) if isinstance(instance, User) else None
             )
 

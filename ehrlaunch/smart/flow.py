@@ -29,7 +29,7 @@ from ehrlaunch.context import LaunchContext
 from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.models import EhrSystem
 from ehrlaunch.smart import client, fhir
-from viewer.access import ROLES
+from viewer.roles import ROLES
 
 SESSION_SMART = "loupe_smart"
 PENDING_SECONDS = 600
