@@ -1,45 +1,30 @@
 // One viewport showing a stack: the frames of a series in slice order, drawn from
-// server-rendered images. Neighbouring slices are fetched ahead at the current window,
-// so scrolling through a loaded series does not wait for the server.
+// server-rendered images. Its state (series, slice, window, zoom, pan, rotation, flip,
+// cine) lives here; imageLoader.js fetches and caches the images and prefetches
+// neighbouring slices at the current window, imageCanvas.js draws them, overlays.js
+// writes the text over them.
 
-import { errorMessage, renderedUrl, tileUrl } from "./api.js";
-import { edgeLetters, slicePosition } from "./math/orientation.js";
+import { errorMessage } from "./api.js";
+import { ImageCanvas } from "./imageCanvas.js";
+import { ImageLoader, draggingUrl, frameUrl, undecodableReason } from "./imageLoader.js";
 import {
   IDENTITY_TURN,
   centerKeeping,
   displayTransform,
   flippedHorizontally,
   flippedVertically,
-  levelFor,
   rotated,
-  tilesInView,
 } from "./math/transform.js";
-
-const PREFETCH = 10; // slices ahead and behind
-const CACHE_LIMIT = 400; // decoded images kept
+import { Overlays } from "./overlays.js";
 
 export class StackViewport {
   constructor(element) {
     this.element = element;
-    this.canvas = element.querySelector("canvas");
-    this.context = this.canvas.getContext("2d");
-    this.message = element.querySelector(".viewport-message");
-    this.overlays = {
-      tl: element.querySelector(".overlay.top-left"),
-      tr: element.querySelector(".overlay.top-right"),
-      bl: element.querySelector(".overlay.bottom-left"),
-      br: element.querySelector(".overlay.bottom-right"),
-    };
-    this.letters = {
-      left: element.querySelector(".orientation.left"),
-      right: element.querySelector(".orientation.right"),
-      top: element.querySelector(".orientation.top"),
-      bottom: element.querySelector(".orientation.bottom"),
-    };
-    this.scaleBar = element.querySelector(".scale-bar");
+    this.surface = new ImageCanvas(element);
+    this.canvas = this.surface.canvas;
+    this.loader = new ImageLoader();
+    this.overlays = new Overlays(element);
     this.study = null; // the study of the series shown (series.study)
-    this.images = new Map(); // url -> Promise<HTMLImageElement>
-    this.ready = new Map(); // url -> HTMLImageElement, once loaded
     this.magnification = 1; // relative to fit
     this.center = null; // image point at the canvas centre; null: the image's centre
     this.turn = IDENTITY_TURN; // rotation (quarter turns clockwise) and flip, math/transform.js
@@ -148,44 +133,10 @@ export class StackViewport {
     return { center: intercept + top / 2, width: top };
   }
 
+  // The rendered URL of a stack entry at the current window, canvas size and rotation.
   urlFor(entry, options = {}) {
-    const { instance, frame } = entry;
-    const longest = Math.max(instance.columns || 0, instance.rows || 0);
-    const size = this.pixelSize();
-    // Turned a quarter, the image's columns run down the canvas.
-    const box = this.turn.rotation % 2 ? { width: size.height, height: size.width } : size;
-    // Large images come at the canvas's size; small ones at their own.
-    const viewport = longest > Math.max(box.width, box.height) ? box : undefined;
-    return renderedUrl(instance, frame, { window: this.window, viewport, ...options });
-  }
-
-  pixelSize() {
-    const ratio = window.devicePixelRatio || 1;
-    return {
-      width: Math.max(1, Math.round(this.element.clientWidth * ratio)),
-      height: Math.max(1, Math.round(this.element.clientHeight * ratio)),
-    };
-  }
-
-  load(url) {
-    let promise = this.images.get(url);
-    if (!promise) {
-      promise = new Promise((resolve, reject) => {
-        const image = new Image();
-        image.decoding = "async";
-        image.onload = () => {
-          this.ready.set(url, image);
-          if (this.ready.size > CACHE_LIMIT) this.ready.delete(this.ready.keys().next().value);
-          resolve(image);
-        };
-        image.onerror = () => reject(new Error(url));
-        image.src = url;
-      });
-      promise.catch(() => this.images.delete(url));
-      this.images.set(url, promise);
-      if (this.images.size > CACHE_LIMIT) this.images.delete(this.images.keys().next().value);
-    }
-    return promise;
+    const state = { window: this.window, canvas: this.surface.pixelSize(), rotation: this.turn.rotation };
+    return frameUrl(entry, state, options);
   }
 
   async show() {
@@ -194,7 +145,7 @@ export class StackViewport {
     const url = this.urlFor(entry);
     const slice = this.slice;
     const generation = ++this.generation;
-    const known = entry.instance.undecodable?.[String(entry.frame)];
+    const known = undecodableReason(entry);
     if (known) {
       // The index knows this frame does not decode: say why without asking for it.
       this.image = null;
@@ -204,7 +155,7 @@ export class StackViewport {
       return;
     }
     try {
-      const image = await this.load(url);
+      const image = await this.loader.load(url);
       if (generation !== this.generation) return; // a newer request supersedes this one
       this.image = image;
       this.canvas.dataset.url = url;
@@ -230,14 +181,9 @@ export class StackViewport {
     }
     const entry = this.current;
     if (!entry) return;
-    const box = this.pixelSize();
-    const url = renderedUrl(entry.instance, entry.frame, {
-      window: this.window,
-      accept: "image/jpeg",
-      quality: 70,
-      viewport: { width: Math.ceil(box.width / 2), height: Math.ceil(box.height / 2) },
-    });
-    this.interactive = this.load(url)
+    const url = draggingUrl(entry, { window: this.window, canvas: this.surface.pixelSize() });
+    this.interactive = this.loader
+      .load(url)
       .then((image) => {
         this.image = image;
         this.draw();
@@ -253,14 +199,7 @@ export class StackViewport {
   }
 
   prefetch() {
-    for (let step = 1; step <= PREFETCH; step += 1) {
-      for (const index of [this.slice + step, this.slice - step]) {
-        const entry = this.stack[index];
-        if (entry && !entry.instance.undecodable?.[String(entry.frame)]) {
-          this.load(this.urlFor(entry)).catch(() => {});
-        }
-      }
-    }
+    this.loader.prefetch(this.stack, this.slice, (entry) => this.urlFor(entry));
   }
 
   // The view of the current image (math/transform.js): size, physical aspect, zoom, pan,
@@ -279,76 +218,31 @@ export class StackViewport {
     };
   }
 
+  // The pyramid's tiles of the current frame at the current window, for imageCanvas.js;
+  // each tile not loaded yet is asked for, and the canvas drawn again once it arrives.
+  tiles() {
+    const entry = this.current;
+    const tile = (level, column, row) =>
+      this.loader.tile(entry, level, column, row, this.window, () => this.requestDraw());
+    return { ...entry.instance.tiles, tile };
+  }
+
   draw() {
-    const { width, height } = this.pixelSize();
-    if (this.canvas.width !== width || this.canvas.height !== height) {
-      this.canvas.width = width;
-      this.canvas.height = height;
-    }
-    const context = this.context;
-    context.setTransform(1, 0, 0, 1, 0, 0);
-    context.fillStyle = "#000";
-    context.fillRect(0, 0, width, height);
+    const entry = this.current;
+    const view = this.image && entry ? this.view() : null;
+    // Where zoomed (and not while the window is dragged), sharper tiles over the image.
+    const tiles = view && this.magnification > 1 && !this.dragging ? this.tiles() : null;
+    this.matrix = this.surface.draw(this.image, view, { tiles, inverted: this.inverted });
     this.drawn = Boolean(this.image);
-    this.matrix = null;
-    if (this.image && this.current) {
-      const view = this.view();
-      const canvas = { width, height };
-      const m = displayTransform(view, canvas);
-      this.matrix = m;
+    if (this.matrix) {
       this.aspect = view.aspect;
-      context.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
-      context.imageSmoothingEnabled = true;
-      context.imageSmoothingQuality = "high";
-      // The whole-image render first (in image pixels: the matrix scales, turns and
-      // flips it); where zoomed, sharper tiles drawn over it.
-      context.drawImage(this.image, 0, 0, view.columns, view.rows);
-      if (this.magnification > 1 && !this.dragging) this.drawTiles(view, canvas, m.scale);
-      if (this.inverted) {
-        // White "difference" over the image inverts it (v -> 255 - v) in every browser
-        // (the context's CSS filter is missing from Safari).
-        context.globalCompositeOperation = "difference";
-        context.fillStyle = "#fff";
-        context.fillRect(0, 0, view.columns, view.rows);
-        context.globalCompositeOperation = "source-over";
-      }
-      context.setTransform(1, 0, 0, 1, 0, 0);
-      this.displayScale = m.scale / (window.devicePixelRatio || 1);
+      this.displayScale = this.matrix.scale / (window.devicePixelRatio || 1);
     }
     this.canvas.dataset.slice = String(this.slice + 1);
     this.canvas.dataset.rotation = String(this.turn.rotation * 90);
     this.canvas.dataset.flipped = String(this.turn.flipped);
     this.canvas.dataset.inverted = String(this.inverted);
     this.writeOverlays();
-  }
-
-  // Tiles of the pyramid level whose resolution the zoom needs, only those in view.
-  drawTiles(view, canvas, scale) {
-    const { instance, frame } = this.current;
-    const level = levelFor(scale, instance.tiles.levels);
-    if (!level) return;
-    const size = 2 ** level.level; // image pixels per tile pixel
-    const span = instance.tiles.size * size;
-    // Tiles overlap by one device pixel so no antialiased seam shows between them; when
-    // magnified, pixels are drawn as squares (smoothing would blend each tile's edge
-    // with nothing and draw a faint grid).
-    const overlap = 1 / scale;
-    this.context.imageSmoothingEnabled = scale < 1;
-    for (const { column, row } of tilesInView(view, canvas, level, instance.tiles.size)) {
-      const url = tileUrl(instance, frame, level.level, column, row, this.window);
-      const tile = this.ready.get(url);
-      if (tile) {
-        this.context.drawImage(
-          tile,
-          column * span,
-          row * span,
-          tile.naturalWidth * size + overlap,
-          tile.naturalHeight * size + overlap,
-        );
-      } else {
-        this.load(url).then(() => this.requestDraw(), () => {});
-      }
-    }
   }
 
   requestDraw() {
@@ -361,7 +255,7 @@ export class StackViewport {
   }
 
   canvasSize() {
-    return { width: this.canvas.width, height: this.canvas.height };
+    return this.surface.size();
   }
 
   // A point of the viewport element (CSS pixels from its top-left) in canvas pixels.
@@ -429,68 +323,28 @@ export class StackViewport {
     this.requestDraw();
   }
 
+  // The overlays for the current image, slice, window and zoom (overlays.js).
   writeOverlays() {
     const entry = this.current;
     if (!entry) return;
-    const { instance } = entry;
-    const study = this.study;
-    const patient = study.patient;
-    const series = this.series;
-    this.overlays.tl.textContent = [
-      patient.patient_name_display,
-      `ID ${patient.patient_id}`,
-      patient.patient_birth_date ? `Born ${patient.patient_birth_date} ${patient.patient_sex || ""}` : "",
-    ].filter(Boolean).join("\n");
-    this.overlays.tr.textContent = [
-      [study.label, study.study_date, study.study_description].filter(Boolean).join(" "),
-      `${series.modality} ${series.series_number ?? ""} ${series.series_description || ""}`.trim(),
-    ].filter(Boolean).join("\n");
-    const position = slicePosition(instance);
-    this.overlays.bl.textContent = [
-      `Im ${this.slice + 1}/${this.count}` + (instance.number_of_frames > 1 ? ` (frame ${entry.frame})` : ""),
-      position === null ? "" : `Pos ${position.toFixed(1)} mm`,
-      instance.slice_thickness ? `Thk ${instance.slice_thickness} mm` : "",
-    ].filter(Boolean).join("\n");
-    const w = this.window;
-    this.overlays.br.textContent = [
-      w ? `W ${Math.round(w.width)} L ${Math.round(w.center)}` : "W/L default",
-      this.displayScale ? `Zoom ${this.displayScale.toFixed(2)}×` : "",
-    ].filter(Boolean).join("\n");
-    this.writeOrientationAndScale(instance);
-  }
-
-  // Patient-direction letters at the edges (PS3.3 C.7.6.2.1.1: the row direction points
-  // to the image's right edge, the column direction to its bottom; rotation and flip move
-  // them with the image), and a scale bar in mm where the spacing is known (saying which
-  // attribute gave it), in pixels otherwise. The display keeps the physical aspect, so a
-  // screen pixel spans column spacing / scale in every direction.
-  writeOrientationAndScale(instance) {
-    const letters = this.matrix
-      ? edgeLetters(instance.image_orientation_patient, this.matrix, this.aspect)
-      : { left: "", right: "", top: "", bottom: "" };
-    for (const edge of ["left", "right", "top", "bottom"]) this.letters[edge].textContent = letters[edge];
-    const bar = this.scaleBar.querySelector(".bar");
-    const label = this.scaleBar.querySelector(".label");
-    if (!this.displayScale) {
-      label.textContent = "";
-      bar.style.width = "0";
-      return;
-    }
-    const spacing = instance.pixel_spacing;
-    const unitPerCssPixel = spacing ? spacing.column_mm / this.displayScale : 1 / this.displayScale;
-    const target = this.element.clientWidth / 5; // about a fifth of the viewport
-    const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
-    const length = steps.filter((v) => v / unitPerCssPixel <= target).pop() || steps[0];
-    bar.style.width = `${length / unitPerCssPixel}px`;
-    label.textContent = spacing ? `${length} mm (${spacing.attribute})` : `${length} px (no pixel spacing)`;
+    this.overlays.write({
+      entry,
+      study: this.study,
+      series: this.series,
+      slice: this.slice,
+      count: this.count,
+      window: this.window,
+      displayScale: this.displayScale,
+      matrix: this.matrix,
+      aspect: this.aspect,
+    });
   }
 
   showMessage(text) {
-    this.message.textContent = text;
-    this.message.hidden = false;
+    this.overlays.showMessage(text);
   }
 
   hideMessage() {
-    this.message.hidden = true;
+    this.overlays.hideMessage();
   }
 }
