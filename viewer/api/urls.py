@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.api import views
+from viewer.api import files, views
 
 urlpatterns = [
     path("instances", views.instances, name="api-instances"),
@@ -9,6 +9,11 @@ urlpatterns = [
         "studies/<str:study>/series/<str:series>/instances/<str:instance>",
         views.instance_metadata,
         name="api-instance",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/file",
+        files.instance_file,
+        name="api-instance-file",
     ),
     # <path:> because a Patient ID (LO) may hold a slash.
     path(

@@ -292,10 +292,17 @@ def record_launch_refused(request: HttpRequest, *, channel: str, reason: str) ->
 
 
 def record_export(
-    request: HttpRequest, study: Study, *, outcome: int, kind: str, share_link_id: str = ""
+    request: HttpRequest,
+    study: Study,
+    *,
+    outcome: int,
+    kind: str,
+    share_link_id: str = "",
+    count: int | None = None,
 ) -> None:
     """A.5.3.4 Data Export (110106, R): ``study`` left Loupe's control: ``kind`` is
-    "download", or "share" for a share link (its *ID*, never its token)."""
+    "download", or "share" for a share link (its *ID*, never its token). ``count``: the
+    instances that left (one for one object's file); the whole study's when not given."""
     detail = {"kind": kind, **({"share_link_id": share_link_id} if share_link_id else {})}
     _record(
         request,
@@ -304,7 +311,7 @@ def record_export(
         outcome,
         patient=PatientRef.of(study),
         study_uids=[study.study_instance_uid],
-        count=study.number_of_study_related_instances,
+        count=study.number_of_study_related_instances if count is None else count,
         detail=detail,
     )
 
