@@ -1,8 +1,10 @@
-"""The archive's index: Patient, Study, Series, Instance; and the audit trail, AuditEvent.
+"""The archive's index: Patient, Study, Series, Instance; measurements on its images,
+Measurement; and the audit trail, AuditEvent.
 
 Field names are the DICOM keywords in snake_case. Index rows are written only by
 ``viewer.services.ingest`` (and an instance's ``undecodable`` flag by
-``viewer.services.decoding``); every Instance row has its file in the content-addressed
+``viewer.services.decoding``); Measurement rows only by ``viewer.services.measurements``;
+every Instance row has its file in the content-addressed
 store under ``storage_key`` (see ``viewer.services.storage``). Audit rows are written only
 by ``viewer.services.audit`` and never change.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -149,6 +152,57 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_instance_uid
+
+
+class Measurement(models.Model):
+    """A measurement drawn on one frame of an instance (length, angle, ROI, probe, arrow).
+
+    ``points`` are image coordinates ``[[x, y], ...]`` in pixels, (column, row) with (0, 0)
+    the top-left corner of the top-left pixel (SCOORD, PS3.3 C.18.6.1.1; see
+    ``viewer.dicom.measure``); ``frame`` is 1-based; ``result`` is what
+    ``viewer.dicom.measure.measure`` computed from the modality values and the calibrated
+    spacing, recomputed at every change. Written only by ``viewer.services.measurements``.
+    """
+
+    class Kind(models.TextChoices):
+        LENGTH = "length", "Length"
+        ANGLE = "angle", "Angle"
+        ELLIPSE = "ellipse", "Ellipse ROI"
+        RECTANGLE = "rectangle", "Rectangle ROI"
+        POLYGON = "polygon", "Polygon ROI"
+        POINT = "point", "Point probe"
+        ARROW = "arrow", "Arrow"
+
+    MAX_LABEL = 1000
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The image it was drawn on: a measurement goes with its image.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="measurements")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="measurements")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="measurements")
+    frame = models.PositiveIntegerField(default=1)  # 1-based
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    points = models.JSONField(default=list)
+    label = models.CharField(max_length=MAX_LABEL, blank=True)
+    result = models.JSONField(default=dict)
+    # Who measured it: a signed number keeps its author.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="measurements"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["study", "-created_at"], name="measurement_study_idx"),
+            models.Index(fields=["instance", "frame"], name="measurement_instance_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(frame__gte=1), name="measurement_frame_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pk}"
 
 
 class AppendOnlyError(Exception):
