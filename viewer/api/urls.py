@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.api import files, views
+from viewer.api import files, reports, views
 
 urlpatterns = [
     path("instances", views.instances, name="api-instances"),
@@ -14,6 +14,11 @@ urlpatterns = [
         "studies/<str:study>/series/<str:series>/instances/<str:instance>/file",
         files.instance_file,
         name="api-instance-file",
+    ),
+    path(
+        "studies/<str:study>/measurements/sr",
+        reports.measurement_report,
+        name="api-study-measurement-report",
     ),
     # <path:> because a Patient ID (LO) may hold a slash.
     path(
