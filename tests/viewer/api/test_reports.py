@@ -160,3 +160,12 @@ def test_the_launched_clinician_cannot_download_or_report_patient_b(
     assert not AuditEvent.objects.filter(
         event_id=AuditEvent.EventId.EXPORT, study_uids=[patient_b.study]
     ).exists()
+
+
+def test_a_launched_clinician_may_not_store_a_report(
+    clinician_for_patient_a: Any, radiologist: Any, patient_a: Any
+) -> None:
+    measure(client_for(radiologist), patient_a, "length", LENGTH)
+    response = clinician_for_patient_a.post(report_url(patient_a.study))
+    assert response.status_code == 403
+    assert not Instance.objects.filter(series__modality="SR").exists()
