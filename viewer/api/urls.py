@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.api import files, reports, views
+from viewer.api import files, measurements, reports, views
 
 urlpatterns = [
     path("instances", views.instances, name="api-instances"),
@@ -14,6 +14,17 @@ urlpatterns = [
         "studies/<str:study>/series/<str:series>/instances/<str:instance>/file",
         files.instance_file,
         name="api-instance-file",
+    ),
+    path("measurements", measurements.MeasurementsView.as_view(), name="api-measurements"),
+    path(
+        "measurements/<str:measurement>",
+        measurements.MeasurementView.as_view(),
+        name="api-measurement",
+    ),
+    path(
+        "studies/<str:study>/measurements",
+        measurements.StudyMeasurementsView.as_view(),
+        name="api-study-measurements",
     ),
     path(
         "studies/<str:study>/measurements/sr",
