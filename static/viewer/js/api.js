@@ -45,3 +45,39 @@ export async function errorMessage(url) {
 function round(value) {
   return Math.round(value * 100) / 100;
 }
+
+// Measurements (issue 13): JSON with the session's CSRF token; a failure throws an Error
+// carrying the server's {code, message}.
+function csrfToken() {
+  return document.getElementById("csrf")?.value || document.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
+}
+
+async function measurementRequest(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return null;
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = null;
+  }
+  if (!response.ok) {
+    const error = new Error(payload?.message || `the server answered ${response.status}`);
+    error.code = payload?.code;
+    error.status = response.status;
+    throw error;
+  }
+  return payload;
+}
+
+export const measurementsApi = {
+  list: (studyUid) => measurementRequest("GET", `/api/studies/${encodeURIComponent(studyUid)}/measurements`),
+  create: (body) => measurementRequest("POST", "/api/measurements", body),
+  update: (id, patch) => measurementRequest("PATCH", `/api/measurements/${encodeURIComponent(id)}`, patch),
+  remove: (id) => measurementRequest("DELETE", `/api/measurements/${encodeURIComponent(id)}`),
+};

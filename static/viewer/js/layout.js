@@ -3,6 +3,8 @@
 // of a cell: one pointer and the wheel go to the tool the bindings table (toolbox.js)
 // names for that button and those keys, two pointers pinch-zoom and pan.
 
+import { AnnotationLayer, MEASUREMENT_TOOLS } from "./annotations.js";
+import { MeasurementStore } from "./measurementStore.js";
 import { gestureFor } from "./toolbox.js";
 import { ScrollTool } from "./tools/scroll.js";
 import { WindowLevelTool } from "./tools/windowLevel.js";
@@ -13,13 +15,14 @@ export const LAYOUTS = ["1x1", "1x2", "2x1", "2x2"];
 export const SERIES_DRAG_TYPE = "application/x-loupe-series";
 
 export class Layout {
-  constructor(grid, template, hangable) {
+  constructor(grid, template, hangable, store = new MeasurementStore()) {
+    this.store = store; // the study's measurements (measurementStore.js)
     this.grid = grid;
     this.template = template;
     this.hangable = hangable; // series with frames, each with .study
     this.cells = [];
     this.active = null;
-    this.tool = "windowLevel"; // what a primary-button drag or one finger does
+    this.tool = "windowLevel"; // what a primary-button drag or one finger does (or a measurement tool)
     this.onactivate = () => {};
     this.onhang = () => {};
     this.onviewchange = () => {}; // a viewport's slice or window changed
@@ -32,10 +35,14 @@ export class Layout {
 
   // The tool of ``cell`` that the bindings table gives a mouse ``input`` ("drag" or
   // "wheel") with the button and keys of ``event``: the cell's tool of that name, or for
-  // "active" the drag tool chosen ("windowLevel", "pan" or "zoom").
+  // "active" the drag tool chosen ("windowLevel", "pan" or "zoom"), or the measurement
+  // layer where a measurement tool is chosen or the press is on a measurement.
   toolFor(cell, input, event) {
     const name = gestureFor(input, event)?.tool;
-    return cell[name === "active" ? this.tool : name];
+    if (name !== "active") return cell[name];
+    cell.annotations.toolName = MEASUREMENT_TOOLS[this.tool] ? this.tool : null;
+    if (input === "drag" && cell.annotations.wants(event)) return cell.annotations;
+    return cell[this.tool];
   }
 
   activate(cell) {
@@ -94,7 +101,9 @@ export class Layout {
       pan: new ZoomPanTool(viewport, { mode: "pan" }),
       zoom: new ZoomPanTool(viewport, { mode: "zoom" }),
       scroll: new ScrollTool(viewport, scrollbar),
+      annotations: new AnnotationLayer(viewport, this.store),
     };
+    viewport.annotations = cell.annotations;
     viewport.onchange = () => {
       scrollbar.max = String(Math.max(viewport.count, 1));
       scrollbar.value = String(viewport.slice + 1);

@@ -4,6 +4,8 @@
 
 import { fetchStudy } from "./api.js";
 import { Layout, SERIES_DRAG_TYPE } from "./layout.js";
+import { MeasurementStore } from "./measurementStore.js";
+import { MeasurementsPanel } from "./measurementsPanel.js";
 import { PresetEditor } from "./presetEditor.js";
 import { Toolbox } from "./toolbox.js";
 
@@ -107,8 +109,14 @@ async function start() {
     }
   }
   const hangable = studies.flatMap((study) => study.series.filter((s) => s.hangable));
-  const layout = new Layout(grid, template, hangable);
-  const toolbox = new Toolbox(layout, { presetEditor: new PresetEditor(() => toolbox.sync()) });
+  const store = new MeasurementStore();
+  const layout = new Layout(grid, template, hangable, store);
+  const measurementsPanel = new MeasurementsPanel(document.getElementById("measurements-panel"), store, layout);
+  const toolbox = new Toolbox(layout, {
+    presetEditor: new PresetEditor(() => toolbox.sync()),
+    store,
+    panel: measurementsPanel,
+  });
   layout.onactivate = () => {
     toolbox.sync();
     markSeries(layout);
@@ -130,6 +138,8 @@ async function start() {
   if (!hangable.length) layout.viewport.showMessage("This study has no images to show.");
   if (window.matchMedia("(max-width: 960px)").matches) document.body.classList.add("series-collapsed");
   markSeries(layout);
+  store.load(uids);
+  window.loupeMeasurements = store; // for the browser tests and the console
 }
 
 start();

@@ -54,6 +54,27 @@ export const BINDINGS = [
   { section: "Orientation", kind: "key", keys: ["r"], action: "rotate-right", label: "Rotate 90° right" },
   { section: "Orientation", kind: "key", keys: ["h"], action: "flip-horizontal", label: "Flip horizontally" },
   { section: "Orientation", kind: "key", keys: ["v"], action: "flip-vertical", label: "Flip vertically" },
+  { section: "Measure", kind: "key", keys: ["d"], action: "tool-length", label: "Draw tool: length" },
+  { section: "Measure", kind: "key", keys: ["a"], action: "tool-angle", label: "Draw tool: angle (arm, vertex, arm)" },
+  { section: "Measure", kind: "key", keys: ["b"], action: "tool-cobb", label: "Draw tool: Cobb angle (two lines)" },
+  { section: "Measure", kind: "key", keys: ["q"], action: "tool-ellipse", label: "Draw tool: ellipse ROI" },
+  { section: "Measure", kind: "key", keys: ["x"], action: "tool-rectangle", label: "Draw tool: rectangle ROI" },
+  { section: "Measure", kind: "key", keys: ["f"], action: "tool-polygon", label: "Draw tool: polygon / freehand ROI" },
+  { section: "Measure", kind: "key", keys: ["t"], action: "tool-probe", label: "Draw tool: probe (a pixel's value)" },
+  { section: "Measure", kind: "key", keys: ["g"], action: "tool-arrow", label: "Draw tool: arrow with a label" },
+  { section: "Measure", kind: "key", keys: ["Enter"], action: "finish-shape", label: "Close the polygon being drawn" },
+  { section: "Measure", kind: "key", keys: ["Delete", "Backspace"], action: "delete-measurement", label: "Delete the selected measurement" },
+  { section: "Measure", kind: "key", keys: ["z"], ctrl: true, shift: false, action: "undo", label: "Undo (measurements)" },
+  { section: "Measure", kind: "key", keys: ["y"], ctrl: true, action: "redo", label: "Redo (measurements)" },
+  { section: "Measure", kind: "key", keys: ["z"], ctrl: true, shift: true, action: "redo", label: "Redo (measurements)" },
+  { section: "Measure", kind: "key", keys: ["m"], action: "measurements-panel", label: "Show / hide the measurements panel" },
+  {
+    section: "Measure",
+    kind: "gesture",
+    keys: ["Drag (one finger) with a draw tool", "Click points", "Double-click"],
+    label: "Draw: drag or click the points; double-click closes a polygon",
+  },
+  { section: "Measure", kind: "gesture", keys: ["Click a measurement", "Drag it", "Drag a handle"], label: "Select, move, edit" },
   { section: "View", kind: "key", keys: ["o"], action: "overlays", label: "Show / hide overlays" },
   { section: "View", kind: "key", keys: ["s"], action: "series-panel", label: "Show / hide the series panel" },
   { section: "View", kind: "key", keys: ["n"], action: "next-viewport", label: "Next viewport" },
@@ -72,6 +93,11 @@ export function keyName(key) {
   return KEY_NAMES[key] ?? (key.length === 1 ? key.toUpperCase() : key);
 }
 
+// A key of a binding with the modifiers it needs: "Ctrl+Shift+Z".
+export function chordName(binding, key) {
+  return [binding.ctrl && "Ctrl", binding.shift && "Shift", keyName(key)].filter(Boolean).join("+");
+}
+
 // What the help panel calls a mouse input of the table: "Drag", "Shift-drag",
 // "Middle-drag", "Ctrl + wheel" ...
 export function mouseName({ input, button, shift, ctrl }) {
@@ -85,12 +111,20 @@ export function gestureNames(binding) {
   return [...(binding.mouse ?? []).map(mouseName), ...(binding.keys ?? [])];
 }
 
-// The binding for a keydown event, or undefined. Letters ignore Shift and case; browser
-// shortcuts (Ctrl, Alt, Meta) are left alone.
+// The binding for a keydown event, or undefined. Letters ignore case, and Shift unless
+// the binding says (``shift``); Ctrl (or Cmd) only where the binding asks for it
+// (``ctrl``: undo, redo), so other browser shortcuts are left alone; Alt never.
 export function bindingFor(event) {
-  if (event.ctrlKey || event.altKey || event.metaKey) return undefined;
+  if (event.altKey) return undefined;
+  const ctrl = event.ctrlKey || event.metaKey;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-  return BINDINGS.find((b) => b.kind === "key" && b.keys.includes(key));
+  return BINDINGS.find(
+    (b) =>
+      b.kind === "key" &&
+      b.keys.includes(key) &&
+      Boolean(b.ctrl) === ctrl &&
+      (!b.ctrl || b.shift === undefined || b.shift === event.shiftKey),
+  );
 }
 
 // The gesture binding for a mouse ``input`` ("drag": a pointerdown; "wheel") and its event,
@@ -115,8 +149,10 @@ export function gestureFor(input, event) {
 }
 
 export class Toolbox {
-  constructor(layout, { presetEditor = null } = {}) {
+  constructor(layout, { presetEditor = null, store = null, panel = null } = {}) {
     this.layout = layout;
+    this.store = store; // measurements (measurementStore.js)
+    this.panel = panel; // the measurements panel
     this.presetEditor = presetEditor;
     this.toolbar = document.getElementById("toolbar");
     this.presetSelect = document.getElementById("preset");
@@ -139,6 +175,19 @@ export class Toolbox {
       "tool-windowLevel": () => this.setTool("windowLevel"),
       "tool-pan": () => this.setTool("pan"),
       "tool-zoom": () => this.setTool("zoom"),
+      "tool-length": () => this.setTool("length"),
+      "tool-angle": () => this.setTool("angle"),
+      "tool-cobb": () => this.setTool("cobb"),
+      "tool-ellipse": () => this.setTool("ellipse"),
+      "tool-rectangle": () => this.setTool("rectangle"),
+      "tool-polygon": () => this.setTool("polygon"),
+      "tool-probe": () => this.setTool("probe"),
+      "tool-arrow": () => this.setTool("arrow"),
+      "finish-shape": () => this.layout.active.annotations.finishPolygon(),
+      "delete-measurement": () => this.store?.selected != null && this.store.remove(this.store.selected),
+      undo: () => this.store?.undo(),
+      redo: () => this.store?.redo(),
+      "measurements-panel": () => this.panel?.toggle(),
       invert: () => viewport().setInverted(!viewport().inverted),
       "edit-presets": () => this.presetEditor?.open(),
       reset: () => this.reset(),
@@ -226,6 +275,7 @@ export class Toolbox {
   }
 
   setTool(tool) {
+    for (const cell of this.layout.cells) cell.annotations?.cancel();
     this.layout.tool = tool;
     this.sync();
   }
@@ -261,6 +311,7 @@ export class Toolbox {
 
   closeMenus() {
     this.closeMore();
+    for (const cell of this.layout.cells) cell.annotations?.cancel();
     if (this.help.open) this.help.close();
   }
 
@@ -310,7 +361,7 @@ export class Toolbox {
       const row = body.insertRow();
       row.className = binding.kind;
       const keys = row.insertCell();
-      const names = binding.kind === "key" ? binding.keys.map(keyName) : gestureNames(binding);
+      const names = binding.kind === "key" ? binding.keys.map((k) => chordName(binding, k)) : gestureNames(binding);
       for (const [index, name] of names.entries()) {
         if (index) keys.append(" or ");
         const element = document.createElement(binding.kind === "key" ? "kbd" : "span");

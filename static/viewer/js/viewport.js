@@ -34,6 +34,7 @@ export class StackViewport {
     this.window = null; // null: the server's default for the image
     this.inverted = false;
     this.interactive = null; // in-flight cheap render while dragging
+    this.annotations = null; // the measurement layer (annotations.js), set by layout.js
     this.onchange = () => {};
     this.generation = 0; // bumped by every change of slice, series or window
     new ResizeObserver(() => {
@@ -234,6 +235,7 @@ export class StackViewport {
     const tiles = view && this.magnification > 1 && !this.dragging ? this.tiles() : null;
     this.matrix = this.surface.draw(this.image, view, { tiles, inverted: this.inverted });
     this.drawn = Boolean(this.image);
+    if (this.matrix) this.annotations?.draw(this.surface.context);
     if (this.matrix) {
       this.aspect = view.aspect;
       this.displayScale = this.matrix.scale / (window.devicePixelRatio || 1);
