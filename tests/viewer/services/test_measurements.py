@@ -87,6 +87,7 @@ def test_length_needs_no_decode(request_as: HttpRequest) -> None:
     rendering.clear_caches()
     instance = store(ct_small())
     saved = create(request_as, instance, kind="length", points=[[0, 0], [100, 0]])
+    assert instance.pixel_spacing_column_mm is not None
     assert saved.result["length"]["value"] == pytest.approx(100 * instance.pixel_spacing_column_mm)
     assert rendering.frame_cache.get((instance.sha256, 0, 0)) is None
 
