@@ -34,7 +34,7 @@ from viewer import access
 from viewer.dicom import measure
 from viewer.dicom.geometry import IMAGER_PIXEL_SPACING
 from viewer.dicom.io import open_stored
-from viewer.errors import Forbidden, NotFound, ViewerError
+from viewer.errors import Forbidden, NotFound, UndecodableFrame, ViewerError
 from viewer.lru import Lru
 from viewer.models import Instance, Measurement, Study
 from viewer.services import audit, rendering, storage
@@ -115,6 +115,9 @@ def compute(instance: Instance, frame: int, kind: Any, points: Any) -> dict[str,
     rows, columns = instance.rows or 0, instance.columns or 0
     cal = calibration(instance)
     measure.validate(kind, points, rows, columns)  # bad input is refused before decoding
+    known = instance.undecodable.get(str(frame))
+    if known:  # a frame that cannot be shown is not measured either, not even a length
+        raise UndecodableFrame(known)
     if not measure.needs_values(kind):
         return measure.measure(kind, points, measure.FrameValues(rows, columns, cal))
     decoded = rendering.decoded_frame(instance, frame - 1)
