@@ -4,14 +4,17 @@ delete, reload, and labels shown as text."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.urls import Resolver404, resolve
+from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.viewer_pages import ACTIVE, BOTTOM_LEFT, CANVAS, log_in_and_open
@@ -252,5 +255,16 @@ def test_edit_a_handle_undo_redo_delete_and_reload(
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 99/99")
     panel_item(page).locator("button.measurement").click()
     expect(page.locator(BOTTOM_LEFT)).to_contain_text("Im 1/99")
+    # Two viewports of the same series: the line is drawn in both.
+    page.select_option("#layout", "1x2")
+    expect(page.locator(".viewport")).to_have_count(2)
+    page.wait_for_load_state("networkidle")
     page.wait_for_timeout(300)
+    for index in range(2):
+        shot = page.locator(".viewport canvas").nth(index).screenshot()
+        rgb = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+        # Yellow (#ffd23f), or cyan (#4fd1ff) where selected.
+        yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 160) & (rgb[..., 2] < 110)
+        cyan = (rgb[..., 0] < 130) & (rgb[..., 1] > 170) & (rgb[..., 2] > 200)
+        assert (yellow | cyan).sum() > 50, f"viewport {index} does not draw the measurement"
     page.screenshot(path=str(artifacts_dir / "viewer-measurements-reloaded.png"))

@@ -4,7 +4,7 @@
 // and, as a drag tool (layout.js), draws new measurements, selects, moves and edits
 // them by their handles. Geometry is in math/shapes.js, the drawing tools in tools/.
 
-import { resultLines } from "./measurementFormat.js";
+import { canvasLines } from "./measurementFormat.js";
 import { pointsOf } from "./measurementStore.js";
 import { clampPoint, ellipseOf, handles, hits, labelAnchor, nearest, translated, withHandle } from "./math/shapes.js";
 import { apply, invert } from "./math/transform.js";
@@ -189,7 +189,7 @@ export class AnnotationLayer {
       const imagePoints = editing || pointsOf(m);
       const points = imagePoints.map((p) => this.toCanvas(p));
       const selected = m.id === this.store.selected;
-      const lines = editing ? ["…"] : [m.label, ...resultLines(m)].filter(Boolean);
+      const lines = editing ? ["…"] : [m.label, ...canvasLines(m)].filter(Boolean);
       this.shape(context, m.kind, points, selected ? SELECTED : COLOR, lines);
       if (selected) this.handles(context, handles(m.kind, imagePoints).map((p) => this.toCanvas(p)));
     }

@@ -32,3 +32,16 @@ export const KIND_NAMES = {
   point: "Probe",
   arrow: "Arrow",
 };
+
+// The short text beside a shape on the image: the main value, or for an ROI its mean ±
+// SD and area (the panel has every statistic).
+export function canvasLines(measurement) {
+  const result = measurement.result || {};
+  if (result.mean) {
+    const unit = unitName(result.mean.unit);
+    const mean = Number(result.mean.value).toFixed(1);
+    const sd = result.std ? ` ± ${Number(result.std.value).toFixed(1)}` : "";
+    return [`${mean}${sd} ${unit}`.trim(), result.area ? quantityText("area", result.area) : ""].filter(Boolean);
+  }
+  return resultLines(measurement);
+}
