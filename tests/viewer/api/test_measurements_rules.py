@@ -346,12 +346,6 @@ def test_a_frame_that_does_not_decode_is_the_decoders_422_and_nothing_is_saved(
     made(client, stored, frame=3, kind="ellipse", points=box)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a length or angle needs no pixel values, so the service does not consult "
-    "the index's undecodable flag for them and saves a measurement on a frame that "
-    "cannot be shown",
-)
 def test_a_length_on_a_frame_flagged_undecodable_is_refused_too(radiologist: Any) -> None:
     client = client_for(radiologist)
     stored = stored_multiframe(client, frozenset({1}))
