@@ -52,6 +52,7 @@ def image_to_screen(
     box = page.locator(ACTIVE).bounding_box()
     assert box is not None
     columns, rows = instance.columns, instance.rows
+    assert columns is not None and rows is not None
     aspect = (instance.pixel_spacing_row_mm or 1) / (instance.pixel_spacing_column_mm or 1)
     width, height = (rows * aspect, columns) if rotation % 2 else (columns, rows * aspect)
     scale = min(box["width"] / width, box["height"] / height) * magnification
@@ -114,7 +115,7 @@ def test_points_drawn_at_zoom_rotation_and_flip_are_image_coordinates(
     expect(page.locator(CANVAS)).to_have_attribute("data-rotation", "270")
     page.wait_for_load_state("networkidle")
     # The display is then R(270°)·F, which is what image_to_screen is told.
-    view = {"magnification": 2, "rotation": 3, "flipped": True}
+    view: dict[str, Any] = {"magnification": 2, "rotation": 3, "flipped": True}
     page.keyboard.press("d")
     expect(page.locator("[data-action=tool-length]")).to_have_attribute("aria-pressed", "true")
     start, end = (200.5, 240.5), (300.5, 260.5)
@@ -171,6 +172,7 @@ def test_each_tool_measures_on_the_ct_and_the_panel_shows_the_server_values(
     open_ct(page, live_server)
     instance = ct_study[0]
     spacing = instance.pixel_spacing_column_mm
+    assert spacing is not None
     at = lambda x, y: image_to_screen(page, instance, x, y)  # noqa: E731
     page.keyboard.press("d")
     drag(page, at(156.5, 300.5), at(356.5, 300.5))  # 200 pixels along a row
@@ -225,6 +227,7 @@ def test_edit_a_handle_undo_redo_delete_and_reload(
     open_ct(page, live_server)
     instance = ct_study[0]
     spacing = instance.pixel_spacing_column_mm
+    assert spacing is not None
     at = lambda x, y: image_to_screen(page, instance, x, y)  # noqa: E731
     page.keyboard.press("d")
     drag(page, at(156.5, 300.5), at(256.5, 300.5))

@@ -137,6 +137,11 @@ class MeasurementView(MeasurementApiView):
                     )
                 continue
             raise ViewerError(f"unknown field '{str(name)[:40]}'", code="unknown_field")
+        for name in PATCHABLE:
+            if name in body and body[name] is None:
+                raise ViewerError(
+                    f"'{name}' cannot be null; leave it out to keep it", code="null_field"
+                )
         change = measurements.Change(**{name: body[name] for name in PATCHABLE if name in body})
         changed = measurements.update(request._request, measurement, change)
         return Response(measurement_json(changed))

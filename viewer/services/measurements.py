@@ -99,6 +99,11 @@ def check_label(label: Any) -> str:
         return ""
     if not isinstance(label, str):
         raise InvalidMeasurementRequest("label must be text", code="bad_label")
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in label):
+        raise InvalidMeasurementRequest(
+            "label holds a control character (only tab and line breaks are allowed)",
+            code="bad_label",
+        )
     if len(label) > Measurement.MAX_LABEL:
         raise InvalidMeasurementRequest(
             f"label has {len(label)} characters; at most {Measurement.MAX_LABEL} are allowed",
