@@ -233,6 +233,30 @@ def test_a_label_over_1000_characters_is_a_400_and_1000_are_kept(
     assert made(client, patient_a, label="y" * 1000)["label"] == "y" * 1000
 
 
+def test_a_label_with_a_control_character_is_a_400_and_line_breaks_are_kept(
+    radiologist: Any, patient_a: StoredStudy
+) -> None:
+    client = client_for(radiologist)
+    for label in ("nul\x00inside", "bell\x07", "escape\x1b[31m"):
+        refused(post(client, fields(patient_a, label=label)), 400, "bad_label")
+    assert not Measurement.objects.exists()
+    assert made(client, patient_a, label="two\nlines\tand a tab")["label"] == (
+        "two\nlines\tand a tab"
+    )
+
+
+def test_a_patch_naming_a_field_as_null_is_a_400_and_changes_nothing(
+    radiologist: Any, patient_a: StoredStudy
+) -> None:
+    client = client_for(radiologist)
+    first = made(client, patient_a, label="kept")
+    for name in ("points", "label", "kind", "frame"):
+        answer = refused(patch(client, first["id"], {name: None}), 400, "null_field")
+        assert name in answer["message"]
+    row = Measurement.objects.get(pk=first["id"])
+    assert (row.label, row.points) == ("kept", first["points"])
+
+
 @pytest.mark.parametrize(
     ("body", "named"),
     [
