@@ -22,7 +22,8 @@ types (PS3.3 C.18.6.1.2; SCOORD has no POLYGON, a closed POLYLINE is one):
 
 ========== ============================================================================
 length     POLYLINE of its 2 points
-angle      POLYLINE of its 3 points (arm, vertex, arm)
+angle      POLYLINE of its 3 points (arm, vertex, arm); a Cobb angle, POLYLINE of its 4
+           points (the first line's two ends, then the second's)
 ellipse    ELLIPSE of 4 points: the major axis's ends, then the minor axis's ends,
            from the two opposite corners of the bounding box
 rectangle  closed POLYLINE (the 4 corners and the first again)
@@ -122,9 +123,10 @@ def scoord(kind: str, points: Sequence[Sequence[float]]) -> tuple[hd.sr.GraphicT
     if data.ndim != 2 or data.shape[1] != 2 or not np.isfinite(data).all():
         raise ReportError(f"{a} {kind} needs (x, y) points")
     count = data.shape[0]
-    expected = {"length": 2, "angle": 3, "ellipse": 2, "rectangle": 2, "point": 1}
-    if kind in expected and count != expected[kind]:
-        raise ReportError(f"{a} {kind} has {expected[kind]} points, not {count}")
+    expected = {"length": (2,), "angle": (3, 4), "ellipse": (2,), "rectangle": (2,), "point": (1,)}
+    if kind in expected and count not in expected[kind]:
+        wanted = " or ".join(map(str, expected[kind]))
+        raise ReportError(f"{a} {kind} has {wanted} points, not {count}")
     graphic = hd.sr.GraphicTypeValues
     if kind in ("length", "angle"):
         return graphic.POLYLINE, data

@@ -169,6 +169,21 @@ def test_a_tall_ellipse_names_its_vertical_axis_first(ct_headers: list[Dataset])
     )
 
 
+def test_a_cobb_angle_is_a_polyline_of_its_two_lines_with_its_angle(
+    ct_headers: list[Dataset],
+) -> None:
+    uid = ct_headers[0].SOPInstanceUID
+    points = [[10, 10], [60, 20], [12, 80], [58, 60]]
+    record = sr.MeasurementRecord(
+        1, uid, "angle", points, result={"angle": {"value": 32.5, "unit": "deg"}}
+    )
+    _, report = round_trip(sr.build_report({uid: ct_headers[0]}, [record], series()))
+    group = groups_of(report)[0]
+    assert group.roi.graphic_type.value == "POLYLINE"
+    np.testing.assert_allclose(group.roi.value, points)
+    assert quantities(group) == {"angle": (32.5, "deg")}
+
+
 def test_a_multiframe_image_is_referenced_with_its_frame(shared_dicom: Path) -> None:
     source = header(shared_dicom / "us-rgb-multiframe" / "MR_enhanced_10frames_emri_small.dcm")
     uid = source.SOPInstanceUID
@@ -192,7 +207,7 @@ def test_a_multiframe_image_is_referenced_with_its_frame(shared_dicom: Path) -> 
     ("kind", "points", "message"),
     [
         ("length", [[0, 0]], "a length has 2 points, not 1"),
-        ("angle", [[0, 0], [1, 1]], "an angle has 3 points, not 2"),
+        ("angle", [[0, 0], [1, 1]], "an angle has 3 or 4 points, not 2"),
         ("polygon", [[0, 0], [1, 1]], "a polygon has at least 3 points, not 2"),
         ("circle", [[0, 0], [1, 1]], "unknown kind 'circle'"),
         ("point", [[0, float("nan")]], "a point needs (x, y) points"),
