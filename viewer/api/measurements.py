@@ -125,18 +125,18 @@ class MeasurementView(MeasurementApiView):
 
     def patch(self, request: Request, measurement: str) -> Response:
         body = _object(request)
-        for name, given in body.items():
-            if name in PATCHABLE or name in SERVER_FIELDS:
-                continue
-            if name in UIDS:  # the same image may be sent back; another may not
-                current = measurements.get(request._request, measurement)
-                if given != measurement_json(current)[name]:
+        for name in body:
+            if name not in PATCHABLE and name not in SERVER_FIELDS and name not in UIDS:
+                raise ViewerError(f"unknown field '{str(name)[:40]}'", code="unknown_field")
+        sent = {name: body[name] for name in UIDS if name in body}
+        if sent:  # the same image may be sent back; another may not
+            current = measurement_json(measurements.get(request._request, measurement))
+            for name, given in sent.items():
+                if given != current[name]:
                     raise ViewerError(
                         f"'{name}' cannot change: a measurement stays on its image",
                         code="read_only_field",
                     )
-                continue
-            raise ViewerError(f"unknown field '{str(name)[:40]}'", code="unknown_field")
         for name in PATCHABLE:
             if name in body and body[name] is None:
                 raise ViewerError(
