@@ -1,5 +1,6 @@
-"""The archive's index: Patient, Study, Series, Instance; measurements on its images,
-Measurement; and the audit trail, AuditEvent.
+"""The archive's index: Patient (with its OtherPatientId rows), Study, Series, Instance;
+the cross-reference of patient identities, PatientLink; measurements on its images,
+Measurement; hanging protocols, HangingProtocol; and the audit trail, AuditEvent.
 
 Field names are the DICOM keywords in snake_case. Index rows are written only by
 ``viewer.services.ingest`` (and an instance's ``undecodable`` flag by
@@ -22,10 +23,21 @@ from viewer.dicom.index import CS, LO, LONG_TEXT, PN, SH, UI
 
 
 class Patient(models.Model):
-    """A patient, identified by (0010,0020) Patient ID within (0010,0021) its issuer."""
+    """A patient, identified by (0010,0020) Patient ID within (0010,0021) its issuer and,
+    where sent, (0010,0024) Issuer of Patient ID Qualifiers (PS3.3 C.7.1.1).
+
+    ``issuer_of_patient_id_qualifiers`` is the qualifiers' Universal Entity ID and its
+    type as ``UniversalEntityID&UniversalEntityIDType`` (the HD form of HL7 v2), "" where
+    none was sent. ``person_key`` is derived, never read from a file: the key of the person
+    this identity belongs to in the cross-reference of identities (PatientLink and the
+    indexed Other Patient IDs; ``viewer.services.identity``). Two rows with the same key
+    are one person; a name never gives anyone a key.
+    """
 
     patient_id = models.CharField(max_length=LO, blank=True, db_index=True)
     issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    issuer_of_patient_id_qualifiers = models.CharField(max_length=2 * UI + 16, blank=True)
+    person_key = models.CharField(max_length=255, blank=True, db_index=True, editable=False)
     patient_name = models.CharField(max_length=PN, blank=True)
     patient_name_search = models.CharField(max_length=PN, blank=True, editable=False)
     patient_birth_date = models.DateField(null=True, blank=True)
@@ -35,7 +47,8 @@ class Patient(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["patient_id", "issuer_of_patient_id"], name="unique_patient_per_issuer"
+                fields=["patient_id", "issuer_of_patient_id", "issuer_of_patient_id_qualifiers"],
+                name="unique_patient_per_issuer",
             )
         ]
         indexes = [models.Index(fields=["patient_name_search"], name="patient_name_search_idx")]
@@ -51,6 +64,91 @@ class Patient(models.Model):
 def search_form(name: str) -> str:
     """Lower-case, with PN component (^) and group (=) separators as spaces, for search."""
     return " ".join(name.replace("^", " ").replace("=", " ").lower().split())
+
+
+class OtherPatientId(models.Model):
+    """One item of a patient's (0010,1002) Other Patient IDs Sequence: (0010,0020) Patient
+    ID, (0010,0021) Issuer of Patient ID and (0010,0022) Type of Patient ID, as indexed from
+    the patient's stored objects (PS3.3 C.7.1.1). Written only by ``viewer.services.ingest``."""
+
+    # The Patient row whose objects carry this item (named so: patient_id is the keyword).
+    patient_record = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="other_patient_ids"
+    )
+    patient_id = models.CharField(max_length=LO)
+    issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    type_of_patient_id = models.CharField(max_length=CS, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_record", "patient_id", "issuer_of_patient_id"],
+                name="unique_other_patient_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["patient_id", "issuer_of_patient_id"], name="other_patient_id_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Other Patient ID {self.pk}"
+
+
+class PatientLink(models.Model):
+    """A cross-reference of two identities of one person (an enterprise patient index).
+
+    An identity is (0010,0020) Patient ID within (0010,0021) its issuer ("" = none); it need
+    not be stored yet (a link may come before the images). ``kind`` says how it came:
+    ``link`` (HL7 ADT A24, the admin, the API) or ``merge`` (ADT A40: the ``other`` identity
+    was merged into the first). A link never changes a stored object; removing it (ADT A37,
+    DELETE) separates the identities again. The pair is stored in a canonical order, so a
+    link is one row whichever way it is named. Written only by ``viewer.services.identity``,
+    which also writes the audit record of who linked what.
+    """
+
+    class Kind(models.TextChoices):
+        LINK = "link", "Link"
+        MERGE = "merge", "Merge"
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        HL7 = "hl7", "HL7 v2 ADT"
+
+    patient_id = models.CharField(max_length=LO)
+    issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    other_patient_id = models.CharField(max_length=LO)
+    other_issuer_of_patient_id = models.CharField(max_length=LO, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.LINK)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ADMIN)
+    # Who linked them: a user's ID, or "hl7:<sending application>"; a reference such as the
+    # HL7 message control ID (MSH-10).
+    created_by = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "patient_id",
+                    "issuer_of_patient_id",
+                    "other_patient_id",
+                    "other_issuer_of_patient_id",
+                ],
+                name="unique_patient_link",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["patient_id", "issuer_of_patient_id"], name="patient_link_a_idx"),
+            models.Index(
+                fields=["other_patient_id", "other_issuer_of_patient_id"],
+                name="patient_link_b_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient link {self.pk}"
 
 
 class Study(models.Model):
@@ -205,6 +303,34 @@ class Measurement(models.Model):
         return f"{self.get_kind_display()} {self.pk}"
 
 
+class HangingProtocol(models.Model):
+    """A declarative hanging protocol: which studies it fits (``match``), and then the
+    layout, which series of which study (current or the n-th prior) in which viewport with
+    which initial window, and whether the viewports are linked. The JSON shapes are
+    validated by ``viewer.services.hanging`` (and documented in the README); the shipped
+    set is in ``viewer/hanging_protocols/`` and loaded by ``manage.py
+    load_hanging_protocols``. Higher ``priority`` wins among the protocols that match.
+    """
+
+    name = models.CharField(max_length=128, unique=True)
+    description = models.TextField(blank=True)
+    priority = models.IntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    match = models.JSONField(default=dict, blank=True)
+    layout = models.CharField(max_length=8, default="1x1")
+    viewports = models.JSONField(default=list, blank=True)
+    sync = models.JSONField(default=dict, blank=True)
+    # Where it came from: "shipped", "file" (load_hanging_protocols) or "admin".
+    source = models.CharField(max_length=16, default="admin")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class AppendOnlyError(Exception):
     """An attempt to change or delete an audit record (a programming error, not a client's)."""
 
@@ -239,6 +365,7 @@ class AuditEvent(models.Model):
         INSTANCES_ACCESSED = "110103", "DICOM Instances Accessed"
         INSTANCES_TRANSFERRED = "110104", "DICOM Instances Transferred"
         EXPORT = "110106", "Export"
+        PATIENT_RECORD = "110110", "Patient Record"
         QUERY = "110112", "Query"
         USER_AUTHENTICATION = "110114", "User Authentication"
 
