@@ -36,6 +36,9 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_LOCAL_ACCOUNT_ROLE | radiologist | role of a password account in no role group ("" = none) |
 | LOUPE_TRUSTED_PROXIES | (none) | comma-separated proxy IPs whose X-Forwarded-For names the client (audit trail) |
 | LOUPE_AUDIT_SOURCE_ID | loupe | the audit source (observer) named in FHIR AuditEvent exports |
+| LOUPE_HL7_PORT | 2575 | TCP port of `manage.py hl7_listener` (HL7 v2 ADT over MLLP) |
+| LOUPE_HL7_MAX_MESSAGE_KB | 1024 | largest HL7 message the listener reads; a larger one is refused (AR) and its connection closed |
+| LOUPE_HL7_READ_TIMEOUT_SECONDS | 300 | an HL7 connection that sends no complete message for this long is closed |
 | LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
 | LOUPE_OIDC_CLIENT_ID | required with SSO | Loupe's client at the provider (confidential) |
 | LOUPE_OIDC_CLIENT_SECRET | required with SSO | its secret |
@@ -300,6 +303,14 @@ def _trusted_proxies() -> frozenset[str]:
 # audit source ID (PS3.15 AuditSourceID) named in exports.
 LOUPE_TRUSTED_PROXIES = _trusted_proxies()
 LOUPE_AUDIT_SOURCE_ID = env_str("LOUPE_AUDIT_SOURCE_ID", "loupe")
+
+# HL7 v2 ADT in (viewer/hl7/, manage.py hl7_listener): the MLLP port, the largest message
+# read (a bound on what one connection may buffer), how long a connection may stay silent.
+LOUPE_HL7_PORT = env_int("LOUPE_HL7_PORT", 2575, minimum=1, maximum=65535)
+LOUPE_HL7_MAX_MESSAGE_BYTES = (
+    env_int("LOUPE_HL7_MAX_MESSAGE_KB", 1024, minimum=1, maximum=64 * 1024) * 1024
+)
+LOUPE_HL7_READ_TIMEOUT_SECONDS = env_int("LOUPE_HL7_READ_TIMEOUT_SECONDS", 300, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],
