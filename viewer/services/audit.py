@@ -86,6 +86,7 @@ def _record(
     user: str | None = None,
     alternative_user_id: str | None = None,
     via: str | None = None,
+    address: str | None = None,
     aggregate: bool = False,
 ) -> None:
     row = AuditEvent(
@@ -99,7 +100,7 @@ def _record(
             if alternative_user_id is None
             else alternative_user_id
         )[:255],
-        client_address=requester.client_address(request),
+        client_address=(requester.client_address(request) if address is None else address)[:64],
         patient_id=patient.patient_id[:LO] if patient else "",
         issuer_of_patient_id=patient.issuer[:LO] if patient else "",
         study_uids=[uid[:UI] for uid in study_uids],
@@ -363,6 +364,39 @@ def record_transfer(
 def record_audit_log_used(request: HttpRequest, patient: PatientRef, *, outcome: int) -> None:
     """A.5.3.2 Audit Log Used (110101, R): someone read (or was refused) ``patient``'s trail."""
     _record(request, Event.AUDIT_LOG_USED, Action.READ, outcome, patient=patient)
+
+
+def record_patient_record(
+    request: HttpRequest | None,
+    *,
+    a: tuple[str, str],
+    b: tuple[str, str],
+    action: str,
+    detail: dict[str, Any],
+    user_id: str,
+    client_address: str = "",
+    channel: str = Channel.DIRECT,
+) -> None:
+    """A.5.3.9 Patient Record (110110): the identities ``a`` and ``b`` (Patient ID with its
+    issuer) linked (C), merged (U: ``b`` into ``a``) or unlinked (D) by ``user_id``
+    (a user, or ``hl7:<sending application>``) at ``client_address``.
+
+    The message holds one patient, so one row is written for each, naming the other in
+    its detail (``other_patient``, PatientID^^^issuer) beside ``kind``, ``source`` and
+    ``reference``: each patient's trail shows the change. IDs only, never names."""
+    refs = (PatientRef(*a), PatientRef(*b))
+    for patient, other in (refs, refs[::-1]):
+        _record(
+            request,
+            Event.PATIENT_RECORD,
+            action,
+            Outcome.SUCCESS,
+            patient=patient,
+            detail={**detail, "other_patient": str(other)},
+            user=user_id,
+            via=channel if channel in Channel.values else Channel.DIRECT,
+            address=client_address if request is None or client_address else None,
+        )
 
 
 def events_for_patient(patient_id: str, issuer: str | None = None) -> AuditEventQuerySet:

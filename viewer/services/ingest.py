@@ -45,7 +45,7 @@ from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
 from viewer.errors import Conflict, InvalidDicom, TooLarge, UndecodableFrame, ViewerError
 from viewer.models import Instance, Patient, Series, Study
-from viewer.services import decoding, known_series, storage
+from viewer.services import decoding, identity, known_series, storage
 
 log = logging.getLogger(__name__)
 
@@ -380,11 +380,13 @@ def _parent_for(fields: IndexFields) -> Parent:
         _check_parents(row[2], (row[3], row[4]), series_uid, study_uid, fields)
         return Parent(series_id=row[0], study_id=row[1], new_series=False)
     patient_fields = dict(fields.patient)
-    patient, _ = Patient.objects.get_or_create(
+    patient, patient_created = Patient.objects.get_or_create(
         patient_id=patient_fields.pop("patient_id"),
         issuer_of_patient_id=patient_fields.pop("issuer_of_patient_id"),
         defaults=patient_fields,
     )
+    if patient_created:  # its person: the identities linked to it already (links come first)
+        identity.assign_person_key(patient)
     study_fields = dict(fields.study)
     del study_fields["study_instance_uid"]
     study, _ = Study.objects.select_related("patient").get_or_create(
