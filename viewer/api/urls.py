@@ -1,6 +1,7 @@
 from django.urls import path
 
 from viewer.api import files, measurements, reports, views
+from viewer.api.hanging import study_hanging_protocols
 
 urlpatterns = [
     path("instances", views.instances, name="api-instances"),
@@ -25,6 +26,11 @@ urlpatterns = [
         "studies/<str:study>/measurements",
         measurements.StudyMeasurementsView.as_view(),
         name="api-study-measurements",
+    ),
+    path(
+        "studies/<str:study>/hanging-protocols",
+        study_hanging_protocols,
+        name="api-study-hanging-protocols",
     ),
     path(
         "studies/<str:study>/measurements/sr",
