@@ -38,6 +38,8 @@ class IndexFields:
     study: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
     instance: dict[str, Any] = field(default_factory=dict)
+    # (0010,1002) Other Patient IDs Sequence: (Patient ID, issuer, Type of Patient ID).
+    other_patient_ids: tuple[tuple[str, str, str], ...] = ()
 
 
 def text(value: Any, limit: int) -> str:
@@ -151,6 +153,64 @@ def _issuer_of_accession(dataset: Dataset) -> str:
     return text(value(item, "LocalNamespaceEntityID") or value(item, "UniversalEntityID"), LO)
 
 
+# At most this many (0010,1002) Other Patient IDs Sequence items are indexed per object.
+MAX_OTHER_PATIENT_IDS = 50
+# LO (PS3.5 6.2): no backslash and no control characters (ESC aside, refused here too).
+_NOT_LO = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def _lo(raw: Any) -> str | None:
+    """An identifying LO value, stripped; None when it is not one (multi-valued, a
+    backslash or control character, longer than 64 characters): an identifier is never
+    cut short, as a shortened one could name someone else."""
+    if raw is None:
+        return ""
+    if isinstance(raw, (list, tuple, MultiValue)):
+        return None
+    cleaned = str(raw).replace("\x00", "").strip()
+    if len(cleaned) > LO or _NOT_LO.search(cleaned):
+        return None
+    return cleaned
+
+
+def issuer_qualifiers(holder: Dataset) -> str:
+    """(0010,0024) Issuer of Patient ID Qualifiers Sequence, its first item's
+    (0040,0032) Universal Entity ID and (0040,0033) Universal Entity ID Type, as
+    ``UniversalEntityID&UniversalEntityIDType`` (the HD form of HL7 v2); "" when absent
+    or when the ID is not usable (empty, longer than 128 characters, holding ``&``)
+    (PS3.3 C.7.1.1, Table 10-18)."""
+    items = value(holder, "IssuerOfPatientIDQualifiersSequence")
+    if not items:
+        return ""
+    item = items[0]
+    universal = text(value(item, "UniversalEntityID"), 10 * UI)
+    if not universal or len(universal) > 2 * UI or "&" in universal:
+        return ""
+    kind = text(value(item, "UniversalEntityIDType"), CS).replace("&", "")
+    return f"{universal}&{kind}"
+
+
+def other_patient_ids(dataset: Dataset, own: tuple[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """The items of (0010,1002) Other Patient IDs Sequence as (Patient ID, issuer, Type of
+    Patient ID): the issuer is (0010,0021) Issuer of Patient ID, else its qualifiers'
+    Universal Entity ID. At most MAX_OTHER_PATIENT_IDS items are read; items without a
+    usable Patient ID, repeats and the patient's own identity ``own`` are left out."""
+    items = value(dataset, "OtherPatientIDsSequence")
+    if not items:
+        return ()
+    found: dict[tuple[str, str], str] = {}
+    for item in list(items)[:MAX_OTHER_PATIENT_IDS]:
+        patient_id = _lo(value(item, "PatientID"))
+        issuer = _lo(value(item, "IssuerOfPatientID"))
+        if issuer == "":
+            universal = issuer_qualifiers(item).split("&", 1)[0]
+            issuer = universal if len(universal) <= LO else None
+        if not patient_id or issuer is None or (patient_id, issuer) == own:
+            continue
+        found.setdefault((patient_id, issuer), text(value(item, "TypeOfPatientID"), CS))
+    return tuple((pid, issuer, kind) for (pid, issuer), kind in found.items())
+
+
 def index_fields(
     dataset: Dataset, *, number_of_frames: int, transfer_syntax_uid: str
 ) -> IndexFields:
@@ -162,6 +222,7 @@ def index_fields(
     patient = {
         "patient_id": text(value(dataset, "PatientID"), LO),
         "issuer_of_patient_id": text(value(dataset, "IssuerOfPatientID"), LO),
+        "issuer_of_patient_id_qualifiers": issuer_qualifiers(dataset),
         "patient_name": text(value(dataset, "PatientName"), PN),
         "patient_birth_date": parse_da(value(dataset, "PatientBirthDate")),
         "patient_sex": text(value(dataset, "PatientSex"), CS),
@@ -215,4 +276,15 @@ def index_fields(
         "recommended_display_frame_rate": _float(value(dataset, "RecommendedDisplayFrameRate")),
         "cine_rate": _float(value(dataset, "CineRate")),
     }
-    return IndexFields(patient=patient, study=study, series=series, instance=instance)
+    own = (
+        patient["patient_id"],
+        patient["issuer_of_patient_id"]
+        or patient["issuer_of_patient_id_qualifiers"].split("&", 1)[0],
+    )
+    return IndexFields(
+        patient=patient,
+        study=study,
+        series=series,
+        instance=instance,
+        other_patient_ids=other_patient_ids(dataset, own),
+    )

@@ -5,7 +5,9 @@ A reference from outside DICOM may name its issuer in more than one spelling: an
 assigning authority is an HD of a namespace ID and a universal ID (``ID^^^HOSP&1.2.3&ISO``),
 and a stored patient's Issuer of Patient ID may hold either. Such a reference keeps the
 other spellings as ``other_issuers``; ``pairs()`` lists every (Patient ID, issuer) it may be
-stored under. A stored patient has one issuer ("" where none was sent).
+stored under. A stored patient's issuer is its (0010,0021) Issuer of Patient ID, else the
+(0040,0032) Universal Entity ID of its (0010,0024) Issuer of Patient ID Qualifiers ("" where
+neither was sent); where it has both, the Universal Entity ID is its other spelling.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ class PatientRef:
     def of(cls, holder: Any) -> PatientRef:
         """The patient of a stored Patient row, or of a Study (its ``patient``)."""
         patient = getattr(holder, "patient", holder)
-        return cls(patient.patient_id, patient.issuer_of_patient_id)
+        qualifiers = getattr(patient, "issuer_of_patient_id_qualifiers", "") or ""
+        universal = qualifiers.split("&", 1)[0]
+        if not patient.issuer_of_patient_id:
+            return cls(patient.patient_id, universal)
+        others = (universal,) if universal and universal != patient.issuer_of_patient_id else ()
+        return cls(patient.patient_id, patient.issuer_of_patient_id, others)
 
     @property
     def issuers(self) -> tuple[str, ...]:

@@ -44,7 +44,7 @@ from viewer.dicom.archive import Item, Limits
 from viewer.dicom.index import IndexFields, index_fields
 from viewer.dicom.io import read_object
 from viewer.errors import Conflict, InvalidDicom, TooLarge, UndecodableFrame, ViewerError
-from viewer.models import Instance, Patient, Series, Study
+from viewer.models import Instance, OtherPatientId, Patient, Series, Study
 from viewer.services import decoding, identity, known_series, storage
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,8 @@ def _store(stored: storage.Stored, fields: IndexFields, source: str) -> IngestRe
         sop_instance_uid=sop_uid,
         study_instance_uid=study_uid,
         patient_id=fields.patient["patient_id"],
-        issuer_of_patient_id=fields.patient["issuer_of_patient_id"],
+        issuer_of_patient_id=fields.patient["issuer_of_patient_id"]
+        or fields.patient["issuer_of_patient_id_qualifiers"].split("&", 1)[0],
         undecodable=fields.instance["undecodable"] if status != DUPLICATE else {},
     )
 
@@ -369,7 +370,8 @@ def _parent_for(fields: IndexFields) -> Parent:
     with connection.cursor() as cursor:  # plain SQL: this runs for every object
         cursor.execute(
             f"SELECT se.id, se.study_id, st.study_instance_uid, pa.patient_id, "  # noqa: S608
-            f"pa.issuer_of_patient_id FROM {Series._meta.db_table} se "
+            f"pa.issuer_of_patient_id, pa.issuer_of_patient_id_qualifiers "
+            f"FROM {Series._meta.db_table} se "
             f"JOIN {Study._meta.db_table} st ON st.id = se.study_id "
             f"JOIN {Patient._meta.db_table} pa ON pa.id = st.patient_id "
             f"WHERE se.series_instance_uid = %s",
@@ -377,16 +379,18 @@ def _parent_for(fields: IndexFields) -> Parent:
         )
         row = cursor.fetchone()
     if row is not None:
-        _check_parents(row[2], (row[3], row[4]), series_uid, study_uid, fields)
+        _check_parents(row[2], (row[3], row[4], row[5]), series_uid, study_uid, fields)
         return Parent(series_id=row[0], study_id=row[1], new_series=False)
     patient_fields = dict(fields.patient)
     patient, patient_created = Patient.objects.get_or_create(
         patient_id=patient_fields.pop("patient_id"),
         issuer_of_patient_id=patient_fields.pop("issuer_of_patient_id"),
+        issuer_of_patient_id_qualifiers=patient_fields.pop("issuer_of_patient_id_qualifiers"),
         defaults=patient_fields,
     )
-    if patient_created:  # its person: the identities linked to it already (links come first)
-        identity.assign_person_key(patient)
+    linking = _index_other_patient_ids(patient, fields)
+    if patient_created or linking:  # its person: the identities linked to it (links may
+        identity.assign_person_key(patient)  # come before the images)
     study_fields = dict(fields.study)
     del study_fields["study_instance_uid"]
     study, _ = Study.objects.select_related("patient").get_or_create(
@@ -394,7 +398,7 @@ def _parent_for(fields: IndexFields) -> Parent:
     )
     _check_parents(
         study.study_instance_uid,
-        (study.patient.patient_id, study.patient.issuer_of_patient_id),
+        _identity_fields(study.patient),
         series_uid,
         study_uid,
         fields,
@@ -411,9 +415,45 @@ def _parent_for(fields: IndexFields) -> Parent:
     return Parent(series_id=series.pk, study_id=study.pk, new_series=created)
 
 
+def _identity_fields(patient: Patient) -> tuple[str, str, str]:
+    return (
+        patient.patient_id,
+        patient.issuer_of_patient_id,
+        patient.issuer_of_patient_id_qualifiers,
+    )
+
+
+def _index_other_patient_ids(patient: Patient, fields: IndexFields) -> bool:
+    """Index the object's (0010,1002) Other Patient IDs items not yet indexed for
+    ``patient`` (the first object of each series is read: a patient's other IDs are the
+    same in all objects of a series); whether one of them names an issuer, and so links
+    (``viewer.services.identity``)."""
+    if not fields.other_patient_ids:
+        return False
+    known = set(
+        OtherPatientId.objects.filter(patient_record=patient).values_list(
+            "patient_id", "issuer_of_patient_id"
+        )
+    )
+    new = [item for item in fields.other_patient_ids if (item[0], item[1]) not in known]
+    OtherPatientId.objects.bulk_create(
+        [
+            OtherPatientId(
+                patient_record=patient,
+                patient_id=patient_id,
+                issuer_of_patient_id=issuer,
+                type_of_patient_id=kind,
+            )
+            for patient_id, issuer, kind in new
+        ],
+        ignore_conflicts=True,
+    )
+    return any(issuer for _, issuer, _ in new)
+
+
 def _check_parents(
     stored_study_uid: str,
-    stored_patient: tuple[str, str],
+    stored_patient: tuple[str, str, str],
     series_uid: str,
     study_uid: str,
     fields: IndexFields,
@@ -422,10 +462,15 @@ def _check_parents(
         raise Conflict(
             f"series {series_uid} is already stored in another study", code="study_mismatch"
         )
-    if stored_patient != (fields.patient["patient_id"], fields.patient["issuer_of_patient_id"]):
+    sent = (
+        fields.patient["patient_id"],
+        fields.patient["issuer_of_patient_id"],
+        fields.patient["issuer_of_patient_id_qualifiers"],
+    )
+    if stored_patient != sent:
         raise Conflict(
             f"study {study_uid} is already stored for another patient "
-            "(Patient ID or its issuer differ)",
+            "(Patient ID, its issuer or the issuer's qualifiers differ)",
             code="patient_mismatch",
         )
 

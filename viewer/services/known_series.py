@@ -37,6 +37,7 @@ def insert(fields: IndexFields, stored: storage.Stored) -> bool:
         fields.study["study_instance_uid"],
         fields.patient["patient_id"],
         fields.patient["issuer_of_patient_id"],
+        fields.patient["issuer_of_patient_id_qualifiers"],
     ]
     values = {
         **fields.instance,
@@ -89,6 +90,7 @@ def _known_series_statement() -> _Statement:
         f"JOIN {Patient._meta.db_table} pa ON pa.id = st.patient_id "
         f"WHERE se.series_instance_uid = {text} AND st.study_instance_uid = {text} "
         f"AND pa.patient_id = {text} AND pa.issuer_of_patient_id = {text} "
+        f"AND pa.issuer_of_patient_id_qualifiers = {text} "
         "ON CONFLICT (sop_instance_uid) DO NOTHING"
     )
     if postgres:

@@ -179,3 +179,65 @@ def test_a_resend_repairs_a_row_of_the_earlier_layout_whose_file_was_lost(
     assert row.storage_key == storage.key_for(row.sha256) != old_key
     assert storage.all_keys() == [row.storage_key]
     assert storage.read(row.storage_key) == ct
+
+
+def _qualifiers(universal: str) -> Any:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    item = Dataset()
+    item.UniversalEntityID = universal
+    item.UniversalEntityIDType = "ISO"
+    return Sequence([item])
+
+
+def test_the_issuers_qualifiers_are_part_of_the_patients_identity(shared_dicom: Path) -> None:
+    from viewer.models import Patient
+
+    first, second, third = ct_slices(shared_dicom, 3)
+    qualified = _qualifiers("2.16.840.1.113883.3.1")
+    assert ingest.ingest_bytes(
+        changed(first, IssuerOfPatientIDQualifiersSequence=qualified), source="1"
+    ).ok
+    # the fast path (a known series) compares the qualifiers too
+    same = ingest.ingest_bytes(
+        changed(second, IssuerOfPatientIDQualifiersSequence=qualified), source="2"
+    )
+    assert same.status == "stored" and same.issuer_of_patient_id == "2.16.840.1.113883.3.1"
+    other = ingest.ingest_bytes(third, source="3")  # the same study without qualifiers
+    assert (other.status, other.code) == ("rejected", "patient_mismatch")
+    patient = Patient.objects.get()
+    assert patient.issuer_of_patient_id_qualifiers == "2.16.840.1.113883.3.1&ISO"
+    assert Instance.objects.count() == 2
+
+
+def test_other_patient_ids_are_indexed_and_link_the_person(shared_dicom: Path) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from viewer.models import OtherPatientId, Patient
+    from viewer.services import identity
+
+    first, second = ct_slices(shared_dicom, 2)
+    item, bare = Dataset(), Dataset()
+    item.PatientID, item.IssuerOfPatientID, item.TypeOfPatientID = "MRN-7", "HOSP", "TEXT"
+    bare.PatientID = "LOCAL-1"
+    assert ingest.ingest_bytes(first, source="1").ok
+    assert ingest.ingest_bytes(
+        changed(
+            second,
+            SeriesInstanceUID="1.2.826.0.1.3680043.8.498.55.1",
+            SOPInstanceUID="1.2.826.0.1.3680043.8.498.55.2",
+            OtherPatientIDsSequence=Sequence([item, bare]),
+        ),
+        source="2",
+    ).ok
+    patient = Patient.objects.get()
+    assert set(
+        OtherPatientId.objects.values_list(
+            "patient_id", "issuer_of_patient_id", "type_of_patient_id"
+        )
+    ) == {("MRN-7", "HOSP", "TEXT"), ("LOCAL-1", "", "")}
+    own = identity.identity_of(patient)
+    assert identity.person(own) == {own, ("MRN-7", "HOSP")}  # the one without issuer: no link
+    assert patient.person_key == identity.person_key([own, ("MRN-7", "HOSP")])
