@@ -219,10 +219,13 @@ def index_fields(
     presets = window_presets(dataset)
     first = next((p for p in presets if p["kind"] == "window"), None)
     frame_of_reference = text(value(dataset, "FrameOfReferenceUID"), UI)
+    patient_id = text(value(dataset, "PatientID"), LO)
+    issuer = text(value(dataset, "IssuerOfPatientID"), LO)
+    qualifiers = issuer_qualifiers(dataset)
     patient = {
-        "patient_id": text(value(dataset, "PatientID"), LO),
-        "issuer_of_patient_id": text(value(dataset, "IssuerOfPatientID"), LO),
-        "issuer_of_patient_id_qualifiers": issuer_qualifiers(dataset),
+        "patient_id": patient_id,
+        "issuer_of_patient_id": issuer,
+        "issuer_of_patient_id_qualifiers": qualifiers,
         "patient_name": text(value(dataset, "PatientName"), PN),
         "patient_birth_date": parse_da(value(dataset, "PatientBirthDate")),
         "patient_sex": text(value(dataset, "PatientSex"), CS),
@@ -276,11 +279,7 @@ def index_fields(
         "recommended_display_frame_rate": _float(value(dataset, "RecommendedDisplayFrameRate")),
         "cine_rate": _float(value(dataset, "CineRate")),
     }
-    own = (
-        patient["patient_id"],
-        patient["issuer_of_patient_id"]
-        or patient["issuer_of_patient_id_qualifiers"].split("&", 1)[0],
-    )
+    own = (patient_id, issuer or qualifiers.split("&", 1)[0])
     return IndexFields(
         patient=patient,
         study=study,

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from tests.factories import changed
-from viewer.dicom.index import MAX_OTHER_PATIENT_IDS, index_fields
+from viewer.dicom.index import MAX_OTHER_PATIENT_IDS, IndexFields, index_fields
 
 LOCALIZER = Path("ct-prior-pair") / "study1-prior-0928" / "S100_localizer" / "I10"
 
@@ -34,7 +34,7 @@ def _other(patient_id: str, issuer: str = "", kind: str = "TEXT", **extra: objec
     return item
 
 
-def _fields(shared_dicom: Path, **values: object):  # type: ignore[no-untyped-def]
+def _fields(shared_dicom: Path, **values: object) -> IndexFields:
     data = changed((shared_dicom / LOCALIZER).read_bytes(), **values)
     dataset = pydicom.dcmread(io.BytesIO(data))
     return index_fields(dataset, number_of_frames=1, transfer_syntax_uid="1.2.840.10008.1.2.1")
