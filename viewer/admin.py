@@ -5,13 +5,14 @@ record (A.5.3.6) of its patient and studies."""
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
 from viewer.dicom.patients import PatientRef
-from viewer.models import AuditEvent, Instance, Patient, Series, Study
-from viewer.services import audit
+from viewer.models import AuditEvent, HangingProtocol, Instance, Patient, Series, Study
+from viewer.services import audit, hanging
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -132,3 +133,63 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class HangingProtocolForm(forms.ModelForm):
+    """The JSON fields checked by ``viewer.services.hanging``'s validator, each error on
+    its field with the message naming the part at fault (``viewports[1].series: ...``)."""
+
+    class Meta:
+        model = HangingProtocol
+        fields = (
+            "name",
+            "description",
+            "priority",
+            "enabled",
+            "match",
+            "layout",
+            "viewports",
+            "sync",
+        )
+
+    def _checked(self, name: str, check: Any, *args: Any) -> Any:
+        value = self.cleaned_data.get(name)
+        try:
+            check(value, *args)
+        except hanging.InvalidProtocol as exc:
+            raise forms.ValidationError(exc.message) from None
+        return value
+
+    def clean_match(self) -> Any:
+        return self._checked("match", hanging.validate_match)
+
+    def clean_layout(self) -> Any:
+        return self._checked("layout", hanging.validate_layout)
+
+    def clean_sync(self) -> Any:
+        return self._checked("sync", hanging.validate_sync)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if "viewports" in cleaned and "layout" in cleaned:
+            try:
+                hanging.validate_viewports(cleaned["viewports"], cleaned["layout"])
+            except hanging.InvalidProtocol as exc:
+                self.add_error("viewports", exc.message)
+        return cleaned
+
+
+@admin.register(HangingProtocol)
+class HangingProtocolAdmin(admin.ModelAdmin):
+    """Hanging protocols (no patient data, so not audited as the index is). A protocol
+    saved here is marked ``source`` "admin"; ``load_hanging_protocols`` upserts by name."""
+
+    form = HangingProtocolForm
+    list_display = ("name", "priority", "enabled", "layout", "source", "updated_at")
+    list_filter = ("enabled", "source", "layout")
+    search_fields = ("name", "description")
+    readonly_fields = ("source", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.source = "admin"
+        super().save_model(request, obj, form, change)
