@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import FloatRect, Page, expect
+from playwright.sync_api import FloatRect, Locator, Page, expect
 
 PASSWORD = "a-long-e2e-password-42"
 ACTIVE = ".viewport.active"
@@ -130,3 +130,34 @@ def radiograph_tiles_in_view(
     rows = range(int((centre_y - half_y) // TILE), int((centre_y + half_y) // TILE) + 1)
     last_column, last_row = -(-RADIOGRAPH_COLUMNS // TILE), -(-RADIOGRAPH_ROWS // TILE)
     return {(0, c, r) for c in columns for r in rows if 0 <= c < last_column and 0 <= r < last_row}
+
+
+# The automation hooks every viewport element carries (static/viewer/js/viewport.js),
+# without their "data-" prefix.
+HOOKS = (
+    "study-instance-uid",
+    "series-instance-uid",
+    "sop-instance-uid",
+    "frame",
+    "position-mm",
+    "window",
+    "linked",
+)
+
+
+def viewport_hooks(viewport: Locator, extra: tuple[str, ...] = ("magnification", "pan")) -> dict[str, str]:
+    """A viewport's hooks (and ``extra`` data-* attributes) by name without "data-"; a
+    missing one is left out. Read attribute by attribute: no page.evaluate, so it works
+    under the viewer's CSP."""
+    found = {}
+    for name in (*HOOKS, *extra):
+        value = viewport.get_attribute(f"data-{name}")
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def wait_for_hooks(viewport: Locator, expected: dict[str, str]) -> None:
+    """Wait until the viewport's hooks (names without "data-") have these values."""
+    for name, value in expected.items():
+        expect(viewport).to_have_attribute(f"data-{name}", value, timeout=20_000)

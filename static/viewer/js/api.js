@@ -9,6 +9,32 @@ export async function fetchStudy(studyUid) {
   return response.json();
 }
 
+async function getJson(path, what) {
+  const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  if (!response.ok) {
+    const error = new Error(`${what} could not be loaded (${response.status})`);
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+// The patient's earlier studies, newest first: [{ study_instance_uid, study_date,
+// study_time, modalities, body_part, description, number_of_instances, relevant,
+// linked, patient: { patient_id, issuer_of_patient_id } }].
+export function fetchPriors(studyUid) {
+  return getJson(`/api/studies/${encodeURIComponent(studyUid)}/priors`, "the prior studies");
+}
+
+// The hanging protocols for a study (and the studies compared with it): { chosen: name
+// or null, protocols: [{ name, description, matches, score, layout, sync: { scroll,
+// window, zoom }, viewports: [{ index, study_instance_uid, series_instance_uid, preset,
+// cine, role }] }] }.
+export function fetchHangingProtocols(studyUid, compare = []) {
+  const query = compare.length ? `?compare=${compare.map(encodeURIComponent).join(",")}` : "";
+  return getJson(`/api/studies/${encodeURIComponent(studyUid)}/hanging-protocols${query}`, "the hanging protocols");
+}
+
 // PS3.18 rendered frame URL; window as center,width (linear), format and size options.
 export function renderedUrl(instance, frame, { window, accept = "image/png", quality, viewport } = {}) {
   const url = new URL(instance.urls.rendered.replace("{frame}", String(frame)), location.origin);

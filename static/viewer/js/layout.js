@@ -26,6 +26,8 @@ export class Layout {
     this.onactivate = () => {};
     this.onhang = () => {};
     this.onviewchange = () => {}; // a viewport's slice or window changed
+    this.onlayout = () => {}; // the layout changed (its value, its cells)
+    this.sync = null; // linked viewports (sync.js), told of every viewport's change
     this.value = "1x1";
   }
 
@@ -88,6 +90,8 @@ export class Layout {
     }
     if (!this.cells.includes(this.active)) this.activate(this.cells[0]);
     else this.onactivate(this.active);
+    this.sync?.refresh();
+    this.onlayout(value);
   }
 
   makeCell() {
@@ -104,6 +108,7 @@ export class Layout {
       annotations: new AnnotationLayer(viewport, this.store),
     };
     viewport.annotations = cell.annotations;
+    viewport.listen((kind) => this.sync?.changed(viewport, kind));
     viewport.onchange = () => {
       scrollbar.max = String(Math.max(viewport.count, 1));
       scrollbar.value = String(viewport.slice + 1);

@@ -1,26 +1,33 @@
 // The viewer page: load the study (and any studies to compare with it), list their
-// series grouped by study, lay out viewports and hang series in them. Layout handling
-// is in layout.js, the toolbar and shortcuts in toolbox.js. Plain ES modules.
+// series grouped by study and the patient's priors, hang them by the hanging protocol the
+// server chooses (hanging.js; without one, as before: side by side), and link the
+// viewports (sync.js). Layout handling is in layout.js, the toolbar and shortcuts in
+// toolbox.js. Plain ES modules.
 
-import { fetchStudy } from "./api.js";
+import { fetchHangingProtocols, fetchPriors, fetchStudy } from "./api.js";
+import { HangingProtocols } from "./hanging.js";
 import { Layout, SERIES_DRAG_TYPE } from "./layout.js";
 import { MeasurementStore } from "./measurementStore.js";
 import { MeasurementsPanel } from "./measurementsPanel.js";
 import { PresetEditor } from "./presetEditor.js";
+import { ViewportSync } from "./sync.js";
 import { Toolbox } from "./toolbox.js";
 
 const grid = document.getElementById("grid");
 const panel = document.getElementById("series-panel");
 const template = document.getElementById("viewport-template");
 
-// How a compared study reads next to the first one: by its date relative to it.
+// How a compared study reads next to the first one: by its date and time relative to it
+// (two studies of one day are told apart by their time).
 function labelStudies(studies) {
   const [primary, ...others] = studies;
   if (!others.length) return;
   primary.label = "Current";
+  const when = (study) => (study.study_date ? `${study.study_date}T${study.study_time || ""}` : "");
   for (const study of others) {
-    if (study.study_date && primary.study_date && study.study_date < primary.study_date) study.label = "Prior";
-    else if (study.study_date && primary.study_date && study.study_date > primary.study_date) study.label = "Later";
+    const [mine, theirs] = [when(study), when(primary)];
+    if (mine && theirs && mine < theirs) study.label = "Prior";
+    else if (mine && theirs && mine > theirs) study.label = "Later";
     else study.label = "Compared";
   }
 }
@@ -56,11 +63,17 @@ function seriesButton(series, layout) {
   return button;
 }
 
-function listSeries(studies, layout) {
+// The study browser: each loaded study's series, then the patient's priors that are not
+// loaded (GET /api/studies/<uid>/priors), each with a button that loads it and shows it
+// beside the current study; the relevant one is marked.
+function listSeries(studies, layout, priors = [], compare = null) {
+  panel.replaceChildren();
+  const relevant = new Set(priors.filter((p) => p.relevant).map((p) => p.study_instance_uid));
   for (const study of studies) {
     const group = document.createElement("section");
     group.className = "study-group";
     group.dataset.study = study.study_instance_uid;
+    if (relevant.has(study.study_instance_uid)) group.dataset.relevant = "true";
     const heading = document.createElement("h2");
     heading.textContent = [study.label, study.study_date].filter(Boolean).join(" · ") || "Study";
     heading.title = study.study_description || "";
@@ -70,6 +83,35 @@ function listSeries(studies, layout) {
     for (const series of study.series.filter((s) => s.hangable)) group.append(seriesButton(series, layout));
     panel.append(group);
   }
+  const loaded = new Set(studies.map((s) => s.study_instance_uid));
+  const others = priors.filter((p) => !loaded.has(p.study_instance_uid));
+  if (!others.length) return;
+  const group = document.createElement("section");
+  group.className = "study-group priors";
+  const heading = document.createElement("h2");
+  heading.textContent = "Priors";
+  group.append(heading);
+  for (const prior of others) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "prior";
+    button.dataset.prior = prior.study_instance_uid;
+    if (prior.relevant) button.dataset.relevant = "true";
+    const when = [prior.study_date, prior.study_time?.slice(0, 4).replace(/^(\d\d)(\d\d)$/, "$1:$2")].filter(Boolean).join(" ");
+    const what = [(prior.modalities || []).join("/"), prior.body_part, prior.description].filter(Boolean).join(" · ");
+    button.textContent = `${when}\n${what}\n${prior.number_of_instances ?? "?"} im`;
+    if (prior.relevant) {
+      const mark = document.createElement("span");
+      mark.className = "relevant";
+      mark.textContent = "relevant";
+      button.prepend(mark);
+    }
+    if (prior.linked) button.title = `Linked identity: ${prior.patient?.patient_id ?? ""}`;
+    button.setAttribute("aria-label", `Compare with the study of ${when}: ${what}`);
+    button.addEventListener("click", () => compare?.(prior.study_instance_uid));
+    group.append(button);
+  }
+  panel.append(group);
 }
 
 function markSeries(layout) {
@@ -92,8 +134,20 @@ function comparisonHanging(studies) {
   });
 }
 
+function prepare(study) {
+  for (const series of study.series) {
+    series.study = study;
+    series.hangable = series.instances.some((i) => i.number_of_frames > 0);
+  }
+}
+
 async function start() {
   const uids = grid.dataset.studies.split(" ").filter(Boolean);
+  const [currentUid, ...compareUids] = uids;
+  // Asked for at once, beside the studies; either may be missing (404): then the viewer
+  // hangs as it did before protocols.
+  const protocolsAnswer = fetchHangingProtocols(currentUid, compareUids).catch(() => null);
+  const priorsAnswer = fetchPriors(currentUid).catch(() => null);
   let studies;
   try {
     studies = await Promise.all(uids.map((uid) => fetchStudy(uid)));
@@ -101,22 +155,20 @@ async function start() {
     grid.textContent = String(error.message || error);
     return;
   }
+  studies.forEach(prepare);
   labelStudies(studies);
-  for (const study of studies) {
-    for (const series of study.series) {
-      series.study = study;
-      series.hangable = series.instances.some((i) => i.number_of_frames > 0);
-    }
-  }
   const hangable = studies.flatMap((study) => study.series.filter((s) => s.hangable));
   const store = new MeasurementStore();
   const layout = new Layout(grid, template, hangable, store);
+  const sync = new ViewportSync(layout);
   const measurementsPanel = new MeasurementsPanel(document.getElementById("measurements-panel"), store, layout);
   const toolbox = new Toolbox(layout, {
     presetEditor: new PresetEditor(() => toolbox.sync()),
     store,
     panel: measurementsPanel,
+    sync,
   });
+  sync.onchange = () => toolbox.syncLinks();
   layout.onactivate = () => {
     toolbox.sync();
     markSeries(layout);
@@ -128,18 +180,87 @@ async function start() {
   layout.onviewchange = (cell) => {
     if (cell === layout.active) toolbox.syncPreset();
   };
-  listSeries(studies, layout);
-  if (studies.length > 1) {
-    const hanging = comparisonHanging(studies);
-    layout.set(studies.length === 2 ? "1x2" : "2x2", (index) => hanging[index]);
-  } else {
-    layout.set("1x1");
+  let priors = [];
+  const relist = () => {
+    listSeries(studies, layout, priors, compareWith);
+    markSeries(layout);
+  };
+  // A study not loaded yet (a prior, or one a protocol names): fetched once, its series
+  // added to the study browser and to what the layout can hang.
+  const loading = new Map();
+  const ensureStudy = (uid) => {
+    const known = studies.find((s) => s.study_instance_uid === uid);
+    if (known) return Promise.resolve(known);
+    if (!loading.has(uid)) {
+      loading.set(
+        uid,
+        fetchStudy(uid).then((study) => {
+          prepare(study);
+          studies.push(study);
+          labelStudies(studies);
+          layout.hangable.push(...study.series.filter((s) => s.hangable));
+          relist();
+          store.load(studies.map((s) => s.study_instance_uid));
+          return study;
+        }),
+      );
+      loading.get(uid).catch(() => loading.delete(uid));
+    }
+    return loading.get(uid);
+  };
+  const hanging = new HangingProtocols({
+    layout,
+    sync,
+    select: document.getElementById("hanging-protocol"),
+    ensureStudy,
+    studies: () => studies,
+  });
+  // The study browser's button: the prior beside the current study (its series most like
+  // the current one's), the viewports linked as the toggles say.
+  async function compareWith(uid) {
+    let study;
+    try {
+      study = await ensureStudy(uid);
+    } catch (error) {
+      layout.viewport?.showMessage(String(error.message || error));
+      return;
+    }
+    const [, match] = comparisonHanging([studies[0], study]);
+    if (layout.cells.length < 2) layout.set("1x2", () => match);
+    const cell = layout.cells.find((c) => c.viewport.study === study) || layout.cells[1];
+    layout.hang(cell, match);
+    layout.activate(cell);
+    sync.configure(sync.enabled, layout.cells[0].viewport);
+  }
+  relist();
+  const answer = await protocolsAnswer;
+  const chosen = answer ? hanging.list(answer) : null;
+  let hung = false;
+  if (chosen) {
+    try {
+      await hanging.apply(chosen);
+      hung = true;
+    } catch {
+      hung = false;
+    }
+  }
+  if (!hung) {
+    if (studies.length > 1) {
+      const matched = comparisonHanging(studies);
+      layout.set(studies.length === 2 ? "1x2" : "2x2", (index) => matched[index]);
+    } else {
+      layout.set("1x1");
+    }
   }
   if (!hangable.length) layout.viewport.showMessage("This study has no images to show.");
   if (window.matchMedia("(max-width: 960px)").matches) document.body.classList.add("series-collapsed");
   markSeries(layout);
-  store.load(uids);
+  store.load(studies.map((s) => s.study_instance_uid));
   window.loupeMeasurements = store; // for the browser tests and the console
+  window.loupeViewer = { layout, sync, hanging }; // for the browser tests and the console
+  priors = (await priorsAnswer) || [];
+  if (!Array.isArray(priors)) priors = [];
+  relist();
 }
 
 start();

@@ -24,8 +24,9 @@ export class Overlays {
   // ``entry`` ({ instance, frame }) is slice ``slice`` of ``count`` in ``series`` of
   // ``study``, shown at ``window`` (null: the server's default); ``displayScale`` is CSS
   // pixels per image column, ``matrix`` and ``aspect`` the display transform and the
-  // physical aspect it drew with (matrix null: no image drawn).
-  write({ entry, study, series, slice, count, window, displayScale, matrix, aspect }) {
+  // physical aspect it drew with (matrix null: no image drawn); ``linked``: it scrolls
+  // with another viewport (sync.js).
+  write({ entry, study, series, slice, count, window, displayScale, matrix, aspect, linked = false }) {
     const { instance } = entry;
     const patient = study.patient;
     this.corners.tl.textContent = [
@@ -42,6 +43,7 @@ export class Overlays {
       `Im ${slice + 1}/${count}` + (instance.number_of_frames > 1 ? ` (frame ${entry.frame})` : ""),
       position === null ? "" : `Pos ${position.toFixed(1)} mm`,
       instance.slice_thickness ? `Thk ${instance.slice_thickness} mm` : "",
+      linked ? "Linked" : "",
     ].filter(Boolean).join("\n");
     this.corners.br.textContent = [
       window ? `W ${Math.round(window.width)} L ${Math.round(window.center)}` : "W/L default",

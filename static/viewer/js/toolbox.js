@@ -75,6 +75,11 @@ export const BINDINGS = [
     label: "Draw: drag or click the points; double-click closes a polygon",
   },
   { section: "Measure", kind: "gesture", keys: ["Click a measurement", "Drag it", "Drag a handle"], label: "Select, move, edit" },
+  { section: "Compare", kind: "key", keys: ["k"], action: "link", label: "Lock: link scrolling at the current offset (again: unlock)" },
+  { section: "Compare", kind: "gesture", keys: ["Scroll toggle"], label: "Linked scrolling on / off (same frame of reference: by position)" },
+  { section: "Compare", kind: "gesture", keys: ["W/L toggle"], label: "Linked window/level on / off (same modality)" },
+  { section: "Compare", kind: "gesture", keys: ["Zoom toggle"], label: "Linked zoom and pan on / off" },
+  { section: "Compare", kind: "gesture", keys: ["Protocol menu"], label: "Hang another protocol" },
   { section: "View", kind: "key", keys: ["o"], action: "overlays", label: "Show / hide overlays" },
   { section: "View", kind: "key", keys: ["s"], action: "series-panel", label: "Show / hide the series panel" },
   { section: "View", kind: "key", keys: ["n"], action: "next-viewport", label: "Next viewport" },
@@ -149,8 +154,9 @@ export function gestureFor(input, event) {
 }
 
 export class Toolbox {
-  constructor(layout, { presetEditor = null, store = null, panel = null } = {}) {
+  constructor(layout, { presetEditor = null, store = null, panel = null, sync = null } = {}) {
     this.layout = layout;
+    this.linking = sync; // linked viewports (sync.js)
     this.store = store; // measurements (measurementStore.js)
     this.panel = panel; // the measurements panel
     this.presetEditor = presetEditor;
@@ -205,6 +211,10 @@ export class Toolbox {
         const cells = this.layout.cells;
         this.layout.activate(cells[(cells.indexOf(this.layout.active) + 1) % cells.length]);
       },
+      "sync-scroll": () => this.linking?.toggle("scroll"),
+      "sync-window": () => this.linking?.toggle("window"),
+      "sync-zoom": () => this.linking?.toggle("zoom"),
+      link: () => this.linking?.toggleLock(),
       help: () => this.toggleHelp(),
       close: () => this.closeMenus(),
       more: () => this.toggleMore(),
@@ -334,6 +344,17 @@ export class Toolbox {
     for (const button of this.toolbar.querySelectorAll("[data-action^='tool-']")) {
       button.setAttribute("aria-pressed", String(button.dataset.action === `tool-${this.layout.tool}`));
     }
+    this.syncLinks();
+  }
+
+  // The link toggles follow sync.js: Scroll, W/L, Zoom and the lock, pressed or not.
+  syncLinks() {
+    const sync = this.linking;
+    if (!sync) return;
+    for (const kind of ["scroll", "window", "zoom"]) {
+      this.toolbar.querySelector(`[data-action="sync-${kind}"]`)?.setAttribute("aria-pressed", String(sync.enabled[kind]));
+    }
+    this.toolbar.querySelector('[data-action="link"]')?.setAttribute("aria-pressed", String(sync.locked));
   }
 
   // The preset menu names the active viewport's window when it is a preset, else "—".

@@ -15,6 +15,7 @@ import {
   flippedVertically,
   rotated,
 } from "./math/transform.js";
+import { positionAlongNormal } from "./math/slicePosition.js";
 import { Overlays } from "./overlays.js";
 
 export class StackViewport {
@@ -36,6 +37,10 @@ export class StackViewport {
     this.interactive = null; // in-flight cheap render while dragging
     this.annotations = null; // the measurement layer (annotations.js), set by layout.js
     this.onchange = () => {};
+    // Who hears of a change, with its kind: "series", "slice", "window" or "zoom" (zoom,
+    // pan and fit). sync.js listens here to link viewports; no tool does.
+    this.listeners = new Set();
+    this.linked = false; // in a linked scroll group with another viewport (sync.js)
     this.generation = 0; // bumped by every change of slice, series or window
     new ResizeObserver(() => {
       this.draw();
@@ -65,8 +70,69 @@ export class StackViewport {
     );
     this.slice = 0;
     this.window = this.defaultWindow();
-    this.onchange();
+    this.changed("series");
     return this.show();
+  }
+
+  listen(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // The layout's onchange (scrollbar), the automation hooks, then the listeners.
+  changed(kind) {
+    this.onchange();
+    this.writeHooks();
+    for (const listener of this.listeners) listener(kind, this);
+  }
+
+  // Automation hooks on the viewport element, kept current on every change (for browser
+  // tests, integrations and load tests, as OHIF's data-cy attributes): the UIDs of what
+  // is shown, its frame (1-based), its position along the slice normal (IPP · n in mm, 2
+  // decimals; empty where (0020,0032)/(0020,0037) are missing), the window as
+  // "center,width" (empty: the server's default) and whether it scrolls linked.
+  writeHooks() {
+    const data = this.element.dataset;
+    const entry = this.current;
+    data.studyInstanceUid = this.study?.study_instance_uid ?? "";
+    data.seriesInstanceUid = this.series?.series_instance_uid ?? "";
+    data.sopInstanceUid = entry?.instance.sop_instance_uid ?? "";
+    data.frame = entry ? String(entry.frame) : "";
+    const position = entry && entry.instance.number_of_frames <= 1 ? positionAlongNormal(entry.instance) : null;
+    data.positionMm = position === null ? "" : position.toFixed(2);
+    data.window = this.window ? `${round(this.window.center)},${round(this.window.width)}` : "";
+    data.linked = String(Boolean(this.linked));
+    data.magnification = this.magnification.toFixed(3);
+    const center = this.relativeCenter();
+    data.pan = center ? `${center.x.toFixed(4)},${center.y.toFixed(4)}` : "";
+  }
+
+  setLinked(linked) {
+    if (this.linked === linked) return;
+    this.linked = linked;
+    this.writeHooks();
+    this.writeOverlays();
+  }
+
+  // The pan as the image point at the canvas centre relative to the image's size (0..1
+  // across the columns and down the rows); null: centred.
+  relativeCenter() {
+    const instance = this.current?.instance;
+    if (!this.center || !instance?.columns || !instance?.rows) return null;
+    return { x: this.center.x / instance.columns, y: this.center.y / instance.rows };
+  }
+
+  // Zoom and pan from another viewport (sync.js): the same magnification relative to
+  // fit, the same relative centre.
+  setView({ magnification, center }) {
+    const instance = this.current?.instance;
+    this.magnification = Math.min(Math.max(magnification, 1), 64);
+    this.center =
+      center && instance?.columns && instance?.rows && this.magnification > 1
+        ? { x: center.x * instance.columns, y: center.y * instance.rows }
+        : null;
+    this.requestDraw();
+    this.changed("zoom");
   }
 
   // The window the current image opens with: its header's first (0028,1050) Window
@@ -84,6 +150,7 @@ export class StackViewport {
     this.center = null;
     this.turn = IDENTITY_TURN;
     this.inverted = false;
+    this.changed("zoom");
     return this.setWindow(this.defaultWindow());
   }
 
@@ -91,14 +158,14 @@ export class StackViewport {
     const clamped = Math.min(Math.max(index, 0), this.count - 1);
     if (clamped === this.slice && this.drawn) return Promise.resolve();
     this.slice = clamped;
-    this.onchange();
+    this.changed("slice");
     return this.show();
   }
 
   setWindow(window, { interactive = false } = {}) {
     this.window = window ? { center: window.center, width: Math.max(window.width, 1) } : null;
     this.dragging = interactive;
-    this.onchange();
+    this.changed("window");
     if (interactive) return this.showInteractive();
     return this.show();
   }
@@ -277,6 +344,7 @@ export class StackViewport {
     }
     this.magnification = next;
     this.requestDraw();
+    this.changed("zoom");
   }
 
   // One device pixel per image pixel.
@@ -295,6 +363,7 @@ export class StackViewport {
     const view = this.view();
     this.center = centerKeeping(view, view, canvas, anchor, { x: anchor.x + d.x, y: anchor.y + d.y });
     this.requestDraw();
+    this.changed("zoom");
   }
 
   // Pinch: from the view at the gesture's start, the image point that was under
@@ -306,6 +375,7 @@ export class StackViewport {
     this.center = centerKeeping(view, { ...view, magnification: next }, this.canvasSize(), from, to);
     this.magnification = next;
     this.requestDraw();
+    this.changed("zoom");
   }
 
   // Rotation and flip act on what the screen shows (math/transform.js).
@@ -339,6 +409,7 @@ export class StackViewport {
       displayScale: this.displayScale,
       matrix: this.matrix,
       aspect: this.aspect,
+      linked: this.linked,
     });
   }
 
@@ -349,4 +420,8 @@ export class StackViewport {
   hideMessage() {
     this.overlays.hideMessage();
   }
+}
+
+function round(value) {
+  return Math.round(value * 100) / 100;
 }
