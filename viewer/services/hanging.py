@@ -465,9 +465,9 @@ def prior_slots(
     order given, then the study's priors in ``visible`` (the relevant prior first, then
     the others newest first), each once."""
     slots = [s for s in compared if s.pk != study.pk]
-    relevant = priors.relevant_prior(study, visible)
-    others = [p.study for p in priors.priors_of(study, visible)]
-    for candidate in ([relevant] if relevant is not None else []) + others:
+    found = priors.priors_of(study, visible)  # newest first, at most one relevant
+    ordered = [p.study for p in found if p.relevant] + [p.study for p in found if not p.relevant]
+    for candidate in ordered:
         if candidate.pk != study.pk and all(candidate.pk != s.pk for s in slots):
             slots.append(candidate)
     return slots

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import client_for
-from tests.factories import StoredStudy, corpus_files, store_files
+from tests.factories import StoredStudy, corpus_files, ct_small, store_files
+from tests.factories import changed as changed_file
 from viewer.demo import phantom
 from viewer.models import HangingProtocol, Series, Study
 from viewer.services import hanging
@@ -256,6 +257,42 @@ def test_phantom_current_hangs_ct_chest_with_prior(tmp_path: Path) -> None:
     assert result.protocols[1].protocol.name == "CT with prior"
 
 
+def test_the_relevant_prior_is_prior_1_before_a_newer_irrelevant_one(tmp_path: Path) -> None:
+    current, prior = store_phantom(tmp_path)
+    head_mr = changed_file(
+        ct_small(),
+        PatientID=phantom.PATIENT_ID,
+        IssuerOfPatientID=phantom.ISSUER_OF_PATIENT_ID,
+        PatientName=phantom.DEFAULT_SPEC.patient_name,
+        StudyInstanceUID="1.2.826.0.1.3680043.8.498.1001",
+        SeriesInstanceUID="1.2.826.0.1.3680043.8.498.1002",
+        SOPInstanceUID="1.2.826.0.1.3680043.8.498.1003",
+        StudyDate="20260101",
+        Modality="MR",
+        BodyPartExamined="HEAD",
+    )
+    path = tmp_path / "mr.dcm"
+    path.write_bytes(head_mr)
+    newer = store_files([path])
+    HangingProtocol.objects.create(
+        name="Two priors",
+        match={"min_priors": 2},
+        layout="1x2",
+        viewports=[
+            {"study": "prior", "prior": 1, "series": {"prefer": "most_images"}},
+            {"study": "prior", "prior": 2, "series": {"prefer": "most_images"}},
+        ],
+    )
+    result = hang(current)
+    assert result.chosen is not None and result.chosen.protocol.name == "CT chest with prior"
+    assert result.chosen.viewports[1].study is not None
+    assert result.chosen.viewports[1].study.study_instance_uid == prior
+    first, second = by_name(result)["Two priors"].viewports
+    assert first.study is not None and first.study.study_instance_uid == prior
+    assert second.study is not None and second.study.study_instance_uid == newer.study
+    assert (second.role, by_name(result)["Two priors"].matches) == ("prior 2", True)
+
+
 def test_ultrasound_cine_plays(shared_dicom: Path) -> None:
     stored = store_files([shared_dicom / "us-rgb-multiframe/Issue164_US_87frames_jpeg.dcm"])
     result = hang(stored.study)
@@ -342,7 +379,9 @@ def test_match_on_descriptions_orientation_and_number_of_priors(shared_dicom: Pa
     HangingProtocol.objects.create(name="Two priors", priority=200, match={"min_priors": 2}, **base)
     result = hang(current.study)
     assert result.chosen is not None and result.chosen.protocol.name == "Stereotaxis"
-    assert by_name(result)["Stereotaxis"].score == 4 + 1  # four criteria (the priors one), one exact viewport
+    assert (
+        by_name(result)["Stereotaxis"].score == 4 + 1
+    )  # four criteria (the priors one), one exact viewport
     assert not by_name(result)["Two priors"].matches
     assert not by_name(hang(prior.study))["Stereotaxis"].matches
 
