@@ -91,7 +91,9 @@ def pair(shared_dicom: Path, django_user_model: Any) -> dict[str, Any]:
         assert ingest.ingest_file(path).status == "stored", path
     current = read_series(root / CURRENT_DIR / AXIAL[0])
     prior = read_series(root / PRIOR_DIR / AXIAL[1])
-    first = pydicom.dcmread(next((root / CURRENT_DIR / AXIAL[0]).iterdir()), stop_before_pixels=True)
+    first = pydicom.dcmread(
+        next((root / CURRENT_DIR / AXIAL[0]).iterdir()), stop_before_pixels=True
+    )
     old = pydicom.dcmread(next((root / PRIOR_DIR / AXIAL[1]).iterdir()), stop_before_pixels=True)
     return {
         "current_uid": str(first.StudyInstanceUID),
@@ -163,7 +165,9 @@ def test_the_current_ct_opens_with_its_prior_hung_and_scrolls_linked_by_position
     expect(left).to_have_attribute("data-linked", "true")
     expect(right).to_have_attribute("data-linked", "true")
     # The study browser: the prior's group, marked as the relevant one.
-    expect(page.locator(f"#series-panel .study-group[data-study='{pair['prior_uid']}']")).to_be_visible()
+    expect(
+        page.locator(f"#series-panel .study-group[data-study='{pair['prior_uid']}']")
+    ).to_be_visible()
     hooks = check_every_hook(page, [pair["current_uid"], pair["prior_uid"]])
     # At 1400 px the toolbar keeps to two rows (as before comparison), every control in it.
     toolbar = page.locator("#toolbar").bounding_box()
@@ -194,7 +198,10 @@ def test_the_current_ct_opens_with_its_prior_hung_and_scrolls_linked_by_position
         wheel(page, left, steps)
         page.wait_for_timeout(200)
         a, b = viewport_hooks(left), viewport_hooks(right)
-        assert b["sop-instance-uid"] == nearest_prior(current[a["sop-instance-uid"]], prior).sop_instance_uid
+        assert (
+            b["sop-instance-uid"]
+            == nearest_prior(current[a["sop-instance-uid"]], prior).sop_instance_uid
+        )
 
     # Scroll sync off: only the left moves.
     toggle(page, "#sync-scroll", False)
@@ -246,7 +253,8 @@ def test_linked_window_level_and_zoom_follow_and_another_protocol_rehangs(
     assert dragged != "-600,1500"
     expect(right).to_have_attribute("data-window", dragged)
     expect(right.locator("canvas")).to_have_attribute(
-        "data-url", re.compile("window=" + re.escape(dragged.replace(",", "%2C")) + "&accept=image%2Fpng")
+        "data-url",
+        re.compile("window=" + re.escape(dragged.replace(",", "%2C")) + "&accept=image%2Fpng"),
     )
     page.screenshot(path=str(artifacts_dir / "viewer-compare-window-linked.png"))
     # Window sync off: the right keeps its window.
@@ -332,7 +340,9 @@ def test_the_phantom_pair_opens_hung_and_linked_by_offset_across_frames_of_refer
     expect(right).to_have_attribute("data-linked", "true")
     expect(page.locator("#link-lock")).to_have_attribute("aria-pressed", "true")
     check_every_hook(page, [CURRENT["study_instance_uid"], PRIOR["study_instance_uid"]])
-    offset = float(viewport_hooks(right)["position-mm"]) - float(viewport_hooks(left)["position-mm"])
+    offset = float(viewport_hooks(right)["position-mm"]) - float(
+        viewport_hooks(left)["position-mm"]
+    )
     page.screenshot(path=str(artifacts_dir / "viewer-compare-phantom-hung-linked.png"))
     for steps in (30, 9, -14):
         before = viewport_hooks(left)["sop-instance-uid"]
@@ -352,7 +362,9 @@ def test_the_phantom_pair_opens_hung_and_linked_by_offset_across_frames_of_refer
     page.wait_for_timeout(300)
     page.click("#link-lock")
     expect(left).to_have_attribute("data-linked", "true")
-    new_offset = float(viewport_hooks(right)["position-mm"]) - float(viewport_hooks(left)["position-mm"])
+    new_offset = float(viewport_hooks(right)["position-mm"]) - float(
+        viewport_hooks(left)["position-mm"]
+    )
     assert new_offset == pytest.approx(offset + 5 * SPEC.slice_spacing_mm, abs=0.01)
     wheel(page, left, -8)
     page.wait_for_timeout(300)
@@ -378,7 +390,10 @@ def test_slice_geometry_in_the_browser_matches_numpy(
             "sop_instance_uid": str(ds.SOPInstanceUID),
             "image_position_patient": [float(v) for v in ds.ImagePositionPatient],
             "image_orientation_patient": [float(v) for v in ds.ImageOrientationPatient],
-            "pixel_spacing": {"row_mm": float(ds.PixelSpacing[0]), "column_mm": float(ds.PixelSpacing[1])},
+            "pixel_spacing": {
+                "row_mm": float(ds.PixelSpacing[0]),
+                "column_mm": float(ds.PixelSpacing[1]),
+            },
             "rows": int(ds.Rows),
             "columns": int(ds.Columns),
             "number_of_frames": 1,
@@ -410,8 +425,13 @@ def test_slice_geometry_in_the_browser_matches_numpy(
         }""",
         [current, prior, localizer],
     )
-    slices = {s.sop_instance_uid: s for s in (Slice(pydicom.dcmread(p, stop_before_pixels=True))
-              for p in sorted((root / CURRENT_DIR / AXIAL[0]).iterdir()))}
+    slices = {
+        s.sop_instance_uid: s
+        for s in (
+            Slice(pydicom.dcmread(p, stop_before_pixels=True))
+            for p in sorted((root / CURRENT_DIR / AXIAL[0]).iterdir())
+        )
+    }
     prior_slices = read_series(root / PRIOR_DIR / AXIAL[1])
     first = slices[current[0]["sop_instance_uid"]]
     assert result["normal"] == pytest.approx(list(first.normal), abs=1e-9)

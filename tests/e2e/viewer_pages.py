@@ -145,7 +145,9 @@ HOOKS = (
 )
 
 
-def viewport_hooks(viewport: Locator, extra: tuple[str, ...] = ("magnification", "pan")) -> dict[str, str]:
+def viewport_hooks(
+    viewport: Locator, extra: tuple[str, ...] = ("magnification", "pan")
+) -> dict[str, str]:
     """A viewport's hooks (and ``extra`` data-* attributes) by name without "data-"; a
     missing one is left out. Read attribute by attribute: no page.evaluate, so it works
     under the viewer's CSP."""
