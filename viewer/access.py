@@ -1,7 +1,9 @@
 """What may the one asking see: the gate every page, image and API request passes.
 
 The role a request acts in is its launch's, else its user's own (``viewer.roles``:
-radiologists and administrators see every study, a clinician only the launched patient).
+radiologists and administrators see every study, a clinician only the launched patient:
+the person of the launched identity, following the cross-reference of identities,
+``viewer.services.identity``; a name never widens it).
 A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the session (after
 ``django.contrib.auth.login`` has rotated its key), and every query below applies it. An
 unknown UID and a forbidden one get the same 404, so the answer never tells whether a study
@@ -28,9 +30,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from viewer import requester
 from viewer.errors import Forbidden, NotFound
-from viewer.models import Instance, Series, Study
+from viewer.models import Instance, Patient, Series, Study
 from viewer.roles import ADMINISTRATOR, CLINICIAN, RADIOLOGIST, user_role
-from viewer.services import audit
+from viewer.services import audit, identity
 
 SESSION_SCOPE = "loupe_scope"
 
@@ -146,31 +148,84 @@ def require_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 
 
 def patients_filter(patients: tuple[tuple[str, str], ...], prefix: str = "patient__") -> Q:
-    """A Q matching the given (Patient ID, issuer) pairs; matches nothing when empty."""
+    """A Q matching the given (Patient ID, issuer) pairs, the issuer as (0010,0021) or as
+    the Universal Entity ID of the issuer's qualifiers; matches nothing when empty."""
     if not patients:
         return Q(pk__in=[])
-    return reduce(
-        lambda a, b: a | b,
-        (
-            Q(**{f"{prefix}patient_id": pid, f"{prefix}issuer_of_patient_id": issuer})
-            for pid, issuer in patients
-        ),
-    )
+
+    def one(pid: str, issuer: str) -> Q:
+        named = Q(**{f"{prefix}patient_id": pid, f"{prefix}issuer_of_patient_id": issuer})
+        if not issuer:
+            return named & Q(**{f"{prefix}issuer_of_patient_id_qualifiers": ""})
+        return named | Q(
+            **{
+                f"{prefix}patient_id": pid,
+                f"{prefix}issuer_of_patient_id": "",
+                f"{prefix}issuer_of_patient_id_qualifiers__startswith": f"{issuer}&",
+            }
+        )
+
+    return reduce(lambda a, b: a | b, (one(pid, issuer) for pid, issuer in patients))
+
+
+def person_filter(patients: tuple[tuple[str, str], ...], prefix: str = "patient__") -> Q:
+    """A Q matching every identity linked to the given (Patient ID, issuer) pairs (their
+    persons, ``viewer.services.identity``); matches nothing when empty."""
+    keys = {identity.person_key(identity.person(pair)) for pair in patients if pair[0]}
+    return Q(**{f"{prefix}person_key__in": sorted(keys)}) if keys else Q(pk__in=[])
+
+
+def scope_person_keys(request: HttpRequest, scope: Scope) -> frozenset[str]:
+    """The person keys of the scope's patients (``viewer.services.identity``): a launch
+    for one identity shows the person's studies under every identity linked to it.
+
+    One query for the stored Patient rows of the scope's identities; an identity with no
+    stored row (linked to those that have) is looked up in the cross-reference. Computed
+    once per request (a link or unlink applies from the next request on)."""
+    cached: frozenset[str] | None = getattr(request, "_loupe_person_keys", None)
+    if cached is not None:
+        return cached
+    wanted = set(scope.patients)
+    keys: set[str] = set()
+    found: set[tuple[str, str]] = set()
+    candidates = Patient.objects.filter(
+        patient_id__in=sorted({pid for pid, _ in wanted if pid})
+    ).only("patient_id", "issuer_of_patient_id", "issuer_of_patient_id_qualifiers", "person_key")
+    for patient in candidates if wanted else ():
+        names = identity.spellings(patient) & wanted
+        if names:
+            found |= names
+            keys.add(patient.person_key or identity.person_key([identity.identity_of(patient)]))
+    for pair in sorted(wanted - found):
+        if pair[0]:
+            keys.add(identity.person_key(identity.person(pair)))
+    result = frozenset(keys)
+    request._loupe_person_keys = result  # type: ignore[attr-defined]
+    return result
 
 
 def visible_studies(request: HttpRequest) -> QuerySet[Study]:
-    """Every study this session may see (the worklist and every lookup start here)."""
+    """Every study this session may see (the worklist and every lookup start here): all
+    for radiologists and administrators; for a launched clinician the studies of the
+    launched person, under any identity linked to the launched one (never by name)."""
     role = role_of(request)
     if role in (RADIOLOGIST, ADMINISTRATOR):
         return Study.objects.all()
     scope = scope_of(request)
     if role == CLINICIAN and scope is not None:
-        return Study.objects.filter(patients_filter(scope.patients))
+        keys = scope_person_keys(request, scope)
+        return (
+            Study.objects.filter(patient__person_key__in=sorted(keys))
+            if keys
+            else (Study.objects.none())
+        )
     return Study.objects.none()
 
 
 def can_see(request: HttpRequest, study: Study) -> bool:
-    """Whether this session may see ``study`` (the per-object form of visible_studies)."""
+    """Whether this session may see ``study`` (the per-object form of visible_studies).
+    A study of a launched identity itself costs no query; one of a linked identity the
+    request's one query for the scope's person keys."""
     role = role_of(request)
     if role in (RADIOLOGIST, ADMINISTRATOR):
         return True
@@ -178,7 +233,9 @@ def can_see(request: HttpRequest, study: Study) -> bool:
     if role != CLINICIAN or scope is None:
         return False
     patient = study.patient
-    return (patient.patient_id, patient.issuer_of_patient_id) in set(scope.patients)
+    if identity.spellings(patient) & set(scope.patients):
+        return True
+    return bool(patient.person_key) and patient.person_key in scope_person_keys(request, scope)
 
 
 def study_for(request: HttpRequest, study_uid: str, *, opened: str = "") -> Study:

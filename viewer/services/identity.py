@@ -187,7 +187,9 @@ def assign_person_key(patient: Patient) -> None:
         )
 
 
-def _clean(identity: Identity, field: str) -> Identity:
+def clean(identity: Identity, field: str) -> Identity:
+    """``identity`` stripped, or ``bad_patient_link`` (400) naming ``field``: an empty
+    Patient ID, a value longer than LO (64) or holding a backslash or control character."""
     try:
         patient_id, issuer = identity
     except (TypeError, ValueError):
@@ -213,7 +215,7 @@ def _clean(identity: Identity, field: str) -> Identity:
 
 
 def _pair(a: Identity, b: Identity) -> tuple[Identity, Identity]:
-    a, b = _clean(a, "patient"), _clean(b, "other_patient")
+    a, b = clean(a, "patient"), clean(b, "other_patient")
     if a == b:
         raise ViewerError("a patient cannot be linked to itself", code="bad_patient_link")
     return (a, b) if a <= b else (b, a)
@@ -267,8 +269,8 @@ def link_or_existing(
         # A merge names the surviving identity first (a) and the merged one second (b).
         audit.record_patient_record(
             request,
-            a=_clean(a, "patient"),
-            b=_clean(b, "other_patient"),
+            a=clean(a, "patient"),
+            b=clean(b, "other_patient"),
             action=(audit.Action.UPDATE if kind == PatientLink.Kind.MERGE else audit.Action.CREATE),
             detail={"kind": kind, "source": source, "reference": reference, "link_id": row.pk},
             user_id=user_id,
@@ -349,8 +351,8 @@ def unlink(
         refresh_person_keys([first, second])
         audit.record_patient_record(
             request,
-            a=_clean(a, "patient"),
-            b=_clean(b, "other_patient"),
+            a=clean(a, "patient"),
+            b=clean(b, "other_patient"),
             action=audit.Action.DELETE,
             detail=detail,
             user_id=user_id,
