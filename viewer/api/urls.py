@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.api import files, measurements, reports, views
+from viewer.api import files, measurements, patients, priors, reports, views
 from viewer.api.hanging import study_hanging_protocols
 
 urlpatterns = [
@@ -37,6 +37,9 @@ urlpatterns = [
         reports.measurement_report,
         name="api-study-measurement-report",
     ),
+    path("studies/<str:study>/priors", priors.study_priors, name="api-study-priors"),
+    path("patient-links", patients.PatientLinksView.as_view(), name="api-patient-links"),
+    path("patient-links/<str:link>", patients.PatientLinkView.as_view(), name="api-patient-link"),
     # <path:> because a Patient ID (LO) may hold a slash.
     path(
         "audit/patients/<path:patient_id>",
