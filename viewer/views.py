@@ -12,7 +12,7 @@ from viewer.dicom.uids import uid_problem
 from viewer.errors import ViewerError
 from viewer.middleware import embeddable
 from viewer.services import audit
-from viewer.services.priors import with_latest_prior
+from viewer.services.priors import relevant_priors
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
 #: Studies a viewer page may show beside the first one (a 2×2 layout holds four).
@@ -24,8 +24,14 @@ MAX_COMPARED_STUDIES = 3
 def worklist(request: HttpRequest) -> HttpResponse:
     query = WorklistQuery.from_params(request.GET.dict())
     visible = access.visible_studies(request)
-    studies = with_latest_prior(query.studies(visible), visible)
-    page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(query.studies(visible), PAGE_SIZE).get_page(request.GET.get("page"))
+    # "compare with prior" opens the relevant prior (same modality, overlapping body part,
+    # the latest earlier one; viewer.services.priors), computed for this page's rows only.
+    page.object_list = list(page.object_list)
+    chosen = relevant_priors(page.object_list, visible)
+    for row in page.object_list:
+        prior = chosen.get(row.pk)
+        row.prior_uid = prior.study_instance_uid if prior is not None else None
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
     params.pop("page", None)

@@ -87,3 +87,21 @@ def test_the_worklist_offers_compare_with_the_latest_prior_only_where_there_is_o
     assert len(compare_links) == 2
     assert f"/viewer/{CURRENT}/?compare={PRIOR}" in compare_links[0]
     assert f"/viewer/{PRIOR}/?compare={OLDER}" in compare_links[1]
+
+
+def test_the_worklist_compares_with_the_relevant_prior_not_merely_the_latest(
+    logged_in_client: Client,
+) -> None:
+    """A CT chest study whose latest earlier study is an MR: "compare with prior" opens the
+    older CT chest (same modality, same body part), not the newer MR."""
+    same = {"PatientID": "P-REL", "PatientName": "Relevant^Prior"}
+    add_study(11, StudyDate="20260301", Modality="CT", BodyPartExamined="CHEST", **same)
+    add_study(12, StudyDate="20260101", Modality="MR", BodyPartExamined="CHEST", **same)
+    add_study(13, StudyDate="20250101", Modality="CT", BodyPartExamined="CHEST", **same)
+    ct_now, mr, ct_before = (f"1.2.826.0.1.3680043.99.{n}" for n in (11, 12, 13))
+    lines = logged_in_client.get("/").content.decode().splitlines()
+    current_row = next(line for line in lines if f'href="/viewer/{ct_now}/"' in line)
+    assert f"/viewer/{ct_now}/?compare={ct_before}" in current_row
+    # The MR has no earlier MR, so no relevant prior and no link on its row.
+    mr_row = next(line for line in lines if f'href="/viewer/{mr}/"' in line)
+    assert 'class="compare"' not in mr_row

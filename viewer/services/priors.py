@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet
 
 from viewer.models import Series, Study
 from viewer.services import identity
@@ -215,15 +215,3 @@ def relevant_priors(studies: Sequence[Study], visible: QuerySet[Study]) -> dict[
                 chosen[current.pk] = prior.study
                 break
     return chosen
-
-
-def with_latest_prior(studies: QuerySet[Study], visible: QuerySet[Study]) -> QuerySet[Study]:
-    """``studies`` annotated with ``prior_uid``: the Study Instance UID of the latest
-    earlier study (by date and time) of the same person in ``visible``, or None."""
-    earlier = _newest_first(
-        visible.filter(patient__person_key=OuterRef("patient__person_key")).filter(
-            Q(study_date__lt=OuterRef("study_date"))
-            | Q(study_date=OuterRef("study_date"), study_time__lt=OuterRef("study_time"))
-        )
-    )
-    return studies.annotate(prior_uid=Subquery(earlier.values("study_instance_uid")[:1]))
