@@ -10,9 +10,19 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
+from viewer import requester
 from viewer.dicom.patients import PatientRef
-from viewer.models import AuditEvent, HangingProtocol, Instance, Patient, Series, Study
-from viewer.services import audit, hanging
+from viewer.errors import ViewerError
+from viewer.models import (
+    AuditEvent,
+    HangingProtocol,
+    Instance,
+    Patient,
+    PatientLink,
+    Series,
+    Study,
+)
+from viewer.services import audit, hanging, identity
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -193,3 +203,122 @@ class HangingProtocolAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         obj.source = "admin"
         super().save_model(request, obj, form, change)
+
+
+class PatientLinkForm(forms.ModelForm):
+    """Two identities of one person: each Patient ID within its issuer, cleaned and
+    checked by ``viewer.services.identity`` (an error names the field at fault)."""
+
+    class Meta:
+        model = PatientLink
+        fields = (
+            "patient_id",
+            "issuer_of_patient_id",
+            "other_patient_id",
+            "other_issuer_of_patient_id",
+            "kind",
+            "reference",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        pairs = (
+            ("patient", "patient_id", "issuer_of_patient_id"),
+            ("other_patient", "other_patient_id", "other_issuer_of_patient_id"),
+        )
+        found: list[identity.Identity] = []
+        for name, pid, issuer in pairs:
+            if pid not in cleaned:
+                return cleaned  # the field's own error is shown already
+            try:
+                found.append(identity.clean((cleaned[pid], cleaned.get(issuer, "")), name))
+            except ViewerError as exc:
+                self.add_error(pid, exc.message)
+                return cleaned
+        if found[0] == found[1]:
+            self.add_error("other_patient_id", "a patient cannot be linked to itself")
+        return cleaned
+
+
+@admin.register(PatientLink)
+class PatientLinkAdmin(admin.ModelAdmin):
+    """The cross-reference of identities (an enterprise patient index). Adding and
+    deleting go through ``viewer.services.identity`` (the person keys recomputed, a Patient
+    Record event naming the administrator); a link is never edited (delete it and add
+    another). Patient IDs are patient data, so the list is audited as a Query and a link's
+    page as both patients' records opened."""
+
+    form = PatientLinkForm
+    list_display = (
+        "patient_id",
+        "issuer_of_patient_id",
+        "other_patient_id",
+        "other_issuer_of_patient_id",
+        "kind",
+        "source",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("kind", "source")
+    search_fields = ("=patient_id", "=other_patient_id")
+    ordering = ("-created_at",)
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else ("source", "created_by", "created_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _who(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "source": PatientLink.Source.ADMIN,
+            "user_id": requester.user_id(request),
+            "client_address": requester.client_address(request),
+            "channel": requester.channel(request),
+            "request": request,
+        }
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        row, _ = identity.link_or_existing(
+            (obj.patient_id, obj.issuer_of_patient_id),
+            (obj.other_patient_id, obj.other_issuer_of_patient_id),
+            kind=obj.kind,
+            reference=obj.reference,
+            **self._who(request),
+        )
+        # The admin's message and redirect name the stored row (an existing link, if any).
+        for field in row._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(row, field.attname))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        identity.unlink(
+            (obj.patient_id, obj.issuer_of_patient_id),
+            (obj.other_patient_id, obj.other_issuer_of_patient_id),
+            **self._who(request),
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            filters = ["admin:patientlink"] + (["search"] if request.GET.get("q") else [])
+            audit.record_query(request, filters=filters, count=changelist.result_count)
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        found = self.get_object(request, object_id)
+        if found is not None:
+            for pid, issuer in (
+                (found.patient_id, found.issuer_of_patient_id),
+                (found.other_patient_id, found.other_issuer_of_patient_id),
+            ):
+                studies = Study.objects.filter(
+                    patient__patient_id=pid, patient__issuer_of_patient_id=issuer
+                ).values_list("study_instance_uid", flat=True)
+                audit.record_patient_opened(
+                    request, PatientRef(pid, issuer), list(studies), view="admin:patientlink"
+                )
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -10,8 +10,10 @@ import pytest
 from django.test import Client
 
 from tests.conftest import client_for
-from viewer.models import AuditEvent, Instance, Patient
+from tests.viewer.hl7.studies import store_two_identities, stored_objects
+from viewer.models import AuditEvent, Instance, Patient, PatientLink, Study
 from viewer.services import ingest
+from viewer.services.priors import priors_of
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +79,64 @@ def test_a_page_of_an_unknown_object_records_nothing(admin_client: Client) -> No
     response = admin_client.get("/admin/viewer/study/999999/change/")
     assert response.status_code == 302  # the admin's own "does not exist" redirect
     assert not AuditEvent.objects.filter(event_id="110103").exists()
+
+
+def test_an_administrator_links_and_unlinks_identities_in_the_admin(
+    admin_client: Client, shared_dicom: Path
+) -> None:
+    """Admin → Patient links: adding one makes the other identity's study a prior (through
+    services.identity, audited as a Patient Record naming the administrator); a bad entry
+    is refused on its field; deleting it separates them again. No stored object changes."""
+    two = store_two_identities(shared_dicom)
+    before = stored_objects()
+
+    def prior_uids() -> list[str]:
+        return [p.study.study_instance_uid for p in priors_of(two.current, Study.objects.all())]
+
+    assert prior_uids() == []
+    form = {
+        "patient_id": "PLASTIC",
+        "issuer_of_patient_id": "",
+        "other_patient_id": "MRN-7",
+        "other_issuer_of_patient_id": "NORTH",
+        "kind": "link",
+        "reference": "ticket 42",
+    }
+    refused = admin_client.post(
+        "/admin/viewer/patientlink/add/",
+        {**form, "other_patient_id": "PLASTIC", "other_issuer_of_patient_id": ""},
+    )
+    assert refused.status_code == 200  # the form again, with its error
+    assert "a patient cannot be linked to itself" in refused.content.decode()
+    bad = admin_client.post("/admin/viewer/patientlink/add/", {**form, "patient_id": "A\\B"})
+    assert bad.status_code == 200 and not PatientLink.objects.exists()
+
+    added = admin_client.post("/admin/viewer/patientlink/add/", form)
+    assert added.status_code == 302, added.content.decode()[:2000]
+    link = PatientLink.objects.get()
+    assert (link.source, link.created_by, link.reference) == ("admin", "administrator", "ticket 42")
+    two.current.refresh_from_db()
+    assert prior_uids() == [two.other.study_instance_uid]
+    records = AuditEvent.objects.filter(event_id="110110", action="C")
+    assert sorted(r.patient_id for r in records) == ["MRN-7", "PLASTIC"]
+    assert {r.user_id for r in records} == {"administrator"}
+
+    assert admin_client.get("/admin/viewer/patientlink/").status_code == 200
+    assert AuditEvent.objects.filter(
+        event_id="110112", detail={"filters": ["admin:patientlink"]}
+    ).exists()
+    page = admin_client.get(f"/admin/viewer/patientlink/{link.pk}/change/")
+    assert page.status_code == 200 and b"MRN-7" in page.content
+    opened = AuditEvent.objects.filter(event_id="110103", detail={"opened": "admin:patientlink"})
+    assert sorted(r.patient_id for r in opened) == ["MRN-7", "PLASTIC"]
+    # A link is never edited in place: delete it and add another.
+    edited = admin_client.post(f"/admin/viewer/patientlink/{link.pk}/change/", form)
+    assert edited.status_code == 403
+
+    deleted = admin_client.post(f"/admin/viewer/patientlink/{link.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not PatientLink.objects.exists()
+    two.current.refresh_from_db()
+    assert prior_uids() == []
+    assert AuditEvent.objects.filter(event_id="110110", action="D").count() == 2
+    assert stored_objects() == before
