@@ -31,7 +31,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
     chosen = relevant_priors(page.object_list, visible)
     for row in page.object_list:
         prior = chosen.get(row.pk)
-        row.prior_uid = prior.study_instance_uid if prior is not None else None
+        row.prior_uid = prior.study_instance_uid if prior else None  # type: ignore[attr-defined]
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
     params.pop("page", None)
