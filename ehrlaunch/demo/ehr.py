@@ -12,7 +12,10 @@ chosen study, and puts Loupe's launch URL in an iframe. The page has no script.
 
 The config file, written by ``manage.py demo`` (mode 0600), holds ``port``, ``loupe_url``,
 ``issuer``, ``audience``, ``secret``, ``user``, ``role``, ``patient`` (``name``, ``id``,
-``issuer``, ``birth_date``, ``sex``) and ``studies`` (``key``, ``label``, ``uid``).
+``issuer``, ``birth_date``, ``sex``) and ``studies`` (``key``, ``label``, ``uid``, and an
+optional ``note`` shown beside the label), the chart's imaging list; the first is the one
+launched when the page names none (the demo's: the current phantom study, which Loupe
+opens with its prior hung beside it, then the prior).
 This module is standalone (no Django): tests start it in a thread with :func:`serve`.
 """
 
@@ -50,7 +53,9 @@ table{border-collapse:collapse;width:100%}td,th{padding:4px;border-bottom:1px so
 .flag{color:#b3261e;font-weight:600}
 .images{display:flex;flex-direction:column;padding:0}
 .images nav{padding:6px 10px;border-bottom:1px solid #e3e8ee;display:flex;gap:12px}
+.images nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px 20px}
 .images nav a[aria-current]{font-weight:700}
+.images nav small{color:#5b6b7d}
 iframe{flex:1;border:0;width:100%;min-height:500px;background:#000}
 """
 
@@ -83,10 +88,12 @@ def chart_page(config: dict[str, Any], study_key: str) -> str:
     src = f"{config['loupe_url'].rstrip('/')}/ehrlaunch/launch?{urlencode({'launch': launch})}"
     patient = config["patient"]
     e = html.escape
-    links = " ".join(
-        f'<a href="/?{urlencode({"study": s["key"]})}"'
+    items = "".join(
+        f'<li><a href="/?{urlencode({"study": s["key"]})}"'
         + (' aria-current="page"' if s is chosen else "")
         + f">{e(s['label'])}</a>"
+        + (f" <small>{e(s['note'])}</small>" if s.get("note") else "")
+        + "</li>"
         for s in studies
     )
     labs = "".join(
@@ -108,7 +115,8 @@ def chart_page(config: dict[str, Any], study_key: str) -> str:
 <main>
   <section><h2>Labs</h2><table><tr><th>Test</th><th>Result</th><th>Range</th></tr>{labs}</table>
   <h2>Problems</h2><p>Right lower lobe nodule, follow-up CT.</p></section>
-  <section class="images"><nav aria-label="Imaging studies"><b>Images</b> {links}</nav>
+  <section class="images"><nav aria-label="Imaging studies"><b>Images</b>
+  <ul id="imaging-studies">{items}</ul></nav>
   <iframe id="loupe" title="Loupe images" src="{e(src)}" allow="fullscreen"></iframe></section>
 </main></body></html>"""
 

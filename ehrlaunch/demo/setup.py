@@ -14,6 +14,14 @@ from pathlib import Path
 from ehrlaunch.models import EhrSystem
 from viewer.demo.phantom import DEFAULT_SPEC, ground_truth
 
+# What the chart says beside each phantom study (ground_truth's keys).
+NOTES = {"current": "current · opens with the prior beside it", "prior": "prior"}
+
+
+def _date(value: str) -> str:
+    """A DICOM DA (YYYYMMDD) as the chart shows it (YYYY-MM-DD)."""
+    return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+
 
 def configure(folder: Path, *, loupe_url: str, port: int) -> Path:
     origin = f"http://localhost:{port}"
@@ -46,14 +54,17 @@ def configure(folder: Path, *, loupe_url: str, port: int) -> Path:
             "name": "Phantom, Torso",
             "id": DEFAULT_SPEC.patient_id,
             "issuer": DEFAULT_SPEC.issuer_of_patient_id,
-            "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}",
+            "birth_date": _date(birth),
             "sex": DEFAULT_SPEC.patient_sex,
         },
+        # The chart's imaging list: the current study (launched by default; Loupe hangs
+        # its prior beside it by the "CT chest with prior" protocol) and the prior.
         "studies": [
             {
                 "key": study["key"],
-                "label": f"CT {study['study_date'][:4]}-{study['study_date'][4:6]}-{study['study_date'][6:]}",
+                "label": f"{study['study_description']} · {_date(study['study_date'])}",
                 "uid": study["study_instance_uid"],
+                "note": NOTES.get(study["key"], ""),
             }
             for study in truth["studies"]
         ],

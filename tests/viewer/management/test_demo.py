@@ -13,7 +13,8 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from viewer.demo import phantom
-from viewer.models import Instance, Patient, Study
+from viewer.models import HangingProtocol, Instance, Patient, Study
+from viewer.services import hanging
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,39 @@ def test_demo_sets_up_phantom_prior_and_samples(settings: Any, tmp_path: Path) -
 
     again = run_demo()
     assert "demo studies: 0 new" in again
+
+
+def test_demo_loads_the_shipped_protocols_and_hangs_the_phantom_prior_beside_the_current(
+    settings: Any, tmp_path: Path
+) -> None:
+    """The current phantom study, with no study named to compare, is hung by "CT chest
+    with prior" beside its prior (the same patient), both axial series, linked; even in a
+    database whose protocols were deleted or changed since migrate loaded them."""
+    settings.DATA_DIR = tmp_path
+    HangingProtocol.objects.all().delete()
+    HangingProtocol.objects.create(
+        name="Default",
+        priority=10_000,
+        match={"modality": ["XA"]},
+        layout="1x1",
+        viewports=[{"study": "current", "series": {}}],
+    )
+    output = run_demo()
+    shipped = {p.stem for p in hanging.SHIPPED_DIR.glob("*.json")}
+    assert f"hanging protocols: {len(shipped)} shipped ones loaded" in output
+    assert HangingProtocol.objects.filter(source="shipped").count() == len(shipped)
+    assert HangingProtocol.objects.get(name="Default").priority == -1000  # as its file says
+
+    current_uid, prior_uid = (s["study_instance_uid"] for s in phantom.ground_truth()["studies"])
+    current = Study.objects.get(study_instance_uid=current_uid)
+    result = hanging.hang(current, Study.objects.all())
+    assert result.chosen is not None
+    assert result.chosen.protocol.name == "CT chest with prior"
+    assert [
+        (v.role, v.study.study_instance_uid if v.study else None) for v in result.chosen.viewports
+    ] == [
+        ("current", current_uid),
+        ("prior 1", prior_uid),
+    ]
+    assert all(v.series is not None and v.series.plane == "axial" for v in result.chosen.viewports)
+    assert result.chosen.sync() == {"scroll": True, "window": True, "zoom": True}

@@ -3,7 +3,9 @@
 Migrates the database, creates the user ``demo`` with a fresh random password (printed,
 never stored in clear), writes the CT torso phantom (current study and a prior one year
 earlier, ``viewer.demo.phantom``) into the data folder, imports it together with real
-sample files shipped inside the pydicom and pydicom-data packages, then serves Loupe on
+sample files shipped inside the pydicom and pydicom-data packages, (re)loads the shipped
+hanging protocols (so that the current phantom study opens with its prior hung beside it
+by "CT chest with prior", linked), registers the demo EHR, then serves Loupe on
 127.0.0.1 with gunicorn (``config/gunicorn.py``). Re-running it is cheap: everything already stored is reported
 as a duplicate.
 """
@@ -26,7 +28,7 @@ from pydicom.data import get_testdata_file
 
 from ehrlaunch.demo import setup as demo_ehr
 from viewer.demo.phantom import DEFAULT_SPEC, write_phantom
-from viewer.services import ingest
+from viewer.services import hanging, ingest
 
 # The documented gunicorn configuration (workers, threads, a log without query strings).
 GUNICORN_CONFIG = settings.BASE_DIR / "config" / "gunicorn.py"
@@ -53,6 +55,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", verbosity=0, interactive=False)
+        protocols = self._shipped_hanging_protocols()
         password = self._demo_user()
         results = self._import_demo_studies()
         counts = ingest.summarize(results)
@@ -67,6 +70,8 @@ class Command(BaseCommand):
             "\nLoupe demo ready\n"
             f"  demo studies: {counts['stored']} new, {counts['duplicate']} already stored, "
             f"{counts['rejected']} refused\n"
+            f"  hanging protocols: {protocols} shipped ones loaded (the current CT phantom "
+            "opens with its prior beside it, linked)\n"
             f"  data folder:  {settings.DATA_DIR}\n"
             f"  open:         {url}\n"
             f"  log in as:    demo / {password}\n"
@@ -76,6 +81,15 @@ class Command(BaseCommand):
             return
         self._start_ehr(ehr_config)
         self._serve(options["port"])
+
+    def _shipped_hanging_protocols(self) -> int:
+        """The shipped hanging protocols as their files say (upserted by name, as
+        ``load_hanging_protocols`` does): migrate loads them only into a new database, so
+        a demo database made before a change to the files, or whose protocols were
+        deleted, would otherwise open the phantom pair without "CT chest with prior".
+        (An edit made in the admin to a shipped protocol is reset; others are kept.)"""
+        loaded = hanging.load()
+        return len(loaded.created) + len(loaded.updated)
 
     def _demo_user(self) -> str:
         password = secrets.token_urlsafe(12)
