@@ -170,8 +170,10 @@ class Listener:
     _reading: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
+        # The library's limit counts the block's start character <VT> with the message:
+        # one more, so a message of exactly max_message_bytes is read.
         self._server = await start_hl7_server(
-            self._connection, self.host, self.port, limit=self.max_message_bytes
+            self._connection, self.host, self.port, limit=self.max_message_bytes + 1
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
 
