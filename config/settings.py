@@ -39,6 +39,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_HL7_PORT | 2575 | TCP port of `manage.py hl7_listener` (HL7 v2 ADT over MLLP) |
 | LOUPE_HL7_MAX_MESSAGE_KB | 1024 | largest HL7 message the listener reads; a larger one is refused (AR) and its connection closed |
 | LOUPE_HL7_READ_TIMEOUT_SECONDS | 300 | an HL7 connection that sends no complete message for this long is closed |
+| LOUPE_SHARE_MAX_SECONDS | 2592000 | longest life of a share link (30 days); `expires_in` is capped to it, the default 72 h too |
+| LOUPE_SHARE_GUESS_LIMIT | 20 | unknown share tokens one client address may try in 10 minutes before it gets 429 |
 | LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
 | LOUPE_OIDC_CLIENT_ID | required with SSO | Loupe's client at the provider (confidential) |
 | LOUPE_OIDC_CLIENT_SECRET | required with SSO | its secret |
@@ -129,6 +131,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "viewer.sessions.AuthenticationMiddleware",
+    "viewer.middleware.ShareSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "viewer.middleware.ViewerErrorMiddleware",
@@ -311,6 +314,11 @@ LOUPE_HL7_MAX_MESSAGE_BYTES = (
     env_int("LOUPE_HL7_MAX_MESSAGE_KB", 1024, minimum=1, maximum=64 * 1024) * 1024
 )
 LOUPE_HL7_READ_TIMEOUT_SECONDS = env_int("LOUPE_HL7_READ_TIMEOUT_SECONDS", 300, minimum=1)
+
+# Tumor-board share links (viewer.services.sharing): their longest life, and how many
+# unknown tokens one address may try in ten minutes (the cache counts; Redis across nodes).
+LOUPE_SHARE_MAX_SECONDS = env_int("LOUPE_SHARE_MAX_SECONDS", 30 * 24 * 3600, minimum=60)
+LOUPE_SHARE_GUESS_LIMIT = env_int("LOUPE_SHARE_GUESS_LIMIT", 20, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],

@@ -4,7 +4,8 @@ The role a request acts in is its launch's, else its user's own (``viewer.roles`
 radiologists and administrators see every study, a clinician only the launched patient:
 the person of the launched identity, following the cross-reference of identities,
 ``viewer.services.identity``; a name never widens it).
-A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the session (after
+A share link's session (channel ``share``, ``viewer.services.sharing``) sees the link's
+studies and nothing else, read-only (``check_may_change``). A launch narrows a session: ``bind_scope`` stores a :class:`Scope` in the session (after
 ``django.contrib.auth.login`` has rotated its key), and every query below applies it. An
 unknown UID and a forbidden one get the same 404, so the answer never tells whether a study
 exists (docs/security.md §2).
@@ -35,6 +36,7 @@ from viewer.roles import ADMINISTRATOR, CLINICIAN, RADIOLOGIST, user_role
 from viewer.services import audit, identity
 
 SESSION_SCOPE = "loupe_scope"
+SHARE_CHANNEL = "share"
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,20 @@ def check_may_store(request: HttpRequest) -> None:
         raise Forbidden("this session may view images but not store them")
 
 
-def require_user(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def share_scope(request: HttpRequest) -> Scope | None:
+    """The scope of a session opened by a share link (``viewer.services.sharing``)."""
+    scope = scope_of(request)
+    return scope if scope is not None and scope.channel == SHARE_CHANNEL else None
+
+
+def check_may_change(request: HttpRequest) -> None:
+    """A share link is read-only: no measurement, report or anything else is written
+    through it (403), whoever follows it."""
+    if share_scope(request) is not None:
+        raise Forbidden("a share link is read-only", code="read_only_share")
+
+
+def require_user(view: Callable[..., Any]) -> Callable[..., Any]:
     """401 JSON (not a login redirect) for image and data endpoints without a session."""
 
     @wraps(view)
@@ -209,9 +224,11 @@ def visible_studies(request: HttpRequest) -> QuerySet[Study]:
     for radiologists and administrators; for a launched clinician the studies of the
     launched person, under any identity linked to the launched one (never by name)."""
     role = role_of(request)
+    scope = scope_of(request)
+    if scope is not None and scope.channel == SHARE_CHANNEL:
+        return Study.objects.filter(study_instance_uid__in=list(scope.studies))
     if role in (RADIOLOGIST, ADMINISTRATOR):
         return Study.objects.all()
-    scope = scope_of(request)
     if role == CLINICIAN and scope is not None:
         keys = scope_person_keys(request, scope)
         return (
@@ -227,9 +244,11 @@ def can_see(request: HttpRequest, study: Study) -> bool:
     A study of a launched identity itself costs no query; one of a linked identity the
     request's one query for the scope's person keys."""
     role = role_of(request)
+    scope = scope_of(request)
+    if scope is not None and scope.channel == SHARE_CHANNEL:
+        return study.study_instance_uid in scope.studies
     if role in (RADIOLOGIST, ADMINISTRATOR):
         return True
-    scope = scope_of(request)
     if role != CLINICIAN or scope is None:
         return False
     patient = study.patient

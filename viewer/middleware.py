@@ -71,13 +71,7 @@ class ViewerErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, ViewerError):
             return None
-        if wants_page(request):
-            # An error page shows nothing worth clickjacking, and inside the EHR's frame
-            # it must be visible rather than blocked.
-            return mark_embeddable(
-                render(request, "error.html", {"error": exception}, status=exception.status)
-            )
-        return JsonResponse(exception.as_dict(), status=exception.status)
+        return error_response(request, exception)
 
 
 def wants_page(request: HttpRequest) -> bool:
@@ -85,3 +79,47 @@ def wants_page(request: HttpRequest) -> bool:
     if request.path.startswith(("/api/", "/dicom-web/")):
         return False
     return "text/html" in request.headers.get("Accept", "")
+
+
+def error_response(request: HttpRequest, error: ViewerError) -> HttpResponse:
+    """The response for ``error``: the error page for a browser's page, else JSON. An error
+    page shows nothing worth clickjacking, and inside the EHR's frame it must be visible
+    rather than blocked."""
+    if wants_page(request):
+        return mark_embeddable(render(request, "error.html", {"error": error}, status=error.status))
+    return JsonResponse(error.as_dict(), status=error.status)
+
+
+SHARE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+
+
+class ShareSessionMiddleware:
+    """Sessions opened by a share link (``viewer.services.sharing``): every request checks
+    that the link is still active (410, saying expired or revoked, on the first request
+    after), and every response keeps the link out of Referers and search engines."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from viewer import access
+        from viewer.services import sharing
+
+        scope = access.share_scope(request)
+        is_link = request.path.startswith("/s/")
+        if scope is not None and not is_link:
+            try:
+                sharing.check_session(request, scope)
+            except ViewerError as gone:
+                response = error_response(request, gone)
+                _share_headers(response)
+                return response
+        response = self.get_response(request)
+        if scope is not None or is_link:
+            _share_headers(response)
+        return response
+
+
+def _share_headers(response: HttpResponse) -> None:
+    for name, value in SHARE_HEADERS.items():
+        response.headers[name] = value

@@ -1,6 +1,7 @@
 """The archive's index: Patient (with its OtherPatientId rows), Study, Series, Instance;
 the cross-reference of patient identities, PatientLink; measurements on its images,
-Measurement; hanging protocols, HangingProtocol; and the audit trail, AuditEvent.
+Measurement; hanging protocols, HangingProtocol; tumor-board share links, ShareLink and
+their ShareVisitor rows; and the audit trail, AuditEvent.
 
 Field names are the DICOM keywords in snake_case. Index rows are written only by
 ``viewer.services.ingest`` (and an instance's ``undecodable`` flag by
@@ -329,6 +330,97 @@ class HangingProtocol(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ShareLink(models.Model):
+    """A tumor board's link to some studies: a capability URL, read-only, expiring,
+    revocable. Written only by ``viewer.services.sharing``.
+
+    The token (256 random bits) is handed out once and never stored: ``token_sha256`` is
+    its SHA-256, the only way in. ``id`` is the public name of the link (in the API, the
+    audit trail, the manage page); it opens nothing. ``study_uids`` is the whole scope.
+    ``audience`` "anyone-with-link": a visitor needs no account (they act as the link's
+    ``guest`` account, which has no password and no role of its own); "signed-in": a
+    visitor signs in first. A live link carries the presenter's view (``live_state``,
+    ``live_version`` bumped at every change) for the followers' event streams.
+    """
+
+    class Audience(models.TextChoices):
+        ANYONE = "anyone-with-link", "Anyone with the link"
+        SIGNED_IN = "signed-in", "Signed-in users"
+
+    id = models.CharField(primary_key=True, max_length=24, editable=False)
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    study_uids = models.JSONField(default=list)
+    view = models.JSONField(default=dict, blank=True)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
+    deidentify = models.BooleanField(default=False)
+    live = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="share_links"
+    )
+    created_by_user_id = models.CharField(max_length=255, blank=True)  # as the audit names them
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_user_id = models.CharField(max_length=255, blank=True)
+    guest = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="guest_of_share",
+    )
+    open_count = models.PositiveIntegerField(default=0)
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    # Live: who presents (a user's pk and display name) and what they show.
+    presenter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="presenting",
+    )
+    live_state = models.JSONField(default=dict, blank=True)
+    live_version = models.PositiveBigIntegerField(default=0)
+    live_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_by", "-created_at"], name="share_creator_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"share link {self.pk}"
+
+
+class ShareVisitor(models.Model):
+    """One browser session that opened a share link: when, from where, and (live) whether
+    it follows the presenter now. ``session_sha256`` is a hash of the session key (never
+    the key); ``id`` is the public name a presenter hands presenting over to."""
+
+    id = models.CharField(primary_key=True, max_length=24, editable=False)
+    share = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="visitors")
+    session_sha256 = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    display_name = models.CharField(max_length=255, blank=True)
+    signed_in = models.BooleanField(default=False)
+    client_address = models.CharField(max_length=64, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    following = models.BooleanField(default=True)
+    streaming_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["share", "session_sha256"], name="unique_share_visitor")
+        ]
+
+    def __str__(self) -> str:
+        return f"visitor {self.pk} of {self.share_id}"
 
 
 class AppendOnlyError(Exception):

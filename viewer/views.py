@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
 from viewer import access
 from viewer.dicom.uids import uid_problem
 from viewer.errors import ViewerError
 from viewer.middleware import embeddable
-from viewer.services import audit
+from viewer.services import audit, sharing
 from viewer.services.priors import relevant_priors
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
@@ -95,3 +97,50 @@ def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     uids = [study_instance_uid, *compared_study_uids(request, study_instance_uid)]
     studies = [access.study_for(request, uid, opened="viewer") for uid in uids]
     return render(request, "viewer/viewer.html", {"study": studies[0], "studies": studies})
+
+
+@never_cache
+@require_GET
+def share_link(request: HttpRequest, token: str) -> HttpResponse:
+    """``/s/<token>``: exchange the link's token for a share session, then go to the
+    viewer; the token stays in this one URL (``viewer.services.sharing``)."""
+    return _entered(sharing.open_link(request, token))
+
+
+@never_cache
+@require_GET
+def share_continue(request: HttpRequest) -> HttpResponse:
+    """``/s/continue/``: back from signing in for a "signed-in" link."""
+    if not request.user.is_authenticated:
+        return redirect_to_login_page("/s/continue/")
+    return _entered(sharing.continue_after_sign_in(request))
+
+
+def redirect_to_login_page(next_path: str) -> HttpResponse:
+    from django.contrib.auth.views import redirect_to_login
+
+    return redirect_to_login(next_path)
+
+
+def _entered(opened: sharing.Opened) -> HttpResponse:
+    if opened.needs_sign_in:
+        return redirect_to_login_page(opened.landing)
+    return redirect(opened.landing)
+
+
+@login_required
+@require_POST
+def share_revoke(request: HttpRequest, share_id: str) -> HttpResponse:
+    """The manage page's revoke button (a form POST with its CSRF token)."""
+    sharing.revoke(request, share_id)
+    return redirect("shares")
+
+
+@login_required
+def shares_page(request: HttpRequest) -> HttpResponse:
+    """The user's share links (an administrator's: all): when each was opened, by how
+    many, and a button that revokes it."""
+    shares = list(sharing.shares_for(request)[:500])
+    counts = sharing.visitor_counts(shares)
+    rows = [(share, sharing.state_of(share), counts[share.pk]) for share in shares]
+    return render(request, "viewer/shares.html", {"rows": rows})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.api import files, measurements, patients, priors, reports, views
+from viewer.api import files, measurements, patients, priors, reports, shares, views
 from viewer.api.hanging import study_hanging_protocols
 
 urlpatterns = [
@@ -38,6 +38,11 @@ urlpatterns = [
         name="api-study-measurement-report",
     ),
     path("studies/<str:study>/priors", priors.study_priors, name="api-study-priors"),
+    path("shares", shares.SharesView.as_view(), name="api-shares"),
+    path("shares/<str:share>", shares.ShareView.as_view(), name="api-share"),
+    path("shares/<str:share>/live", shares.live, name="api-share-live"),
+    path("shares/<str:share>/presenter", shares.presenter, name="api-share-presenter"),
+    path("shares/<str:share>/following", shares.following, name="api-share-following"),
     path("patient-links", patients.PatientLinksView.as_view(), name="api-patient-links"),
     path("patient-links/<str:link>", patients.PatientLinkView.as_view(), name="api-patient-link"),
     # <path:> because a Patient ID (LO) may hold a slash.

@@ -72,6 +72,21 @@ def _aggregation_key(row: AuditEvent) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+SESSION_SHARE = "loupe_share"  # viewer.services.sharing: {"id", "created_by"}, never the token
+
+
+def _share_detail(request: HttpRequest | None) -> dict[str, str]:
+    """A share session's link id and creator, for every record it causes."""
+    session = getattr(request, "session", None)
+    share = session.get(SESSION_SHARE) if session is not None else None
+    if not isinstance(share, dict):
+        return {}
+    return {
+        "share_link_id": str(share.get("id", ""))[:64],
+        "share_created_by": str(share.get("created_by", ""))[:255],
+    }
+
+
 def _record(
     request: HttpRequest | None,
     event: str,
@@ -108,7 +123,7 @@ def _record(
         request_id=requester.request_id(request),
         session_hash=requester.session_hash(request),
         instance_count=count,
-        detail=detail or {},
+        detail={**_share_detail(request), **(detail or {})},
     )
     key = _aggregation_key(row) if aggregate else None
     if key is not None and key in recent_keys:

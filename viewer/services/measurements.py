@@ -152,7 +152,9 @@ def create(
     frame: Any = 1,
     label: Any = "",
 ) -> Measurement:
-    """Measure and save; nothing is saved when any field is wrong."""
+    """Measure and save; nothing is saved when any field is wrong (403 through a share
+    link, which is read-only)."""
+    access.check_may_change(request)
     for name, uid in (
         ("study_instance_uid", study_instance_uid),
         ("series_instance_uid", series_instance_uid),
@@ -208,6 +210,7 @@ def _visible(request: HttpRequest, measurement_id: Any) -> Measurement:
 
 
 def _check_may_change(request: HttpRequest, measurement: Measurement) -> None:
+    access.check_may_change(request)
     if measurement.author_id != request.user.pk and not access.is_administrator(request):
         raise Forbidden(
             "only the author of a measurement or an administrator may change or delete it"
