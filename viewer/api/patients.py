@@ -14,7 +14,8 @@ else); CSRF and the 401 are DRF's session authentication, as for the rest of the
 
 A bad body is a 400 naming the field (``missing_field``, ``bad_patient_link``, DRF's
 ``parse_error`` for malformed JSON). Each link and unlink is recorded as a Patient Record
-event (PS3.15 A.5.3.9) naming the administrator. No stored object ever changes.
+event (PS3.15 A.5.3.9) naming the administrator; each read as the identities' records
+opened (A.5.3.6). No stored object ever changes.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from viewer import access, requester
+from viewer.dicom.patients import PatientRef
 from viewer.errors import NotFound, ViewerError
-from viewer.models import PatientLink
-from viewer.services import identity
+from viewer.models import PatientLink, Study
+from viewer.services import audit, identity
 
 FIELDS = ("patient", "other_patient")
 OPTIONAL = ("kind", "reference")
@@ -117,6 +119,18 @@ def _who(request: Request) -> dict[str, Any]:
     }
 
 
+def _record_read(request: Request, identities: Any, view: str) -> None:
+    """Reading the cross-reference discloses a person's identities: one Instances
+    Accessed record (PS3.15 A.5.3.6, R) per identity, with its stored studies."""
+    for patient_id, issuer in sorted(identities):
+        studies = Study.objects.filter(
+            patient__patient_id=patient_id, patient__issuer_of_patient_id=issuer
+        ).values_list("study_instance_uid", flat=True)
+        audit.record_patient_opened(
+            request._request, PatientRef(patient_id, issuer), list(studies), view=view
+        )
+
+
 class PatientApiView(APIView):
     permission_classes = [IsAuthenticated, IsAdministrator]
     parser_classes = [JSONParser]
@@ -138,6 +152,7 @@ class PatientLinksView(PatientApiView):
         )
         wanted = identity.clean(wanted, "patient")
         person = identity.person(wanted)
+        _record_read(request, person, "api:patient-links")
         return Response(
             {
                 "person_key": identity.person_key(person),
@@ -180,7 +195,16 @@ class PatientLinkView(PatientApiView):
         return row
 
     def get(self, request: Request, link: str) -> Response:
-        return Response(link_json(self._row(link)))
+        row = self._row(link)
+        _record_read(
+            request,
+            [
+                (row.patient_id, row.issuer_of_patient_id),
+                (row.other_patient_id, row.other_issuer_of_patient_id),
+            ],
+            "api:patient-link",
+        )
+        return Response(link_json(row))
 
     def delete(self, request: Request, link: str) -> Response:
         row = self._row(link)

@@ -171,3 +171,19 @@ def test_malformed_json_is_a_400(administrator: Any) -> None:
     response = client_for(administrator).post(LINKS, "{no", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
+
+
+def test_reading_the_cross_reference_is_audited(
+    administrator: Any, patient_a: StoredStudy, patient_b: StoredStudy
+) -> None:
+    admin = client_for(administrator)
+    link = admin.post(LINKS, _body(patient_a, patient_b), content_type="application/json").json()
+    assert admin.get(LINKS, _identity(patient_a)).status_code == 200
+    person = AuditEvent.objects.filter(event_id="110103", detail={"opened": "api:patient-links"})
+    assert sorted(r.patient_id for r in person) == sorted(
+        [_identity(patient_a)["patient_id"], _identity(patient_b)["patient_id"]]
+    )
+    assert {r.user_id for r in person} == {"administrator"}
+    assert admin.get(f"{LINKS}/{link['id']}").status_code == 200
+    one = AuditEvent.objects.filter(event_id="110103", detail={"opened": "api:patient-link"})
+    assert one.count() == 2
