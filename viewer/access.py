@@ -125,6 +125,14 @@ def share_scope(request: HttpRequest) -> Scope | None:
     return scope if scope is not None and scope.channel == SHARE_CHANNEL else None
 
 
+def deidentified(request: HttpRequest) -> bool:
+    """Whether this request's answers leave out the patient's identity: a session opened
+    by a share link made with ``"deidentify": true`` (``viewer.services.deidentify`` says
+    what is left out, after DICOM PS3.15 Annex E)."""
+    scope = share_scope(request)
+    return scope is not None and bool(scope.options.get("deidentify"))
+
+
 def check_may_change(request: HttpRequest) -> None:
     """A share link is read-only: no measurement, report or anything else is written
     through it (403), whoever follows it."""

@@ -15,7 +15,8 @@ def loupe_role(request: HttpRequest) -> dict[str, object]:
         "loupe_may_store": role in (roles.RADIOLOGIST, roles.ADMINISTRATOR),
         # A share link's session: read-only, perhaps de-identified (viewer.services.sharing).
         "loupe_share": share.source if share is not None else "",
-        "loupe_deidentified": bool(share is not None and share.options.get("deidentify")),
+        "loupe_deidentified": access.deidentified(request),
+        "loupe_share_live": bool(share is not None and share.options.get("live")),
         "loupe_may_share": role in (roles.RADIOLOGIST, roles.ADMINISTRATOR)
         or (role == roles.CLINICIAN and access.scope_of(request) is not None),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -13,18 +15,29 @@ from viewer import access
 from viewer.dicom.uids import uid_problem
 from viewer.errors import ViewerError
 from viewer.middleware import embeddable
-from viewer.services import audit, sharing
+from viewer.services import audit, deidentify, sharing
 from viewer.services.priors import relevant_priors
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
 #: Studies a viewer page may show beside the first one (a 2×2 layout holds four).
 MAX_COMPARED_STUDIES = 3
+#: The worklist's parameters that name an identifier (and sorts by them).
+DEIDENTIFIED_FILTERS = ("name", "patient_id", "accession")
 
 
 @login_required
 @embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
-    query = WorklistQuery.from_params(request.GET.dict())
+    params_given = request.GET.dict()
+    deidentified = access.deidentified(request)
+    if deidentified:
+        # Filtering or sorting by an identifier would tell it (a match or an order): in a
+        # de-identified share those parameters are left out (viewer.services.deidentify).
+        for name in DEIDENTIFIED_FILTERS:
+            params_given.pop(name, None)
+        if params_given.get("sort", "").lstrip("-") in DEIDENTIFIED_FILTERS:
+            params_given.pop("sort")
+    query = WorklistQuery.from_params(params_given)
     visible = access.visible_studies(request)
     page = Paginator(query.studies(visible), PAGE_SIZE).get_page(request.GET.get("page"))
     # "compare with prior" opens the relevant prior (same modality, overlapping body part,
@@ -34,9 +47,15 @@ def worklist(request: HttpRequest) -> HttpResponse:
     for row in page.object_list:
         prior = chosen.get(row.pk)
         row.prior_uid = prior.study_instance_uid if prior else None  # type: ignore[attr-defined]
+        if deidentified:
+            row.shown = deidentify.study_display(row)  # type: ignore[attr-defined]
     audit.record_query(request, filters=query.filter_names(), count=page.paginator.count)
     params = request.GET.copy()
     params.pop("page", None)
+    for name in DEIDENTIFIED_FILTERS if deidentified else ():
+        params.pop(name, None)  # nor echoed in the page's links
+    if deidentified and "sort" not in params_given:
+        params.pop("sort", None)
     sort_params = params.copy()
     sort_params.pop("sort", None)
     return render(
@@ -57,7 +76,12 @@ def worklist(request: HttpRequest) -> HttpResponse:
 def study(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     """The series list; the gate records the study as opened here (a 404 page otherwise)."""
     found = access.study_for(request, study_instance_uid, opened="study")
-    series = found.series.order_by("series_number", "id")
+    series = list(found.series.order_by("series_number", "id"))
+    if access.deidentified(request):  # the descriptions cleaned (viewer.services.deidentify)
+        shown = deidentify.study_display(found)
+        for row in series:
+            row.shown_description = shown.series_descriptions.get(row.pk, "")  # type: ignore[attr-defined]
+        found.shown = shown  # type: ignore[attr-defined]
     return render(request, "viewer/study.html", {"study": found, "series_list": series})
 
 
@@ -96,7 +120,13 @@ def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
     loads every study through ``/api/studies/<uid>``."""
     uids = [study_instance_uid, *compared_study_uids(request, study_instance_uid)]
     studies = [access.study_for(request, uid, opened="viewer") for uid in uids]
-    return render(request, "viewer/viewer.html", {"study": studies[0], "studies": studies})
+    view = sharing.session_view(request)  # a share link's opening view, for the page's script
+    share_view = json.dumps(view, separators=(",", ":")) if view else ""
+    return render(
+        request,
+        "viewer/viewer.html",
+        {"study": studies[0], "studies": studies, "share_view": share_view},
+    )
 
 
 @never_cache

@@ -5,7 +5,9 @@ Same session authentication as every API view (``viewer.api.views``). The instan
 through the gate (``viewer.access.instance_for``: an instance this session may not see
 answers the same 404 as an unknown one), and the download is recorded as a Data Export
 (PS3.15 A.5.3.4) before the first byte leaves. The file name is the SOP Instance UID
-only, never a name or an ID of the patient.
+only, never a name or an ID of the patient. A de-identified share link's session gets 403
+``deidentified_share`` instead: the object holds the patient's identity
+(``viewer.services.deidentify``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rest_framework.views import APIView
 
 from viewer import access
 from viewer.errors import ViewerError
-from viewer.services import audit, storage
+from viewer.services import audit, deidentify, storage
 
 DICOM_MEDIA_TYPE = "application/dicom"
 
@@ -49,6 +51,7 @@ class InstanceFileView(APIView):
 
     def get(self, request: Request, study: str, series: str, instance: str) -> FileResponse:
         found = access.instance_for(request, study, series, instance)
+        deidentify.check_may_download(request)  # 403 in a de-identified share
         try:
             stream = storage.path_for(found.storage_key).open("rb")
         except FileNotFoundError:

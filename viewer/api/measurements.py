@@ -6,6 +6,8 @@
 * ``GET /api/studies/<study>/measurements`` → the study's measurements, newest first, as
   a JSON array; ``?format=json`` the same as a download, ``?format=csv`` one row per
   measurement (both ``Content-Disposition: attachment``, audited as an export);
+* in a de-identified share (``viewer.services.deidentify``) every answer and export has
+  its labels cleaned of the patient's identifiers and names no author;
 * ``GET``, ``PATCH`` (any of ``kind``, ``points``, ``frame``, ``label``; recomputed; the
   fields the server sets are ignored, the UIDs may be sent only unchanged) and
   ``DELETE`` (204) ``/api/measurements/<id>``.
@@ -30,10 +32,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from viewer import access
 from viewer.dicom.measure import QUANTITIES
 from viewer.errors import ViewerError
-from viewer.models import Measurement
-from viewer.services import audit, measurements
+from viewer.models import Measurement, Study
+from viewer.services import audit, deidentify, measurements
 
 EXPORT_FORMATS = ("json", "csv")
 PATCHABLE = ("kind", "points", "frame", "label")
@@ -68,6 +71,17 @@ def measurement_json(measurement: Measurement) -> dict[str, Any]:
         "updated_at": _time(measurement.updated_at),
         "result": measurement.result,
     }
+
+
+def shown(request: Request, study: Study, found: list[Measurement]) -> list[dict[str, Any]]:
+    """The measurements as this session is answered: in a de-identified share their
+    labels cleaned and their authors not named (``viewer.services.deidentify``), in the
+    JSON, the JSON download and the CSV alike."""
+    answer = [measurement_json(m) for m in found]
+    if not access.deidentified(request._request):
+        return answer
+    ids = deidentify.identifiers_of(study)
+    return [deidentify.measurement_json(m, ids) for m in answer]
 
 
 class JsonAnswers(DefaultContentNegotiation):
@@ -121,7 +135,8 @@ class MeasurementView(MeasurementApiView):
     """``GET``, ``PATCH`` (recomputed) and ``DELETE`` (204) ``/api/measurements/<id>``."""
 
     def get(self, request: Request, measurement: str) -> Response:
-        return Response(measurement_json(measurements.get(request._request, measurement)))
+        found = measurements.get(request._request, measurement)
+        return Response(shown(request, found.study, [found])[0])
 
     def patch(self, request: Request, measurement: str) -> Response:
         body = _object(request)
@@ -179,7 +194,7 @@ class StudyMeasurementsView(MeasurementApiView):
                 f"format must be json or csv, not '{export[:16]}'", code="unsupported_format"
             )
         found_study, found = measurements.list_for_study(request._request, study)
-        answer = [measurement_json(m) for m in found]
+        answer = shown(request, found_study, found)
         if export is None:
             return Response(answer)
         audit.record_export(

@@ -15,6 +15,8 @@ recorded as a Query (PS3.15 A.5.3.10). The answer is a JSON array of::
 ``modalities`` are (0008,0061) Modalities in Study; ``body_part`` the most common
 (0018,0015) Body Part Examined of the study's image series ("" where none records one);
 ``linked``: the prior is stored under another identity of the person than the study's own.
+In a de-identified share the ``patient`` is a placeholder and the description cleaned
+(``viewer.services.deidentify``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from viewer import access
-from viewer.services import audit, identity, priors
+from viewer.services import audit, deidentify, identity, priors
 
 
 def prior_json(prior: priors.Prior) -> dict[str, Any]:
@@ -52,4 +54,10 @@ def study_priors(request: Request, study: str) -> Response:
     current = access.study_for(request._request, study)
     found = priors.priors_of(current, access.visible_studies(request._request))
     audit.record_query(request._request, filters=["priors"], count=len(found))
-    return Response([prior_json(p) for p in found])
+    answer = [prior_json(p) for p in found]
+    if access.deidentified(request._request):
+        answer = [
+            deidentify.prior_json(body, deidentify.identifiers_of(p.study))
+            for body, p in zip(answer, found, strict=True)
+        ]
+    return Response(answer)

@@ -20,6 +20,7 @@ An unknown link and one this user may not manage get the same 404.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,7 +43,26 @@ from viewer.services import sharing
 
 POLL_SECONDS = 0.2
 STREAM_LIFETIME_SECONDS = 120  # then the browser's EventSource reconnects (and re-checks)
-KEEPALIVE_SECONDS = 10
+# A WSGI application learns that its client left only when a write fails: a comment line
+# every second ends the stream of a closed page within about two seconds, instead of
+# holding a server thread (and polling the database) for the rest of its lifetime.
+# Proxies that drop idle connections see traffic too.
+KEEPALIVE_SECONDS = 1.0
+
+_streams_lock = threading.Lock()
+_open_streams = 0
+
+
+def open_streams() -> int:
+    """How many event streams this process is serving now (each holds a server thread)."""
+    with _streams_lock:
+        return _open_streams
+
+
+def _count_stream(change: int) -> None:
+    global _open_streams
+    with _streams_lock:
+        _open_streams += change
 
 
 def _time(value: Any) -> str | None:
@@ -129,8 +149,9 @@ def _stream(request: HttpRequest, share_id: str, user_pk: Any) -> Iterator[bytes
     """Poll the link's row (cheap: its primary key) and send the view when it changed."""
     sent_version = -1
     started = last_beat = last_sent = time.monotonic()
-    yield b"retry: 1000\n\n"
+    _count_stream(+1)
     try:
+        yield b"retry: 1000\n\n"
         while time.monotonic() - started < STREAM_LIFETIME_SECONDS:
             share = ShareLink.objects.select_related("presenter").filter(pk=share_id).first()
             state = sharing.state_of(share) if share is not None else sharing.REVOKED
@@ -148,10 +169,11 @@ def _stream(request: HttpRequest, share_id: str, user_pk: Any) -> Iterator[bytes
                 sent_version = share.live_version
                 last_sent = now
             elif now - last_sent > KEEPALIVE_SECONDS:
-                yield b": keepalive\n\n"
+                yield b":\n\n"
                 last_sent = now
             time.sleep(POLL_SECONDS)
     finally:
+        _count_stream(-1)
         close_old_connections()
 
 

@@ -27,7 +27,7 @@ from viewer.dicom.archive import Item, iter_zip
 from viewer.dicom.index import LO
 from viewer.dicom.patients import PatientRef
 from viewer.errors import NotFound, TooLarge, ViewerError
-from viewer.services import audit, ingest
+from viewer.services import audit, deidentify, ingest
 
 AUDIT_PAGE_SIZE = 100
 
@@ -184,8 +184,13 @@ def _json(body: dict[str, Any], status: int) -> HttpResponse:
 
 @api_view(["GET"])
 def study_metadata(request: Request, study: str) -> Response:
-    """``GET /api/studies/{study}``: the study, its series and their ordered instances."""
-    return Response(serializers.study_json(access.study_for(request, study)))
+    """``GET /api/studies/{study}``: the study, its series and their ordered instances
+    (de-identified in a de-identified share: ``viewer.services.deidentify``)."""
+    found = access.study_for(request, study)
+    body = serializers.study_json(found)
+    if access.deidentified(request):
+        body = deidentify.study_json(body, deidentify.identifiers_of(found))
+    return Response(body)
 
 
 @api_view(["GET"])

@@ -1,4 +1,8 @@
-"""Rendered resources and thumbnails (PS3.18 §8.3.5, §10.4) and the tile pyramid."""
+"""Rendered resources and thumbnails (PS3.18 §8.3.5, §10.4) and the tile pyramid.
+
+No text is drawn into an image. In a de-identified share an object with (0028,0301)
+Burned In Annotation YES is refused (403 ``burned_in_annotation``,
+``viewer.services.deidentify.check_renderable``)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from viewer.dicom.geometry import slice_order
 from viewer.dicomweb import params
 from viewer.errors import NotFound, ViewerError
 from viewer.models import Instance
-from viewer.services import rendering
+from viewer.services import deidentify, rendering
 
 THUMBNAIL_SIZE = 128
 
@@ -28,6 +32,7 @@ def _frame_index(frame: int, instance: Instance) -> int:
 def _respond(
     request: HttpRequest, instance: Instance, render_request: rendering.RenderRequest
 ) -> HttpResponse:
+    deidentify.check_renderable(request, instance)  # burned-in annotation, de-identified share
     etag = f'"{render_request.key(instance)}"'
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponse(status=304)

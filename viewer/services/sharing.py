@@ -390,6 +390,16 @@ def _enter(request: HttpRequest, share: ShareLink) -> Opened:
     return Opened(share, _landing(share))
 
 
+def session_view(request: HttpRequest) -> dict[str, Any] | None:
+    """The view a share session's link opens with (its ``view``: layout, viewports ...,
+    static/viewer/js/sharedView.js applies it); None outside a share session."""
+    scope = access.share_scope(request)
+    if scope is None:
+        return None
+    view = ShareLink.objects.filter(pk=scope.source).values_list("view", flat=True).first()
+    return view if isinstance(view, dict) and view else None
+
+
 # -- visitors --------------------------------------------------------------------------
 
 

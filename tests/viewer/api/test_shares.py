@@ -4,7 +4,9 @@ scope, on real stored studies (patient A's CT, patient B's MR)."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from typing import Any
 
 import pytest
@@ -274,3 +276,25 @@ def test_only_the_creator_or_an_administrator_manages_a_link(
     assert revoked.status_code == 302
     assert ShareLink.objects.get(pk=shared_a["id"]).revoked_at is not None
     assert not User.objects.filter(username=f"share:{shared_a['id']}", is_staff=True).exists()
+
+
+def test_the_viewer_page_carries_the_links_view_and_live_flag_for_its_script(
+    radiologist_client: Client, patient_a: StoredStudy
+) -> None:
+    page = f"/viewer/{patient_a.study}/"
+    own = radiologist_client.get(page, HTTP_ACCEPT="text/html").content.decode()
+    assert 'id="share"' in own and 'id="share-dialog"' in own and "share-session" not in own
+    view = {
+        "layout": "1x1",
+        "viewports": [{"series_instance_uid": patient_a.series, "zoom": 2, "window": None}],
+    }
+    created = create(radiologist_client, patient_a, view=view, live=True).json()
+    guest, _ = open_link(created["url"])
+    shared = guest.get(page, HTTP_ACCEPT="text/html").content.decode()
+    assert 'id="share-dialog"' not in shared and 'id="share"' not in shared  # no sharing on
+    session = re.search(r'<div id="share-session"[^>]*>', shared)
+    assert session, shared[:2000]
+    attributes = dict(re.findall(r'(data-share-[a-z]+)="([^"]*)"', session[0]))
+    assert attributes["data-share-id"] == created["id"]
+    assert attributes["data-share-live"] == "true"
+    assert json.loads(html.unescape(attributes["data-share-view"])) == view
