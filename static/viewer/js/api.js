@@ -1,16 +1,40 @@
 // Talking to Loupe's server: the study's metadata and the URLs of rendered frames.
 
+// A share link's session whose link expired or was revoked gets 410 on its next request
+// (viewer.middleware.ShareSessionMiddleware), with {code: "share_gone", message} saying
+// which. Every request here that meets one says so once, as the window event
+// "loupe:share-gone" {detail: {message}}, so the page can tell the visitor why instead of
+// showing broken images (share.js).
+export const SHARE_GONE_EVENT = "loupe:share-gone";
+
+export function reportShareGone(message) {
+  window.dispatchEvent(new CustomEvent(SHARE_GONE_EVENT, { detail: { message: message || "This share link has ended" } }));
+}
+
+async function reportIfGone(response) {
+  if (response.status !== 410) return;
+  let message = "";
+  try {
+    message = (await response.clone().json()).message;
+  } catch {
+    message = "";
+  }
+  reportShareGone(message);
+}
+
 export async function fetchStudy(studyUid) {
   const response = await fetch(`/api/studies/${encodeURIComponent(studyUid)}`, {
     headers: { Accept: "application/json" },
     credentials: "same-origin",
   });
+  await reportIfGone(response);
   if (!response.ok) throw new Error(`the study could not be loaded (${response.status})`);
   return response.json();
 }
 
 async function getJson(path, what) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  await reportIfGone(response);
   if (!response.ok) {
     const error = new Error(`${what} could not be loaded (${response.status})`);
     error.status = response.status;
@@ -61,6 +85,7 @@ export function tileUrl(instance, frame, level, column, row, window) {
 export async function errorMessage(url) {
   try {
     const response = await fetch(url, { credentials: "same-origin" });
+    await reportIfGone(response);
     const body = await response.json();
     return body.message || `the server answered ${response.status}`;
   } catch {
@@ -72,19 +97,20 @@ function round(value) {
   return Math.round(value * 100) / 100;
 }
 
-// Measurements (issue 13): JSON with the session's CSRF token; a failure throws an Error
-// carrying the server's {code, message}.
+// JSON requests with the session's CSRF token (measurements, share links); a failure
+// throws an Error carrying the server's {code, message} and the HTTP status.
 function csrfToken() {
   return document.getElementById("csrf")?.value || document.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
 }
 
-async function measurementRequest(method, path, body) {
+export async function jsonRequest(method, path, body) {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
     headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  await reportIfGone(response);
   if (response.status === 204) return null;
   let payload = null;
   try {
@@ -102,8 +128,8 @@ async function measurementRequest(method, path, body) {
 }
 
 export const measurementsApi = {
-  list: (studyUid) => measurementRequest("GET", `/api/studies/${encodeURIComponent(studyUid)}/measurements`),
-  create: (body) => measurementRequest("POST", "/api/measurements", body),
-  update: (id, patch) => measurementRequest("PATCH", `/api/measurements/${encodeURIComponent(id)}`, patch),
-  remove: (id) => measurementRequest("DELETE", `/api/measurements/${encodeURIComponent(id)}`),
+  list: (studyUid) => jsonRequest("GET", `/api/studies/${encodeURIComponent(studyUid)}/measurements`),
+  create: (body) => jsonRequest("POST", "/api/measurements", body),
+  update: (id, patch) => jsonRequest("PATCH", `/api/measurements/${encodeURIComponent(id)}`, patch),
+  remove: (id) => jsonRequest("DELETE", `/api/measurements/${encodeURIComponent(id)}`),
 };

@@ -2,7 +2,7 @@
 // series grouped by study and the patient's priors, hang them by the hanging protocol the
 // server chooses (hanging.js; without one, as before: side by side), and link the
 // viewports (sync.js). Layout handling is in layout.js, the toolbar and shortcuts in
-// toolbox.js. Plain ES modules.
+// toolbox.js, share links and live sessions in share.js and live.js. Plain ES modules.
 
 import { fetchHangingProtocols, fetchPriors, fetchStudy } from "./api.js";
 import { HangingProtocols } from "./hanging.js";
@@ -10,6 +10,7 @@ import { Layout, SERIES_DRAG_TYPE } from "./layout.js";
 import { MeasurementStore } from "./measurementStore.js";
 import { MeasurementsPanel } from "./measurementsPanel.js";
 import { PresetEditor } from "./presetEditor.js";
+import { alertWhenShareGone, startSharing } from "./share.js";
 import { ViewportSync } from "./sync.js";
 import { Toolbox } from "./toolbox.js";
 
@@ -142,6 +143,7 @@ function prepare(study) {
 }
 
 async function start() {
+  alertWhenShareGone();
   const uids = grid.dataset.studies.split(" ").filter(Boolean);
   const [currentUid, ...compareUids] = uids;
   // Asked for at once, beside the studies; either may be missing (404): then the viewer
@@ -168,18 +170,32 @@ async function start() {
     panel: measurementsPanel,
     sync,
   });
+  // Who hears of every change of the view (a viewport's series, image, window or zoom,
+  // the layout, the active viewport, the selected measurement): a live session's
+  // presenter (live.js). ``watch`` returns the function that stops it.
+  const watchers = new Set();
+  const viewChanged = () => watchers.forEach((watcher) => watcher());
+  const watch = (watcher) => {
+    watchers.add(watcher);
+    return () => watchers.delete(watcher);
+  };
+  store.subscribe(viewChanged);
   sync.onchange = () => toolbox.syncLinks();
   layout.onactivate = () => {
     toolbox.sync();
     markSeries(layout);
+    viewChanged();
   };
   layout.onhang = (cell) => {
     if (cell === layout.active) toolbox.sync();
     markSeries(layout);
+    viewChanged();
   };
   layout.onviewchange = (cell) => {
     if (cell === layout.active) toolbox.syncPreset();
+    viewChanged();
   };
+  layout.onlayout = viewChanged;
   let priors = [];
   const relist = () => {
     listSeries(studies, layout, priors, compareWith);
@@ -258,6 +274,7 @@ async function start() {
   store.load(studies.map((s) => s.study_instance_uid));
   window.loupeMeasurements = store; // for the browser tests and the console
   window.loupeViewer = { layout, sync, hanging }; // for the browser tests and the console
+  startSharing({ layout, sync, store, ensureStudy, watch });
   priors = (await priorsAnswer) || [];
   if (!Array.isArray(priors)) priors = [];
   relist();

@@ -135,6 +135,60 @@ export class StackViewport {
     this.changed("zoom");
   }
 
+  // A whole view at once, as another viewer showed it (live.js: a presenter's state; a
+  // share link's opening view): the stack index, the window (null: the image's server
+  // default), the magnification relative to fit and the relative centre (as setView),
+  // rotation, flip and inversion; a field left undefined stays as it is. One render for
+  // all of it, each kind of change announced as the single setters do. ``interactive``:
+  // the presenter is dragging the window, so the cheap render will do.
+  applyView({ slice, window, magnification, center, rotation, flipped, inverted, interactive = false }) {
+    const kinds = [];
+    let render = !this.drawn;
+    if (slice !== undefined && this.count) {
+      const clamped = Math.min(Math.max(slice, 0), this.count - 1);
+      if (clamped !== this.slice) {
+        this.slice = clamped;
+        kinds.push("slice");
+        render = true;
+      }
+    }
+    if (window !== undefined) {
+      const next = window ? { center: window.center, width: Math.max(window.width, 1) } : null;
+      const same = next === null ? this.window === null : this.window?.center === next.center && this.window?.width === next.width;
+      if (!same || this.dragging !== interactive) {
+        this.window = next;
+        this.dragging = interactive;
+        kinds.push("window");
+        render = true;
+      }
+    }
+    if (rotation !== undefined || flipped !== undefined) {
+      const turn = { rotation: rotation ?? this.turn.rotation, flipped: flipped ?? this.turn.flipped };
+      if (turn.rotation !== this.turn.rotation || turn.flipped !== this.turn.flipped) {
+        if (turn.rotation !== this.turn.rotation) render = true; // rendered for the turned box
+        this.turn = turn;
+      }
+    }
+    if (magnification !== undefined) {
+      const instance = this.current?.instance;
+      const next = Math.min(Math.max(magnification, 1), 64);
+      const point =
+        center && instance?.columns && instance?.rows && next > 1 ? { x: center.x * instance.columns, y: center.y * instance.rows } : null;
+      const moved = point?.x !== this.center?.x || point?.y !== this.center?.y;
+      if (next !== this.magnification || moved) {
+        this.magnification = next;
+        this.center = point;
+        kinds.push("zoom");
+      }
+    }
+    if (inverted !== undefined) this.inverted = Boolean(inverted);
+    for (const kind of kinds) this.changed(kind);
+    if (render && interactive && kinds.length === 1 && kinds[0] === "window") return this.showInteractive();
+    if (render) return this.show();
+    this.requestDraw();
+    return Promise.resolve();
+  }
+
   // The window the current image opens with: its header's first (0028,1050) Window
   // Center / (0028,1051) Window Width pair (PS3.3 C.11.2.1.2), else null (the server's
   // default for the image).
