@@ -62,7 +62,7 @@ def body_of(response: Any) -> bytes:
 
 
 def fill(template: str, values: dict[str, str]) -> str:
-    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], template)
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[str(m.group(1))], template)
 
 
 def values_for(study: StoredStudy, measurement: str) -> dict[str, str]:
