@@ -308,13 +308,14 @@ def record_launch_refused(request: HttpRequest, *, channel: str, reason: str) ->
 
 
 def record_export(
-    request: HttpRequest,
+    request: HttpRequest | None,
     study: Study,
     *,
     outcome: int,
     kind: str,
     share_link_id: str = "",
     count: int | None = None,
+    user: str | None = None,
 ) -> None:
     """A.5.3.4 Data Export (110106, R): ``study`` left Loupe's control: ``kind`` is
     "download", or "share" for a share link (its *ID*, never its token). ``count``: the
@@ -329,6 +330,7 @@ def record_export(
         study_uids=[study.study_instance_uid],
         count=study.number_of_study_related_instances if count is None else count,
         detail=detail,
+        user=user,
     )
 
 

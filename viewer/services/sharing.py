@@ -185,6 +185,53 @@ def create(request: HttpRequest, body: Any) -> Created:
     deidentify = _bool(body, "deidentify", False)
     live = _bool(body, "live", False)
     studies = _studies(request, body.get("study_instance_uids"))
+    return _make(
+        request,
+        request.user,
+        studies,
+        view=view,
+        audience=audience,
+        seconds=seconds,
+        deidentify=deidentify,
+        live=live,
+    )
+
+
+def create_for_user(
+    user: Any,
+    studies: list[Study],
+    *,
+    live: bool = False,
+    deidentify: bool = False,
+    seconds: int = DEFAULT_SECONDS,
+    view: dict[str, Any] | None = None,
+) -> Created:
+    """A link made outside a request (``manage.py demo``'s tumor-board link): ``user``
+    is its creator and, when live, its presenter; audited as a Data Export by that user
+    on the command line. The caller chose the studies (no session's gate applies)."""
+    return _make(
+        None,
+        user,
+        studies,
+        view=view or {},
+        audience=ShareLink.Audience.ANYONE,
+        seconds=min(max(seconds, MIN_SECONDS), settings.LOUPE_SHARE_MAX_SECONDS),
+        deidentify=deidentify,
+        live=live,
+    )
+
+
+def _make(
+    request: HttpRequest | None,
+    user: Any,
+    studies: list[Study],
+    *,
+    view: dict[str, Any],
+    audience: str,
+    seconds: int,
+    deidentify: bool,
+    live: bool,
+) -> Created:
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = timezone.now()
     with transaction.atomic():
@@ -196,11 +243,11 @@ def create(request: HttpRequest, body: Any) -> Created:
             audience=audience,
             deidentify=deidentify,
             live=live,
-            created_by=request.user,
-            created_by_user_id=requester.user_id(request),
+            created_by=user,
+            created_by_user_id=requester.user_id(request) if request else user.get_username(),
             created_at=now,
             expires_at=now + dt.timedelta(seconds=seconds),
-            presenter=request.user if live else None,  # type: ignore[misc]
+            presenter=user if live else None,
         )
         if audience == ShareLink.Audience.ANYONE:
             guest = User(username=f"share:{share.id}")
@@ -215,6 +262,7 @@ def create(request: HttpRequest, body: Any) -> Created:
                 outcome=audit.Outcome.SUCCESS,
                 kind="share",
                 share_link_id=share.id,
+                user=None if request else user.get_username(),
             )
     return Created(share, token)
 

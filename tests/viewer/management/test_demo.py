@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -11,9 +12,10 @@ from typing import Any
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import Client
 
 from viewer.demo import phantom
-from viewer.models import HangingProtocol, Instance, Patient, Study
+from viewer.models import AuditEvent, HangingProtocol, Instance, Patient, ShareLink, Study
 from viewer.services import hanging
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +92,29 @@ def test_demo_loads_the_shipped_protocols_and_hangs_the_phantom_prior_beside_the
     ]
     assert all(v.series is not None and v.series.plane == "axial" for v in result.chosen.viewports)
     assert result.chosen.sync() == {"scroll": True, "window": True, "zoom": True}
+
+
+def test_demo_prints_a_live_tumor_board_link_for_the_phantom_that_opens(
+    settings: Any, tmp_path: Path
+) -> None:
+    settings.DATA_DIR = tmp_path
+    run_demo()
+    output = run_demo()  # a re-run (everything a duplicate) prints a link as well
+    link = re.search(r"tumor board:\s+http://127\.0\.0\.1:8000(/s/[A-Za-z0-9_-]{43})\n", output)
+    present = re.search(r"present it:\s+http://127\.0\.0\.1:8000(/viewer/\S+)\n", output)
+    assert link and present, output
+    current_uid = phantom.ground_truth()["studies"][0]["study_instance_uid"]
+    share = ShareLink.objects.get(token_sha256=hashlib.sha256(link[1][3:].encode()).hexdigest())
+    assert share.live and share.study_uids == [current_uid]
+    assert share.created_by.username == "demo" and share.presenter == share.created_by
+    assert not share.deidentify
+    assert present[1] == f"/viewer/{current_uid}/?present={share.id}"
+    # Anyone with the link, no account: the phantom in the viewer, read-only and live.
+    follower = Client()
+    opened = follower.get(link[1], HTTP_ACCEPT="text/html")
+    assert opened.status_code == 302 and opened.headers["Location"] == f"/viewer/{current_uid}/"
+    page = follower.get(opened.headers["Location"], HTTP_ACCEPT="text/html").content.decode()
+    assert f'data-share-id="{share.id}"' in page and 'data-share-live="true"' in page
+    assert follower.get(f"/api/studies/{current_uid}").status_code == 200
+    exported = AuditEvent.objects.filter(event_id="110106", user_id="demo")
+    assert exported.filter(detail__share_link_id=share.id).exists()

@@ -5,7 +5,8 @@ never stored in clear), writes the CT torso phantom (current study and a prior o
 earlier, ``viewer.demo.phantom``) into the data folder, imports it together with real
 sample files shipped inside the pydicom and pydicom-data packages, (re)loads the shipped
 hanging protocols (so that the current phantom study opens with its prior hung beside it
-by "CT chest with prior", linked), registers the demo EHR, then serves Loupe on
+by "CT chest with prior", linked), registers the demo EHR, makes a live tumor-board share link of the current phantom study
+(presented by ``demo``; ``viewer.services.sharing``) and prints it, then serves Loupe on
 127.0.0.1 with gunicorn (``config/gunicorn.py``). Re-running it is cheap: everything already stored is reported
 as a duplicate.
 """
@@ -28,7 +29,11 @@ from pydicom.data import get_testdata_file
 
 from ehrlaunch.demo import setup as demo_ehr
 from viewer.demo.phantom import DEFAULT_SPEC, write_phantom
-from viewer.services import hanging, ingest
+from viewer.models import Study
+from viewer.services import hanging, ingest, sharing
+
+# The tumor-board link the demo prints: live, for a day.
+TUMOR_BOARD_SECONDS = 24 * 3600
 
 # The documented gunicorn configuration (workers, threads, a log without query strings).
 GUNICORN_CONFIG = settings.BASE_DIR / "config" / "gunicorn.py"
@@ -56,7 +61,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", verbosity=0, interactive=False)
         protocols = self._shipped_hanging_protocols()
-        password = self._demo_user()
+        password, user = self._demo_user()
         results = self._import_demo_studies()
         counts = ingest.summarize(results)
         for result in results:
@@ -66,6 +71,7 @@ class Command(BaseCommand):
         ehr_config = demo_ehr.configure(
             Path(settings.DATA_DIR) / "demo", loupe_url=url, port=options["ehr_port"]
         )
+        board = self._tumor_board_link(user, results, url)
         self.stdout.write(
             "\nLoupe demo ready\n"
             f"  demo studies: {counts['stored']} new, {counts['duplicate']} already stored, "
@@ -76,6 +82,11 @@ class Command(BaseCommand):
             f"  open:         {url}\n"
             f"  log in as:    demo / {password}\n"
             f"  demo EHR:     http://localhost:{options['ehr_port']}/ (a chart framing Loupe)\n"
+            f"  tumor board:  {board[0]}\n"
+            "                (a live, read-only share link of the current CT phantom, valid for a\n"
+            "                 day: open it in another browser, no login needed)\n"
+            f"  present it:   {board[1]}\n"
+            "                (as demo: whoever opened the link follows what you show)\n"
         )
         if options["no_serve"]:
             return
@@ -91,12 +102,25 @@ class Command(BaseCommand):
         loaded = hanging.load()
         return len(loaded.created) + len(loaded.updated)
 
-    def _demo_user(self) -> str:
+    def _demo_user(self) -> tuple[str, Any]:
         password = secrets.token_urlsafe(12)
         user, _ = get_user_model().objects.get_or_create(username="demo")
         user.set_password(password)
         user.save()
-        return password
+        return password, user
+
+    def _tumor_board_link(
+        self, user: Any, results: list[ingest.IngestResult], url: str
+    ) -> tuple[str, str]:
+        """A new live share link of the current phantom study (each run makes one; the
+        Shares page lists and revokes them), and where demo presents it."""
+        uids = {r.study_instance_uid for r in results if r.source.startswith("phantom/current/")}
+        study = Study.objects.filter(study_instance_uid__in=uids).first()
+        if study is None:
+            return ("(none: the CT phantom was not imported)", "–")
+        made = sharing.create_for_user(user, [study], live=True, seconds=TUMOR_BOARD_SECONDS)
+        presenting = f"{url}viewer/{study.study_instance_uid}/?present={made.share.id}"
+        return f"{url.rstrip('/')}{sharing.link_path(made.token)}", presenting
 
     def _import_demo_studies(self) -> list[ingest.IngestResult]:
         phantom_dir = Path(settings.DATA_DIR) / "demo" / "ct-phantom"
