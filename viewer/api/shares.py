@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -173,8 +172,7 @@ def _stream(request: HttpRequest, share_id: str, user_pk: Any) -> Iterator[bytes
                 last_sent = now
             time.sleep(POLL_SECONDS)
     finally:
-        _count_stream(-1)
-        close_old_connections()
+        _count_stream(-1)  # the server's request_finished then closes the connection
 
 
 @api_view(["POST"])
