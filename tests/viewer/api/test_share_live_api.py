@@ -31,7 +31,7 @@ def first_event(client: Client, share_id: str) -> tuple[str, dict[str, Any]]:
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-store"
-    text = b"".join(response.streaming_content).decode()
+    text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     assert text.startswith("retry: 1000\n\n"), text
     event = next(block for block in text.split("\n\n") if block.startswith("event: "))
     name, data = event.split("\n", 1)
