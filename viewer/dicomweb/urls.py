@@ -1,6 +1,6 @@
 from django.urls import path
 
-from viewer.dicomweb import views
+from viewer.dicomweb import qido_urls, stow_urls, views, wado_urls
 
 S = "studies/<str:study>"
 SE = f"{S}/series/<str:series>"
@@ -17,4 +17,8 @@ urlpatterns = [
         views.tile,
         name="frame-tile",
     ),
+    # QIDO-RS search, WADO-RS retrieve, STOW-RS store: each module owns its routes.
+    *qido_urls.urlpatterns,
+    *wado_urls.urlpatterns,
+    *stow_urls.urlpatterns,
 ]
