@@ -54,6 +54,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_OIDC_ROLE_MAP | radiologist=radiologist,clinician=clinician,administrator=administrator | claim value=Loupe role, comma-separated; unmapped values give no role |
 | LOUPE_OIDC_TOKEN_AUTH | basic | client authentication at the token endpoint: basic or post |
 | LOUPE_OIDC_TIMEOUT | 10 | seconds for each call to the provider |
+| LOUPE_OIDC_ACCESS_TOKEN_AUDIENCE | (none: not checked) | with SSO, the `aud` the provider's JWT access tokens (RFC 9068) must carry to be accepted as `Authorization: Bearer` on DICOMweb and FHIR |
+| LOUPE_DICOMWEB_CORS_ORIGINS | (none: no CORS) | comma-separated exact origins (`https://viewer.example.org`) allowed to call `/dicom-web/` and `/fhir/` from the browser, with bearer tokens (never cookies) |
 """
 
 from __future__ import annotations
@@ -125,12 +127,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "viewer.dicomweb.cors.CorsMiddleware",
     "ehrlaunch.embedding.EmbeddingPolicyMiddleware",
     "viewer.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "viewer.sessions.AuthenticationMiddleware",
+    "viewer.apitokens.BearerAuthenticationMiddleware",
     "viewer.middleware.ShareSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -244,6 +248,24 @@ OIDC_CREATE_USER: bool = _SSO["OIDC_CREATE_USER"]
 OIDC_VERIFY_SSL: bool = _SSO["OIDC_VERIFY_SSL"]
 OIDC_TIMEOUT: int = _SSO["OIDC_TIMEOUT"]
 OIDC_TOKEN_USE_BASIC_AUTH: bool = _SSO["OIDC_TOKEN_USE_BASIC_AUTH"]
+# Bearer tokens on DICOMweb and FHIR (viewer/apitokens.py): the audience an OIDC access
+# token must name ("" checks none), and the origins CORS answers (viewer/dicomweb/cors.py).
+LOUPE_OIDC_ACCESS_TOKEN_AUDIENCE = env_str("LOUPE_OIDC_ACCESS_TOKEN_AUDIENCE", "").strip()
+
+
+def _cors_origins() -> list[str]:
+    origins = [o.rstrip("/") for o in env_list("LOUPE_DICOMWEB_CORS_ORIGINS", [])]
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest or "*" in rest:
+            raise ImproperlyConfiguredEnv(
+                f"LOUPE_DICOMWEB_CORS_ORIGINS: {origin!r} is not an exact origin "
+                "(scheme://host[:port], no wildcard, no path)"
+            )
+    return origins
+
+
+LOUPE_DICOMWEB_CORS_ORIGINS = _cors_origins()
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

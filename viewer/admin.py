@@ -6,14 +6,15 @@ record (A.5.3.6) of its patient and studies."""
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
-from viewer import requester
+from viewer import apitokens, requester
 from viewer.dicom.patients import PatientRef
 from viewer.errors import ViewerError
 from viewer.models import (
+    ApiToken,
     AuditEvent,
     HangingProtocol,
     Instance,
@@ -322,3 +323,42 @@ class PatientLinkAdmin(admin.ModelAdmin):
                     request, PatientRef(pid, issuer), list(studies), view="admin:patientlink"
                 )
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens of service accounts (``viewer.apitokens``). Adding one issues a new token
+    and shows it once, in a message; only its hash is kept. "Revoke" ends a token."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "expires_at")
+    list_filter = ("revoked_at",)
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke_tokens"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["user", "name", "expires_at"]
+        return ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*self.readonly_fields, "user") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        row, token = apitokens.issue(obj.user, obj.name, expires_at=obj.expires_at)
+        obj.pk, obj.prefix, obj.token_hash = row.pk, row.prefix, row.token_hash
+        obj._state.adding = False
+        messages.warning(
+            request,
+            f"The API token for {obj.user.get_username()} is {token} — copy it now: it is "
+            "shown only this once (Loupe keeps only its hash). Send it as "
+            "'Authorization: Bearer <token>'.",
+        )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset:
+            apitokens.revoke(row)
+        self.message_user(request, f"{len(queryset)} token(s) revoked.")

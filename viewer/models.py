@@ -486,6 +486,7 @@ class AuditEvent(models.Model):
         SSO = "sso", "Single sign-on"
         SHARE = "share", "Share link"
         DIRECT = "direct", "Direct log-in"
+        API = "api", "Bearer token (API token or OIDC access token)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_id = models.CharField(max_length=8, choices=EventId.choices)
@@ -537,3 +538,40 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("audit events are append-only: they cannot be deleted")
+
+
+class ApiToken(models.Model):
+    """An API token of a service account, for machine clients of DICOMweb and FHIR
+    (``Authorization: Bearer <token>``, ``viewer.apitokens``).
+
+    Only the token's SHA-256 hash is stored (``token_hash``); ``prefix`` is its first
+    characters, shown in the admin to tell tokens apart. The token itself is shown once,
+    when it is issued (the admin's add form, ``manage.py issue_api_token``). The service
+    account is a Django user with no usable password; what the token may see is what that
+    user's role allows (``viewer.roles``). ``last_used_at`` is updated at most once a minute.
+    """
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for (a client, a script)")
+    prefix = models.CharField(max_length=16, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_active(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
