@@ -39,6 +39,10 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_HL7_PORT | 2575 | TCP port of `manage.py hl7_listener` (HL7 v2 ADT over MLLP) |
 | LOUPE_HL7_MAX_MESSAGE_KB | 1024 | largest HL7 message the listener reads; a larger one is refused (AR) and its connection closed |
 | LOUPE_HL7_READ_TIMEOUT_SECONDS | 300 | an HL7 connection that sends no complete message for this long is closed |
+| LOUPE_STOW_MAX_MB | 4096 | largest STOW-RS request body (`POST /dicom-web/studies`): 413 before reading when Content-Length exceeds it, and reading stops beyond it |
+| LOUPE_DIMSE_AE_TITLE | LOUPE | AE title of `manage.py storescp` (the C-STORE SCP) |
+| LOUPE_DIMSE_PORT | 11112 | TCP port of `manage.py storescp` |
+| LOUPE_DIMSE_ALLOWED_CALLERS | (none: any caller) | comma-separated `AET` or `AET@address` entries the SCP accepts associations from; others are rejected (calling AE title not recognised) |
 | LOUPE_SHARE_MAX_SECONDS | 2592000 | longest life of a share link (30 days); `expires_in` is capped to it, the default 72 h too |
 | LOUPE_SHARE_GUESS_LIMIT | 20 | unknown share tokens one client address may try in 10 minutes before it gets 429 |
 | LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
@@ -336,6 +340,14 @@ LOUPE_HL7_MAX_MESSAGE_BYTES = (
     env_int("LOUPE_HL7_MAX_MESSAGE_KB", 1024, minimum=1, maximum=64 * 1024) * 1024
 )
 LOUPE_HL7_READ_TIMEOUT_SECONDS = env_int("LOUPE_HL7_READ_TIMEOUT_SECONDS", 300, minimum=1)
+
+# STOW-RS (viewer/dicomweb/stow.py): the largest request body read.
+LOUPE_STOW_MAX_BYTES = env_int("LOUPE_STOW_MAX_MB", 4096, minimum=1) * MB
+# DIMSE in (viewer/dimse/, manage.py storescp): the SCP's AE title and port, and the
+# calling AE titles (optionally @address) it accepts; empty: any caller.
+LOUPE_DIMSE_AE_TITLE = env_str("LOUPE_DIMSE_AE_TITLE", "LOUPE")
+LOUPE_DIMSE_PORT = env_int("LOUPE_DIMSE_PORT", 11112, minimum=1, maximum=65535)
+LOUPE_DIMSE_ALLOWED_CALLERS = env_list("LOUPE_DIMSE_ALLOWED_CALLERS", [])
 
 # Tumor-board share links (viewer.services.sharing): their longest life, and how many
 # unknown tokens one address may try in ten minutes (the cache counts; Redis across nodes).

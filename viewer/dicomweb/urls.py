@@ -1,12 +1,13 @@
 from django.urls import path
 
-from viewer.dicomweb import qido_urls, stow_urls, views, wado_urls
+from viewer.dicomweb import conformance, qido_urls, stow_urls, views, wado_urls
 
 S = "studies/<str:study>"
 SE = f"{S}/series/<str:series>"
 I = f"{SE}/instances/<str:instance>"  # noqa: E741
 
 urlpatterns = [
+    path("", conformance.statement, name="dicomweb-conformance"),
     path(f"{S}/thumbnail", views.study_thumbnail, name="study-thumbnail"),
     path(f"{SE}/thumbnail", views.series_thumbnail, name="series-thumbnail"),
     path(f"{I}/thumbnail", views.instance_thumbnail, name="instance-thumbnail"),

@@ -1,0 +1,1 @@
+"""DIMSE in: the C-STORE SCP (``manage.py storescp``)."""
