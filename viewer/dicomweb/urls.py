@@ -19,7 +19,8 @@ urlpatterns = [
         name="frame-tile",
     ),
     # QIDO-RS search, WADO-RS retrieve, STOW-RS store: each module owns its routes.
+    # STOW-RS first: its two routes take POST and pass GET on to QIDO-RS and WADO-RS.
+    *stow_urls.urlpatterns,
     *qido_urls.urlpatterns,
     *wado_urls.urlpatterns,
-    *stow_urls.urlpatterns,
 ]
