@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/", include("viewer.api.urls")),
     path("ehrlaunch/", include("ehrlaunch.urls")),
     path("dicom-web/", include("viewer.dicomweb.urls")),
+    path("fhir/", include("viewer.fhir.urls")),
     path("", include("viewer.urls")),
 ]

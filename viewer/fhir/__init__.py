@@ -1,0 +1,1 @@
+"""FHIR R4 ImagingStudy and Endpoint under ``/fhir/`` (``viewer.fhir.views``)."""
