@@ -3,8 +3,11 @@
 Every value can be overridden on the command line (``--bind``, ``--workers`` …); the
 defaults below are the ones the demo, the server tests and the README use.
 
-* ``gthread`` workers (2 processes × 4 threads): rendering is CPU work in numpy and the
-  codecs, which release the interpreter lock; more processes than cores only add memory.
+* ``gthread`` workers (2 processes × 16 threads, ``LOUPE_GUNICORN_THREADS``): rendering
+  is CPU work in numpy and the codecs, which release the interpreter lock; more processes
+  than cores only add memory. The threads are many because a live share session's event
+  stream holds one while it is open (it mostly sleeps): at most
+  ``LOUPE_LIVE_MAX_STREAMS`` (12) per process, so that four are always left for images.
 * Each worker process starts its own decoder processes for compressed pixel data
   (``LOUPE_DECODER_PROCESSES``, ``viewer/dicom/decoder_pool.py``) when it loads the
   application (``config/wsgi.py``). No ``preload_app``: the decoder pool belongs to the
@@ -19,7 +22,7 @@ import os
 
 bind = os.environ.get("LOUPE_BIND", "127.0.0.1:8000")
 workers = 2
-threads = 4
+threads = int(os.environ.get("LOUPE_GUNICORN_THREADS", "16"))
 worker_class = "gthread"
 timeout = 120
 graceful_timeout = 30

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -195,6 +196,18 @@ def live(request: HttpRequest, share: str) -> HttpResponseBase:
             status=405,
         )
     found = sharing.live_share(request, share)
+    if open_streams() >= settings.LOUPE_LIVE_MAX_STREAMS:
+        # Each stream holds a server thread: past the cap the images would wait. The
+        # viewer's live session shows the message and tries again (live.js refused()).
+        busy = JsonResponse(
+            {
+                "code": "too_many_streams",
+                "message": "this server follows as many live sessions as it can; retrying",
+            },
+            status=503,
+        )
+        busy["Retry-After"] = "5"
+        return busy
     response = StreamingHttpResponse(
         _stream(request, found.pk, request.user.pk), content_type="text/event-stream"
     )

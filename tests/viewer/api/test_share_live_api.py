@@ -227,3 +227,18 @@ def test_the_stream_says_gone_on_revocation_and_a_link_not_live_has_none(
     # Another live link's stream is not this session's.
     other = make(presenter, patient_a)
     assert guest.get(f"/api/shares/{other['id']}/live").status_code == 404
+
+
+def test_past_the_stream_cap_a_follower_is_told_to_retry(
+    presenter: Client, patient_a: StoredStudy, settings: Any
+) -> None:
+    """Each stream holds a server thread: past LOUPE_LIVE_MAX_STREAMS a process answers
+    503 with Retry-After (live.js shows the message and connects again)."""
+    share = make(presenter, patient_a)
+    follower = follow(share["url"])
+    settings.LOUPE_LIVE_MAX_STREAMS = 0
+    busy = follower.get(f"/api/shares/{share['id']}/live", HTTP_ACCEPT="text/event-stream")
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+    assert busy.json()["code"] == "too_many_streams"
+    settings.LOUPE_LIVE_MAX_STREAMS = 1
+    assert first_event(follower, share["id"])[0] == "state"
