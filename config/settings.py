@@ -45,6 +45,7 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DIMSE_ALLOWED_CALLERS | (none: any caller) | comma-separated `AET` or `AET@address` entries the SCP accepts associations from; others are rejected (calling AE title not recognised) |
 | LOUPE_SHARE_MAX_SECONDS | 2592000 | longest life of a share link (30 days); `expires_in` is capped to it, the default 72 h too |
 | LOUPE_SHARE_GUESS_LIMIT | 20 | unknown share tokens one client address may try in 10 minutes before it gets 429 |
+| LOUPE_LIVE_MAX_STREAMS | 12 | live-session event streams one server process holds at once (each holds a thread; more get 503 and retry); keep it below gunicorn's threads (LOUPE_GUNICORN_THREADS, 16) |
 | LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
 | LOUPE_OIDC_CLIENT_ID | required with SSO | Loupe's client at the provider (confidential) |
 | LOUPE_OIDC_CLIENT_SECRET | required with SSO | its secret |
@@ -353,6 +354,7 @@ LOUPE_DIMSE_ALLOWED_CALLERS = env_list("LOUPE_DIMSE_ALLOWED_CALLERS", [])
 # unknown tokens one address may try in ten minutes (the cache counts; Redis across nodes).
 LOUPE_SHARE_MAX_SECONDS = env_int("LOUPE_SHARE_MAX_SECONDS", 30 * 24 * 3600, minimum=60)
 LOUPE_SHARE_GUESS_LIMIT = env_int("LOUPE_SHARE_GUESS_LIMIT", 20, minimum=1)
+LOUPE_LIVE_MAX_STREAMS = env_int("LOUPE_LIVE_MAX_STREAMS", 12, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],
