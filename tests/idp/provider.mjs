@@ -17,7 +17,12 @@
 //   carrying `launch` (and `aud`, which must equal the launch's) gets, in its token
 //   response, `patient` and `fhirContext`; the access token's introspection carries them too
 //   (the test's FHIR server introspects with its own client);
-// * RP-initiated logout (end_session) and token introspection.
+// * RP-initiated logout (end_session) and token introspection;
+// * resource indicators (RFC 8707): an authorization and token request naming
+//   `resource=<absolute URI>` gets a JWT access token for it (RFC 9068, typ at+jwt, RS256,
+//   aud = the resource, scope `dicomweb`), carrying the user's `roles` when scope "roles"
+//   was granted (Loupe's DICOMweb and FHIR accept these as bearer tokens). Requests without
+//   `resource` get opaque access tokens as before.
 // It prints "listening <issuer>" once it accepts connections.
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -75,6 +80,18 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     introspection: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      async getResourceServerInfo(ctx, resourceIndicator) {
+        if (!/^https?:\/\/[^/]+\//.test(resourceIndicator)) throw new errors.InvalidTarget();
+        return {
+          scope: 'dicomweb',
+          audience: resourceIndicator,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, sub) {
@@ -84,7 +101,14 @@ const provider = new Provider(issuer, {
   },
   async extraTokenClaims(ctx, token) {
     const launch = codeLaunches.get(ctx.oidc.entities.AuthorizationCode?.jti);
-    return launch ? { patient: launch.patient, fhirContext: launch.fhirContext } : undefined;
+    if (launch) return { patient: launch.patient, fhirContext: launch.fhirContext };
+    // A JWT access token for a resource server carries the user's roles, as the ID token does.
+    const granted = ctx.oidc.entities.AuthorizationCode?.scope?.split(' ') || [];
+    if (token.kind === 'AccessToken' && token.resourceServer && granted.includes('roles')) {
+      const user = accounts.get(token.accountId);
+      return user && user.claims.roles ? { roles: user.claims.roles } : undefined;
+    }
+    return undefined;
   },
   ttl: { AccessToken: 300, AuthorizationCode: 60, IdToken: 300, Interaction: 600, Session: 3600, Grant: 3600 },
 });
