@@ -236,14 +236,16 @@ INSTANCE_AVAILABILITY = ("InstanceAvailability", "00080056", "CS")
 
 # Required matching keys of PS3.18 Table 10.6.1-5 that Loupe does not index (no column
 # holds them, and a search never opens the stored files): a search on one is refused.
-NOT_INDEXED = {
-    "PerformedProcedureStepStartDate": "series",
-    "PerformedProcedureStepStartTime": "series",
-    "RequestAttributeSequence": "series",
-    "ScheduledProcedureStepID": "series",
-    "RequestedProcedureID": "series",
-    "TimezoneOffsetFromUTC": "study",
-}
+NOT_INDEXED = frozenset(
+    {
+        "PerformedProcedureStepStartDate",
+        "PerformedProcedureStepStartTime",
+        "RequestAttributesSequence",
+        "ScheduledProcedureStepID",
+        "RequestedProcedureID",
+        "TimezoneOffsetFromUTC",
+    }
+)
 
 # The default return attributes of each level (PS3.18 Table 10.6.3-3, -4, -5; the
 # computed ones are added by the search), plus (0008,1030) Study Description, which

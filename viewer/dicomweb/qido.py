@@ -196,6 +196,11 @@ def _parse_includes(query: Query, values: list[str]) -> None:
             if part == "all":
                 query.include_all = True
                 continue
+            if "." in part:  # a sequence's item attribute: Loupe indexes no sequence
+                for item in part.split("."):
+                    if _resolve_known(item) is None:
+                        raise BadQuery(f"unknown attribute '{item[:64]}' in '{part[:128]}'")
+                continue
             found = _resolve(part)
             if found is not None:  # one Loupe does not index is left out of the answer
                 query.include.add(found.keyword)
@@ -205,8 +210,13 @@ def _parse_match(query: Query, name: str, values: list[str], deidentified: bool)
     found = _resolve(name)
     keyword = _resolve_known(name) or name
     if found is None:
+        required = (
+            " (a matching key of PS3.18 Table 10.6.1-5 that Loupe does not index yet)"
+            if keyword in dicomjson.NOT_INDEXED
+            else ""
+        )
         raise BadQuery(
-            f"matching on {keyword} is not supported: Loupe does not index it",
+            f"matching on {keyword} is not supported: Loupe does not index it{required}",
             code="unsupported_matching_key",
         )
     if not found.matchable:
@@ -364,8 +374,9 @@ def _condition(attribute: Attribute, value: str, prefix: str, fuzzy: bool) -> Q:
         return Q(**{path: int(value)})
     if attribute.vr == "PN":
         return _person_name_q(path, value, fuzzy=fuzzy)
-    if attribute.vr == "CS" and "\\" in value:
-        return Q(**{f"{path}__in": [v for v in value.split("\\") if v]})
+    if attribute.vr == "CS" and ("\\" in value or "," in value):
+        # Several values, any of which matches (a CS value holds no comma or backslash).
+        return Q(**{f"{path}__in": [v.strip() for v in re.split(r"[\\,]", value) if v.strip()]})
     return _text_q(path, value, case_insensitive=fuzzy)
 
 

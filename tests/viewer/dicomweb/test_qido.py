@@ -438,3 +438,44 @@ def test_study_search_is_a_bounded_number_of_queries(
         ).json()
     assert len(found) == 3
     assert Study.objects.count() == 4
+
+
+def test_fuzzy_matching_makes_text_case_insensitive(
+    logged_in_client: Client, mini: list[StoredStudy]
+) -> None:
+    def found(**params: str) -> list[str]:
+        body = logged_in_client.get("/dicom-web/studies", params).json()
+        return sorted(item["0020000D"]["Value"][0] for item in body)
+
+    assert found(StudyDescription="test ct 2") == []
+    assert found(StudyDescription="test ct 2", fuzzymatching="true") == [MINI_CURRENT]
+    assert found(StudyDescription="TEST*", fuzzymatching="true") == [MINI_PRIOR, MINI_CURRENT]
+
+
+def test_several_code_values_match_any(
+    logged_in_client: Client, patient_a: StoredStudy, patient_b: StoredStudy
+) -> None:
+    for modalities in ("CT,MR", "CT\\MR", "MR, CT"):
+        body = logged_in_client.get("/dicom-web/series", {"Modality": modalities}).json()
+        assert sorted(item["00080060"]["Value"][0] for item in body) == ["CT", "MR"]
+
+
+def test_an_includefield_sequence_path_is_left_out_and_a_bad_one_refused(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    fine = logged_in_client.get("/dicom-web/studies", {"includefield": "00081199.00081150"})
+    assert fine.status_code == 200 and "00081199" not in fine.json()[0]
+    bad = logged_in_client.get("/dicom-web/studies", {"includefield": "00081199.Nonsense"})
+    assert bad.status_code == 400 and "Nonsense" in bad.json()["message"]
+
+
+def test_a_required_key_loupe_does_not_index_says_so(logged_in_client: Client) -> None:
+    response = logged_in_client.get("/dicom-web/series", {"PerformedProcedureStepStartTime": "10"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "unsupported_matching_key"
+    assert "Table 10.6.1-5" in response.json()["message"]
+
+
+def test_head_and_other_methods(logged_in_client: Client, patient_a: StoredStudy) -> None:
+    assert logged_in_client.head("/dicom-web/series").status_code == 200
+    assert logged_in_client.delete("/dicom-web/series").status_code == 405
