@@ -14,12 +14,13 @@ _DEFAULT_MEDIA_TYPE = render.JPEG  # PS3.18 §8.3.5.2: image/jpeg unless asked o
 
 
 # The query parameters each resource answers (PS3.18 §8.3.5.1, and Loupe's preset/voilut).
-RENDERED_PARAMETERS = frozenset({"accept", "quality", "viewport", "window", "preset", "voilut"})
+RENDERED_PARAMETERS = frozenset(
+    {"accept", "quality", "viewport", "window", "preset", "voilut", "annotation"}
+)
 TILE_PARAMETERS = frozenset({"accept", "quality", "window", "preset", "voilut"})
 THUMBNAIL_PARAMETERS = frozenset({"accept", "quality", "viewport"})
 # Parameters of PS3.18 §8.3.5.1 that Loupe does not implement.
 _NOT_IMPLEMENTED = {
-    "annotation": "burned-in annotation (patient, technique)",
     "iccprofile": "ICC profiles",
     "charset": "character set choice",
 }

@@ -1,8 +1,11 @@
 """Rendered resources and thumbnails (PS3.18 §8.3.5, §10.4) and the tile pyramid.
 
-No text is drawn into an image. In a de-identified share an object with (0028,0301)
-Burned In Annotation YES is refused (403 ``burned_in_annotation``,
-``viewer.services.deidentify.check_renderable``)."""
+No text is drawn into an image unless ``annotation=patient,technique`` asks for it
+(PS3.18 §8.3.5.1.1, ``viewer.dicomweb.annotation``; rendered resources only, not tiles
+or thumbnails). In a de-identified share an object with (0028,0301) Burned In Annotation
+YES is refused (403 ``burned_in_annotation``,
+``viewer.services.deidentify.check_renderable``), and so is ``annotation=patient`` (403
+``deidentified_share``)."""
 
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from django.views.decorators.http import require_GET
 from viewer import access
 from viewer.dicom import render
 from viewer.dicom.geometry import slice_order
-from viewer.dicomweb import params
-from viewer.errors import NotFound, ViewerError
+from viewer.dicom.io import open_stored
+from viewer.dicomweb import annotation, params
+from viewer.errors import NotFound, UnrenderableFrame, ViewerError
 from viewer.models import Instance
-from viewer.services import deidentify, rendering
+from viewer.services import deidentify, rendering, storage
 
 THUMBNAIL_SIZE = 128
 
@@ -29,13 +33,39 @@ def _frame_index(frame: int, instance: Instance) -> int:
     return frame - 1
 
 
+def _annotated(
+    instance: Instance, render_request: rendering.RenderRequest, kinds: tuple[str, ...]
+) -> bytes:
+    """The rendered image with the asked annotation drawn in (never cached: rare, and
+    the text comes from the stored header)."""
+    if instance.number_of_frames < 1:
+        raise UnrenderableFrame("this object has no Pixel Data", code="no_pixel_data")
+    image = rendering.display_image(instance, render_request)
+    header = open_stored(storage.read(instance.storage_key))
+    drawn = annotation.annotate(
+        image, header, kinds, render_request.frame, instance.number_of_frames
+    )
+    return render.encode(drawn, render_request.media_type, render_request.quality)
+
+
 def _respond(
-    request: HttpRequest, instance: Instance, render_request: rendering.RenderRequest
+    request: HttpRequest,
+    instance: Instance,
+    render_request: rendering.RenderRequest,
+    kinds: tuple[str, ...] = (),
 ) -> HttpResponse:
     deidentify.check_renderable(request, instance)  # burned-in annotation, de-identified share
-    etag = f'"{render_request.key(instance)}"'
+    if annotation.PATIENT in kinds and access.deidentified(request):
+        raise deidentify.DeidentifiedShare(
+            "this share link is de-identified: annotation=patient would burn the patient's "
+            "identity into the image"
+        )
+    etag = f'"{render_request.key(instance)}{"-" + "-".join(kinds) if kinds else ""}"'
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponse(status=304)
+    elif kinds:
+        content = _annotated(instance, render_request, kinds)
+        response = HttpResponse(content, content_type=render_request.media_type)
     else:
         rendered = rendering.render_instance(instance, render_request)
         response = HttpResponse(rendered.content, content_type=rendered.media_type)
@@ -77,7 +107,8 @@ def rendered(
     request: HttpRequest, study: str, series: str, instance: str, frame: int = 1
 ) -> HttpResponse:
     found = access.instance_for(request, study, series, instance)
-    return _respond(request, found, _request(request, found, frame))
+    kinds = annotation.parse_annotation(request.GET)
+    return _respond(request, found, _request(request, found, frame), kinds)
 
 
 @require_GET

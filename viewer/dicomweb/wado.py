@@ -50,13 +50,15 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.valuerep import BYTES_VR
 
 from viewer import access
+from viewer.dicom import render
+from viewer.dicom.geometry import slice_order
 from viewer.dicom.io import open_stored
-from viewer.dicomweb import params
+from viewer.dicomweb import annotation, params, views
 from viewer.dicomweb.multipart import MediaRange, Multipart, Part, not_acceptable, parse_accept
 from viewer.errors import NotFound, UndecodableFrame, ViewerError
 from viewer.lru import Lru
 from viewer.models import Instance, Series, Study
-from viewer.services import audit, decoding, deidentify, storage
+from viewer.services import audit, decoding, deidentify, rendering, storage
 
 log = logging.getLogger(__name__)
 
@@ -565,3 +567,73 @@ def bulkdata(
     return HttpResponse(
         b"".join(body.stream([Part(OCTET_STREAM, [value])])), content_type=body.content_type
     )
+
+
+# ---------------------------------------------------------------- rendered study, series
+
+
+def _rendered_media_type(request: HttpRequest) -> str:
+    """A rendered study or series is ``multipart/related; type="<image type>"``: the
+    image type from the ``accept`` parameter, or from the Accept header's multipart
+    ``type`` or its bare image types (PS3.18 §8.3.3.1, §8.7.4)."""
+    if request.GET.get("accept"):
+        return params.choose_media_type(request.GET["accept"], None)
+    offered = request.headers.get("Accept") or "*/*"
+    simple = [
+        f"{r.type if r.media == 'multipart/related' else r.media};q={r.quality}"
+        for r in parse_accept(offered)
+        if r.media != "multipart/related" or r.type
+    ]
+    return params.choose_media_type(",".join(simple) or "*/*", None)
+
+
+def _rendered_many(request: HttpRequest, instances: list[Instance]) -> HttpResponse:
+    query = request.GET
+    params.check_parameters(query, params.RENDERED_PARAMETERS, "rendered")
+    kinds = annotation.parse_annotation(query)
+    media_type = _rendered_media_type(request)
+    by_series: dict[int, list[Instance]] = {}
+    for instance in instances:
+        if instance.number_of_frames > 0:
+            by_series.setdefault(instance.series_id, []).append(instance)
+    images = [i for group in by_series.values() for i in slice_order(group)]
+    if not images:
+        raise ViewerError("nothing here has pixel data to show", code="no_pixel_data", status=404)
+    contents: list[tuple[Instance, bytes]] = []
+    for instance in images:
+        render_request = rendering.RenderRequest(
+            frame=0,
+            media_type=media_type,
+            quality=params.parse_quality(query),
+            greyscale=params.parse_greyscale(query),
+            viewport=render.parse_viewport(query["viewport"]) if query.get("viewport") else None,
+        )
+        answered = views._respond(request, instance, render_request, kinds)
+        contents.append((instance, answered.content))
+    body = Multipart(media_type)
+    response = HttpResponse(
+        b"".join(
+            body.stream(
+                Part(media_type, [content], f"{_path(instance)}/rendered")
+                for instance, content in contents
+            )
+        ),
+        content_type=body.content_type,
+    )
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Vary"] = "Accept, Cookie"
+    return response
+
+
+@require_GET
+@access.require_user
+def study_rendered(request: HttpRequest, study: str) -> HttpResponse:
+    found = access.study_for(request, study)
+    return _rendered_many(request, _instances_of(Instance.objects.filter(series__study=found)))
+
+
+@require_GET
+@access.require_user
+def series_rendered(request: HttpRequest, study: str, series: str) -> HttpResponse:
+    found = access.series_for(request, study, series)
+    return _rendered_many(request, _instances_of(found.instances.all()))

@@ -324,7 +324,7 @@ def test_rendered_bytes_in_local_memory_are_bounded_by_their_size(
 @pytest.mark.parametrize(
     ("suffix", "query", "named"),
     [
-        ("rendered", {"annotation": "patient"}, "annotation"),
+        ("frames/1/tiles/0/0/0", {"annotation": "patient"}, "annotation"),
         ("frames/1/rendered", {"iccprofile": "srgb"}, "iccprofile"),
         ("rendered", {"windw": "40,400"}, "windw"),  # a typo is not taken for no window
         ("frames/1/tiles/0/0/0", {"viewport": "64,64"}, "viewport"),

@@ -375,3 +375,97 @@ def test_a_deidentified_share_gets_frames_but_not_files_or_metadata(
         assert response.status_code == 403, url
         assert response.json()["code"] == "deidentified_share"
     assert guest.get(f"{base(patient_a)}/frames/1").status_code == 200
+
+
+def test_a_rendered_series_and_study_are_one_part_per_image_in_slice_order(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    accept = 'multipart/related; type="image/png"'
+    series = logged_in_client.get(
+        f"/dicom-web/studies/{patient_a.study}/series/{patient_a.series}/rendered",
+        HTTP_ACCEPT=accept,
+    )
+    assert series.status_code == 200
+    assert series["Content-Type"].startswith('multipart/related; type="image/png"')
+    parts = multipart.split(series.content, series["Content-Type"])
+    assert len(parts) == 3
+    for headers, content in parts:
+        single = logged_in_client.get(headers["content-location"], HTTP_ACCEPT="image/png")
+        assert single.status_code == 200 and content == single.content
+    study = logged_in_client.get(
+        f"/dicom-web/studies/{patient_a.study}/rendered", HTTP_ACCEPT=accept
+    )
+    assert [c for _, c in multipart.split(study.content, study["Content-Type"])] == [
+        c for _, c in parts
+    ]
+    jpeg = logged_in_client.get(f"/dicom-web/studies/{patient_a.study}/rendered")
+    assert jpeg["Content-Type"].startswith('multipart/related; type="image/jpeg"')
+
+
+# ------------------------------------------------------------------ annotation
+
+
+def png_pixels(response: Any) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert response.status_code == 200, response.content[:300]
+    return np.asarray(Image.open(BytesIO(response.content)))
+
+
+def test_annotation_draws_text_only_where_and_when_asked(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    url = f"{base(patient_a)}/rendered"
+    plain = png_pixels(logged_in_client.get(url, HTTP_ACCEPT="image/png"))
+    patient = png_pixels(
+        logged_in_client.get(url, {"annotation": "patient"}, HTTP_ACCEPT="image/png")
+    )
+    technique = png_pixels(
+        logged_in_client.get(url, {"annotation": "technique"}, HTTP_ACCEPT="image/png")
+    )
+    both = png_pixels(
+        logged_in_client.get(url, {"annotation": "patient,technique"}, HTTP_ACCEPT="image/png")
+    )
+    height = plain.shape[0]
+    top, bottom = slice(0, height // 3), slice(2 * height // 3, height)
+    middle = slice(height // 3, 2 * height // 3)
+    # patient: the top left changes, nothing else; technique: the bottom left only.
+    assert (patient[top] != plain[top]).any() and (patient[middle] == plain[middle]).all()
+    assert (patient[bottom] == plain[bottom]).all()
+    assert (technique[bottom] != plain[bottom]).any() and (technique[top] == plain[top]).all()
+    assert (both[top] == patient[top]).all() and (both[bottom] == technique[bottom]).all()
+    # Nothing is burned in by default, and the plain render is not the annotated one cached.
+    again = png_pixels(logged_in_client.get(url, HTTP_ACCEPT="image/png"))
+    assert (again == plain).all()
+    bad = logged_in_client.get(url, {"annotation": "everything"})
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_annotation"
+
+
+def test_annotation_text_comes_from_the_header(shared_dicom: Path) -> None:
+    from viewer.dicomweb import annotation
+
+    dataset = pydicom.dcmread(sorted((shared_dicom / "ct-series").glob("*.dcm"))[0])
+    lines = annotation.patient_lines(dataset)
+    assert f"ID {dataset.PatientID}" in lines
+    technique = annotation.technique_lines(dataset, 0, 1)
+    assert technique[0].startswith("CT")
+    assert any(f"{dataset.KVP} kVp" in line for line in technique)
+
+
+def test_a_deidentified_share_may_not_burn_in_the_patient(
+    radiologist: Any, patient_a: StoredStudy
+) -> None:
+    maker = client_for(radiologist)
+    created = maker.post(
+        "/api/shares",
+        {"study_instance_uids": [patient_a.study], "deidentify": True},
+        content_type="application/json",
+    )
+    guest = Client()
+    guest.get(created.json()["url"].split("testserver", 1)[-1], HTTP_ACCEPT="text/html")
+    url = f"{base(patient_a)}/rendered"
+    refused = guest.get(url, {"annotation": "patient"})
+    assert refused.status_code == 403 and refused.json()["code"] == "deidentified_share"
+    assert guest.get(url, {"annotation": "technique"}).status_code == 200
