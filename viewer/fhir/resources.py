@@ -300,7 +300,8 @@ SEARCH_PARAMETERS: list[dict[str, str]] = [
         "definition": "http://hl7.org/fhir/SearchParameter/clinical-identifier",
         "type": "token",
         "documentation": "urn:oid:<Study Instance UID> (system urn:dicom:uid), or the "
-        "accession number (system|value, system from its issuer).",
+        "accession number (system|value, system from its issuer); the :of-type modifier "
+        "with http://terminology.hl7.org/CodeSystem/v2-0203|ACSN|<accession>.",
     },
     {
         "name": "started",
@@ -355,6 +356,7 @@ def capability_statement(base_url: str, date: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "security": {
+                    "cors": bool(settings.LOUPE_DICOMWEB_CORS_ORIGINS),
                     "description": "A Loupe session (cookie) or an Authorization: Bearer "
                     "token (a Loupe API token or an access token of the configured OpenID "
                     "provider); answers are scoped to what the session may see. Sessions "

@@ -27,7 +27,15 @@ from viewer.models import Series
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
 CONTROL = ("_count", "_offset", "_format")
-FILTERS = ("patient", "subject:identifier", "identifier", "started", "modality", "_id")
+FILTERS = (
+    "patient",
+    "subject:identifier",
+    "identifier",
+    "identifier:of-type",
+    "started",
+    "modality",
+    "_id",
+)
 
 
 class BadParameter(ViewerError):
@@ -152,6 +160,19 @@ def identifier_filter(value: str) -> Q:
             match &= Q(issuer_of_accession_number=resources.issuer_of_system(token.system))
             match &= ~Q(accession_number="")
         found.append(match)
+    return _any(found)
+
+
+def of_type_filter(value: str) -> Q:
+    """``identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|ACSN|<value>``
+    (R4 search §3.1.1.4.7): the accession number, whatever its issuer."""
+    found = []
+    for item in _split(value, ","):
+        parts = [_unescape(p) for p in _split(item, "|")]
+        if len(parts) != 3 or not parts[2]:
+            raise BadParameter("identifier:of-type: the value is type-system|type-code|value")
+        if parts[0] == resources.V2_0203 and parts[1] == "ACSN":
+            found.append(Q(accession_number=parts[2]))
     return _any(found)
 
 
@@ -324,6 +345,7 @@ FILTER_BUILDERS: dict[str, Callable[[str], Q]] = {
     "patient": patient_filter,
     "subject:identifier": subject_identifier_filter,
     "identifier": identifier_filter,
+    "identifier:of-type": of_type_filter,
     "started": started_filter,
     "modality": modality_filter,
     "_id": id_filter,

@@ -133,3 +133,26 @@ def test_a_service_account_bearer_token_searches_and_reads(
     assert token not in json.dumps(list(AuditEvent.objects.values("detail", "alternative_user_id")))
     wrong = Client(HTTP_AUTHORIZATION="Bearer loupe_not-a-real-token")
     assert wrong.get("/fhir/ImagingStudy").status_code == 401
+
+
+def test_a_viewer_on_an_allowed_origin_searches_with_a_bearer_token(
+    settings: Any, radiologist: Any, patient_a: StoredStudy, client: Client
+) -> None:
+    origin = "https://viewer.example.org"
+    settings.LOUPE_DICOMWEB_CORS_ORIGINS = [origin]
+    preflight = client.options(
+        "/fhir/ImagingStudy",
+        HTTP_ORIGIN=origin,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == origin
+    _, token = apitokens.issue(radiologist, "cross-origin viewer")
+    response = client.get(
+        "/fhir/ImagingStudy", HTTP_ORIGIN=origin, HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert ids(bundle(response)) == [patient_a.study]
+    assert response["Access-Control-Allow-Origin"] == origin
+    security = fhir_json(client.get("/fhir/metadata"))["rest"][0]["security"]
+    assert security["cors"] is True

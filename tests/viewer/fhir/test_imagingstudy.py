@@ -207,6 +207,10 @@ def test_search_by_identifier_study_uid_and_accession(
     assert found(c, identifier="urn:oid:1.2.3|1598252606449858") == []
     assert found(c, identifier=f"urn:oid:{generate_uid()}") == []
     assert found(c, _id=a.study) == [a.study]
+    of_type = "identifier:of-type"
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    assert found(c, **{of_type: f"{v2}|ACSN|1598252606449858"}) == [a.study]
+    assert found(c, **{of_type: f"{v2}|MR|1598252606449858"}) == []
 
 
 def test_search_by_patient_and_subject_identifier(
@@ -343,6 +347,7 @@ def test_a_search_is_audited_as_a_query_with_parameter_names_only(
         ({"name": "Smith"}, "name"),
         ({"_sort": "started"}, "_sort"),
         ({"identifier:text": "x"}, "identifier:text"),
+        ({"identifier:of-type": "ACSN|1"}, "identifier:of-type"),
         ({"subject": "Patient/1"}, "subject"),
         ({"started": "xx2020"}, "started"),
         ({"started": "2020-13"}, "started"),
