@@ -160,8 +160,8 @@ def _resolve_known(name: str) -> str | None:
 
 def _count(params: QueryDict, name: str) -> int:
     raw = params.get(name, "")
-    if not raw.isdigit():
-        raise BadQuery(f"{name} must be a whole number from 0 (got '{raw[:20]}')")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise BadQuery(f"{name} must be a whole number from 0 to 999999999 (got '{raw[:20]}')")
     return int(raw)
 
 
