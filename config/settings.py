@@ -139,7 +139,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "viewer.sessions.AuthenticationMiddleware",
-    "viewer.apitokens.BearerAuthenticationMiddleware",
+    "viewer.apitokens.BearerTokenMiddleware",
     "viewer.middleware.ShareSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

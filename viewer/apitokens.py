@@ -1,7 +1,7 @@
 """Bearer tokens for machine clients and viewers on another origin: DICOMweb and FHIR.
 
 Requests under ``/dicom-web/`` and ``/fhir/`` that carry ``Authorization: Bearer <token>``
-are authenticated by :class:`BearerAuthenticationMiddleware` (after Django's
+are authenticated by :class:`BearerTokenMiddleware` (after Django's
 authentication middleware), by one of:
 
 * a Loupe API token (``loupe_…``, :class:`~viewer.models.ApiToken`): the request acts as
@@ -299,7 +299,7 @@ def authenticate(request: HttpRequest, token: str) -> None:
     request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
 
 
-class BearerAuthenticationMiddleware:
+class BearerTokenMiddleware:
     """``Authorization: Bearer`` for DICOMweb and FHIR (listed after the authentication
     middleware, which it overrides for these requests)."""
 
