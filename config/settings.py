@@ -61,6 +61,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_OIDC_TIMEOUT | 10 | seconds for each call to the provider |
 | LOUPE_OIDC_ACCESS_TOKEN_AUDIENCE | (none: not checked) | with SSO, the `aud` the provider's JWT access tokens (RFC 9068) must carry to be accepted as `Authorization: Bearer` on DICOMweb and FHIR |
 | LOUPE_DICOMWEB_CORS_ORIGINS | (none: no CORS) | comma-separated exact origins (`https://viewer.example.org`) allowed to call `/dicom-web/` and `/fhir/` from the browser, with bearer tokens (never cookies) |
+| LOUPE_UPSTREAM_DICOMWEB | (none) | upstream DICOMweb archives searched beside the local one and fetched from on demand: a JSON array of `{"name": "pacs", "url": "http://host/dicom-web", "auth": {"basic": [user, password]} or {"bearer": token} or null, "timeout": 10}` (viewer/upstream/config.py) |
+| LOUPE_UPSTREAM_CACHE_MB | 10240 | studies fetched from upstream archives are kept up to this size; past it the least recently opened are removed (never an object that also came in locally) |
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ from config.environment import (
     env_str,
 )
 from config.sso import sso_settings
+from viewer.upstream.config import UpstreamConfigError, parse_upstreams
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -355,6 +358,14 @@ LOUPE_DIMSE_ALLOWED_CALLERS = env_list("LOUPE_DIMSE_ALLOWED_CALLERS", [])
 LOUPE_SHARE_MAX_SECONDS = env_int("LOUPE_SHARE_MAX_SECONDS", 30 * 24 * 3600, minimum=60)
 LOUPE_SHARE_GUESS_LIMIT = env_int("LOUPE_SHARE_GUESS_LIMIT", 20, minimum=1)
 LOUPE_LIVE_MAX_STREAMS = env_int("LOUPE_LIVE_MAX_STREAMS", 12, minimum=1)
+
+# A PACS behind Loupe (viewer/upstream/, viewer/services/upstream.py): the upstream
+# DICOMweb archives, and the size the studies fetched from them may take locally.
+try:
+    LOUPE_UPSTREAM_DICOMWEB = parse_upstreams(env_str("LOUPE_UPSTREAM_DICOMWEB", ""))
+except UpstreamConfigError as exc:
+    raise ImproperlyConfiguredEnv(f"LOUPE_UPSTREAM_DICOMWEB: {exc}") from None
+LOUPE_UPSTREAM_CACHE_BYTES = env_int("LOUPE_UPSTREAM_CACHE_MB", 10240, minimum=1) * MB
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["viewer.api.authentication.LoupeSessionAuthentication"],

@@ -575,3 +575,52 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class UpstreamCacheEntry(models.Model):
+    """A study fetched from an upstream DICOMweb archive on demand
+    (``viewer.services.upstream``): the fetch's progress, then an entry of the bounded
+    cache (LOUPE_UPSTREAM_CACHE_MB), the least recently used evicted first.
+
+    ``bytes`` counts only the objects this fetch stored (``UpstreamCachedInstance``);
+    an object that was already held, or came in through upload, import, STOW-RS or
+    C-STORE, is local and never evicted. ``message`` says why a fetch failed (no PHI).
+    """
+
+    class State(models.TextChoices):
+        FETCHING = "fetching", "Fetching"
+        CACHED = "cached", "Cached"
+        FAILED = "failed", "Failed"
+
+    upstream = models.CharField(max_length=32)
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.FETCHING)
+    instances_total = models.PositiveIntegerField(default=0)
+    instances_fetched = models.PositiveIntegerField(default=0)
+    instances_failed = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    bytes = models.PositiveBigIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "upstream cache entries"
+
+    def __str__(self) -> str:
+        return f"{self.upstream}: {self.study_instance_uid}"
+
+
+class UpstreamCachedInstance(models.Model):
+    """An object a fetch from upstream stored (it was not held before): the cache may
+    remove it, while its row still holds these bytes (``sha256``)."""
+
+    entry = models.ForeignKey(
+        UpstreamCacheEntry, on_delete=models.CASCADE, related_name="cached_instances"
+    )
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
