@@ -83,6 +83,23 @@ def issue(user: User, name: str, *, expires_at: datetime | None = None) -> tuple
     return row, token
 
 
+def service_account(username: str, role: str) -> User:
+    """The service account ``username`` (made if missing: no usable password), in the
+    group of ``role`` (``viewer.roles``)."""
+    from django.contrib.auth.models import Group
+
+    from viewer.roles import forget_roles
+
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User(username=username)
+        user.set_unusable_password()
+        user.save()
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    forget_roles(user.pk)
+    return user
+
+
 def revoke(row: ApiToken) -> None:
     if row.revoked_at is None:
         row.revoked_at = timezone.now()

@@ -229,3 +229,24 @@ def test_bearer_tokens_are_for_dicomweb_and_fhir_only(patient_a: Any) -> None:
     token = issue_by_command("api-bot", "--role", "radiologist")
     response = Client().get(f"/api/studies/{patient_a.study}", headers=bearer(token))
     assert response.status_code in (401, 403)
+
+
+def test_a_bearer_stow_needs_no_csrf_token_and_is_audited_as_the_account(
+    shared_dicom: Any,
+) -> None:
+    """STOW-RS (PS3.18 §10.5) through the whole middleware stack, with CSRF enforced."""
+    token = issue_by_command("modality-bot", "--role", "radiologist")
+    dataset = sorted((shared_dicom / "ct-series").glob("*.dcm"))[0].read_bytes()
+    body = (
+        b"--B0UNDARY\r\nContent-Type: application/dicom\r\n\r\n" + dataset + b"\r\n--B0UNDARY--\r\n"
+    )
+    response = Client(enforce_csrf_checks=True).post(
+        "/dicom-web/studies",
+        body,
+        content_type='multipart/related; type="application/dicom"; boundary=B0UNDARY',
+        headers={**bearer(token), "Accept": "application/dicom+json"},
+    )
+    assert response.status_code == 200, response.content[:300]
+    assert "sessionid" not in response.cookies
+    stored = AuditEvent.objects.filter(action=AuditEvent.Action.CREATE)
+    assert stored.exists() and {r.user_id for r in stored} == {"modality-bot"}

@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from viewer import apitokens
-from viewer.roles import ROLES, forget_roles
+from viewer.roles import ROLES
 
 
 class Command(BaseCommand):
@@ -41,22 +41,18 @@ class Command(BaseCommand):
         days: int | None = options["expires_days"]
         if days is not None and days < 1:
             raise CommandError("--expires-days must be 1 or more")
-        user = User.objects.filter(username=username).first()
         role: str | None = options["role"]
-        if user is None:
-            if role is None:
-                raise CommandError(
-                    f"no user {username!r}: create it first, or pass --role to make it "
-                    "a service account"
-                )
-            user = User(username=username)
-            user.set_unusable_password()
-            user.save()
-            self.stderr.write(f"made service account {username!r} (no password, {role})")
+        user = User.objects.filter(username=username).first()
+        if user is None and role is None:
+            raise CommandError(
+                f"no user {username!r}: create it first, or pass --role to make it "
+                "a service account"
+            )
         if role is not None:
-            group, _ = Group.objects.get_or_create(name=role)
-            user.groups.add(group)
-            forget_roles(user.pk)
+            if user is None:
+                self.stderr.write(f"making service account {username!r} (no password, {role})")
+            user = apitokens.service_account(username, role)
+        assert user is not None
         if not user.is_active:
             raise CommandError(f"user {username!r} is disabled")
         expires_at = timezone.now() + timedelta(days=days) if days is not None else None
