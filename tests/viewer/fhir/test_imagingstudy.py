@@ -1,7 +1,7 @@
 """FHIR R4 ImagingStudy read and search (``/fhir/ImagingStudy``) on stored corpus studies:
 patient A's chest CT (three slices of ct-series) and patient B's brain MR (two slices of
-mr-series). Every answer is parsed by fhir.resources (its R4B models, which for
-ImagingStudy, Bundle and OperationOutcome have R4's structure)."""
+mr-series). Every answer is parsed by fhir.resources 6.1, whose models are FHIR R4
+(4.0.1)."""
 
 from __future__ import annotations
 
