@@ -276,11 +276,14 @@ def _compressed_frame(dataset: Dataset, index: int) -> bytes:
         ) from None
 
 
-def _transcoded(instance: Instance) -> bytes:
-    """The object in Explicit VR Little Endian: every frame decoded (losslessly: the
-    decoder's stored values), Photometric Interpretation RGB for decoded colour."""
+def _transcoded(instance: Instance, syntax: str) -> bytes:
+    """The object as a PS3.10 file in ``syntax``: the stored one (a bare data set given
+    its file meta), or Explicit VR Little Endian, every frame decoded (losslessly: the
+    decoder's stored values; decoded colour is RGB)."""
     dataset = open_stored(_read(instance))
     stored = UID(str(dataset.file_meta.TransferSyntaxUID))
+    if syntax == stored:
+        return _part10(dataset, stored)
     if "PixelData" in dataset and instance.number_of_frames > 0:
         frames = [_native_frame(instance, dataset, i) for i in range(instance.number_of_frames)]
         samples = int(dataset.get("SamplesPerPixel") or 1)
@@ -295,11 +298,17 @@ def _transcoded(instance: Instance) -> bytes:
         dataset.PixelData = data + (b"\0" if len(data) % 2 else b"")
         dataset["PixelData"].VR = "OW" if int(dataset.get("BitsAllocated") or 8) > 8 else "OB"
         dataset["PixelData"].is_undefined_length = False
+    return _part10(dataset, ExplicitVRLittleEndian)
+
+
+def _part10(dataset: Dataset, syntax: UID) -> bytes:
     meta = FileMetaDataset(dataset.file_meta)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = syntax
+    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
     dataset.file_meta = meta
     out = BytesIO()
-    dcmwrite(out, dataset, enforce_file_format=True, little_endian=True, implicit_vr=False)
+    dcmwrite(out, dataset, enforce_file_format=True)
     return out.getvalue()
 
 
@@ -309,9 +318,7 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance]) -> 
     if not instances:
         raise NotFound("nothing is stored here", code="not_found")
     plan = [(instance, _syntax_for(instance, wanted)) for instance in instances]
-    for instance, _ in plan:
-        if not storage.path_for(instance.storage_key).exists():
-            raise _missing()
+    part10 = {instance.pk: _is_part10(instance) for instance, _ in plan}
     audit.record_export(
         request, study, outcome=audit.Outcome.SUCCESS, kind="download", count=len(plan)
     )
@@ -320,8 +327,8 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance]) -> 
         for instance, syntax in plan:
             chunks: Iterable[bytes] = (
                 _file_chunks(instance)
-                if syntax == instance.transfer_syntax_uid
-                else _transcoded_chunks(instance)
+                if syntax == instance.transfer_syntax_uid and part10[instance.pk]
+                else _transcoded_chunks(instance, syntax)
             )
             yield Part(f"{DICOM}; transfer-syntax={syntax}", chunks, _path(instance))
 
@@ -331,8 +338,19 @@ def _retrieve(request: HttpRequest, study: Study, instances: list[Instance]) -> 
     return response
 
 
-def _transcoded_chunks(instance: Instance) -> Iterator[bytes]:
-    yield _transcoded(instance)
+def _is_part10(instance: Instance) -> bool:
+    """Whether the stored file is a PS3.10 file (preamble, "DICM", meta); ingest also
+    accepts bare data sets, which are sent with a file meta made for them."""
+    try:
+        with storage.path_for(instance.storage_key).open("rb") as stream:
+            head = stream.read(132)
+    except FileNotFoundError:
+        raise _missing() from None
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _transcoded_chunks(instance: Instance, syntax: str) -> Iterator[bytes]:
+    yield _transcoded(instance, syntax)
 
 
 @require_GET
@@ -537,6 +555,20 @@ def _element_at(dataset: Dataset, path: str) -> DataElement:
     raise NotFound("not a bulk data path", code="no_such_bulkdata")
 
 
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _little_endian(element: DataElement, dataset: Dataset) -> bytes:
+    """A binary value's bytes, in little endian (PS3.18 §8.7.3.3.2) whatever the
+    object's transfer syntax: words of an Explicit VR Big Endian object are swapped."""
+    value = element.value if isinstance(element.value, bytes) else b""
+    size = _WORD_SIZES.get(str(element.VR), 1)
+    little = dataset.original_encoding[1] is not False
+    if little or size == 1 or len(value) % size:
+        return value
+    return np.frombuffer(value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
+
+
 @require_GET
 @access.require_user
 def bulkdata(
@@ -556,13 +588,14 @@ def bulkdata(
         for r in _accepted(request)
     ):
         raise not_acceptable(f'bulk data comes as multipart/related; type="{OCTET_STREAM}"')
-    element = _element_at(open_stored(_read(found)), path)
+    dataset = open_stored(_read(found))
+    element = _element_at(dataset, path)
     if element.VR not in BYTES_VR and element.VR not in ("OB or OW", "US or OW"):
         raise NotFound(
             f"{_tag_text(int(element.tag))} is not a binary element (its value is in the metadata)",
             code="no_such_bulkdata",
         )
-    value = element.value if isinstance(element.value, bytes) else b""
+    value = _little_endian(element, dataset)
     body = Multipart(OCTET_STREAM)
     return HttpResponse(
         b"".join(body.stream([Part(OCTET_STREAM, [value])])), content_type=body.content_type

@@ -469,3 +469,41 @@ def test_a_deidentified_share_may_not_burn_in_the_patient(
     refused = guest.get(url, {"annotation": "patient"})
     assert refused.status_code == 403 and refused.json()["code"] == "deidentified_share"
     assert guest.get(url, {"annotation": "technique"}).status_code == 200
+
+
+def test_a_stored_bare_data_set_is_sent_as_a_part10_file(
+    dicomweb: DICOMwebClient, shared_dicom: Path
+) -> None:
+    source = shared_dicom / "odd-cases/MR_no_preamble_no_meta_implicitVR.dcm"
+    study = store_one(source)
+    got = dicomweb.retrieve_instance(study.study, study.series, study.instance)
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert got.file_meta.MediaStorageSOPInstanceUID == study.instance
+    original = pydicom.dcmread(source, force=True)
+    original.file_meta = pydicom.dataset.FileMetaDataset()
+    original.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    np.testing.assert_array_equal(got.pixel_array, original.pixel_array)
+
+
+@pytest.mark.parametrize("name", ["2.dcm", "3.dcm", "4.dcm"])  # ImplLE, ExplBE, RLE
+def test_native_frames_are_little_endian_whatever_the_stored_syntax(
+    dicomweb: DICOMwebClient, shared_dicom: Path, name: str
+) -> None:
+    folder = shared_dicom / "compressed/siemens-mr-same-image"
+    study = store_one(folder / name)
+    [frame] = dicomweb.retrieve_instance_frames(study.study, study.series, study.instance, [1])
+    assert frame == pydicom.dcmread(folder / "1.dcm").pixel_array.astype("<u2").tobytes()
+
+
+def test_bulk_data_of_a_big_endian_object_is_little_endian(
+    dicomweb: DICOMwebClient, shared_dicom: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = shared_dicom / "odd-cases/US_palette16_big_endian_ALOKA.dcm"
+    study = store_one(source)
+    monkeypatch.setattr(wado, "BULK_DATA_THRESHOLD", 16)
+    meta = dicomweb.retrieve_instance_metadata(study.study, study.series, study.instance)
+    original = pydicom.dcmread(source)
+    tag = next(t for t in ("00281221", "00281201") if t in meta and "BulkDataURI" in meta[t])
+    [value] = dicomweb.retrieve_bulkdata(meta[tag]["BulkDataURI"])
+    raw = original[int(tag, 16)].value
+    assert value == np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes()
