@@ -11,4 +11,14 @@ urlpatterns = [
     path("s/<str:token>", views.share_link, name="share-link"),
     path("studies/<str:study_instance_uid>/", views.study, name="study"),
     path("viewer/<str:study_instance_uid>/", views.viewer, name="viewer"),
+    path(
+        "remote/<str:upstream_name>/<str:study_instance_uid>/",
+        views.remote_study,
+        name="remote-study",
+    ),
+    path(
+        "remote/<str:upstream_name>/<str:study_instance_uid>/status",
+        views.remote_status,
+        name="remote-status",
+    ),
 ]

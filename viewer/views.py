@@ -6,16 +6,17 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from viewer import access
 from viewer.dicom.uids import uid_problem
-from viewer.errors import ViewerError
+from viewer.errors import NotFound, ViewerError
 from viewer.middleware import embeddable
-from viewer.services import audit, deidentify, sharing
+from viewer.services import audit, deidentify, sharing, upstream
 from viewer.services.priors import relevant_priors
 from viewer.worklist import PAGE_SIZE, SORTS, WorklistQuery
 
@@ -58,12 +59,20 @@ def worklist(request: HttpRequest) -> HttpResponse:
         params.pop("sort", None)
     sort_params = params.copy()
     sort_params.pop("sort", None)
+    # The upstream archives' studies not held here (viewer.services.upstream), on the
+    # first page: scoped and audited there; an archive that does not answer is named.
+    remote = (
+        upstream.search_for_worklist(request, query, limit=PAGE_SIZE)
+        if page.number == 1
+        else upstream.RemoteResults()
+    )
     return render(
         request,
         "viewer/worklist.html",
         {
             "query": query,
             "page": page,
+            "remote": remote,
             "query_string": params.urlencode(),
             "sort_query_string": sort_params.urlencode(),
             "sorts": SORTS,
@@ -174,3 +183,44 @@ def shares_page(request: HttpRequest) -> HttpResponse:
     counts = sharing.visitor_counts(shares)
     rows = [(share, sharing.state_of(share), counts[share.pk]) for share in shares]
     return render(request, "viewer/shares.html", {"rows": rows})
+
+
+def _checked_uid(study_instance_uid: str) -> str:
+    problem = uid_problem(study_instance_uid)
+    if problem:
+        raise ViewerError(f"the study UID {problem}", code="bad_uid")
+    return study_instance_uid
+
+
+@login_required
+@require_GET
+@never_cache
+def remote_study(request: HttpRequest, upstream_name: str, study_instance_uid: str) -> HttpResponse:
+    """``/remote/<upstream>/<study uid>/``: a study held by an upstream archive, confirmed
+    in this session's scope by the archive's QIDO-RS answer (else the same 404 as an
+    unknown one), fetched into the archive in the background while the page shows the
+    progress; a study held here already goes straight to the viewer."""
+    entry = upstream.open_remote(request, upstream_name, _checked_uid(study_instance_uid))
+    if entry is None:
+        return redirect("viewer", study_instance_uid)
+    return render(
+        request,
+        "viewer/remote_fetch.html",
+        {"entry": entry, "upstream_name": upstream_name, "study_uid": study_instance_uid},
+    )
+
+
+@access.require_user
+@require_GET
+@never_cache
+def remote_status(
+    request: HttpRequest, upstream_name: str, study_instance_uid: str
+) -> HttpResponse:
+    """The progress page's poll (JSON): only for a remote study this session opened."""
+    uid = _checked_uid(study_instance_uid)
+    if not upstream.was_opened(request, upstream_name, uid):
+        audit.record_refused(request, "remote-status", uid)
+        raise NotFound("no such study", code="not_found")
+    entry = upstream.entry_of(uid)
+    viewer_url = reverse("viewer", args=[uid])
+    return JsonResponse(upstream.status_json(entry, viewer_url))

@@ -328,9 +328,8 @@ def open_remote(
     assert upstream is not None  # find_remote checked it
     user = request.user.get_username()
     entry_id = entry.pk
-    transaction.on_commit(
-        lambda: launch(lambda: fetch_study(upstream, study_uid, entry_id, user=user))
-    )
+    # The entry has committed (autocommit outside the block above): the fetch sees it.
+    launch(lambda: fetch_study(upstream, study_uid, entry_id, user=user))
     return entry
 
 
@@ -354,7 +353,7 @@ def fetch_study(upstream: Upstream, study_uid: str, entry_id: int, *, user: str)
                 result = ingest.ingest_bytes(data, source=source, study_uid=study_uid)
                 results.append(result)
                 if result.status in (ingest.STORED, ingest.REPLACED):
-                    _record_cached(entry_id, result.sop_instance_uid, data)
+                    record_cached(entry_id, result.sop_instance_uid, data)
                 if result.ok:
                     fetched += 1
                 else:
@@ -394,7 +393,8 @@ def fetch_study(upstream: Upstream, study_uid: str, entry_id: int, *, user: str)
         evict_over_cap(keep={study_uid})
 
 
-def _record_cached(entry_id: int, sop_uid: str, data: bytes) -> None:
+def record_cached(entry_id: int, sop_uid: str, data: bytes) -> None:
+    """Record an object a fetch stored (new here) as the cache's to remove."""
     UpstreamCachedInstance.objects.update_or_create(
         sop_instance_uid=sop_uid,
         defaults={
@@ -403,6 +403,10 @@ def _record_cached(entry_id: int, sop_uid: str, data: bytes) -> None:
             "size_bytes": len(data),
         },
     )
+
+
+def entry_of(study_uid: str) -> UpstreamCacheEntry | None:
+    return UpstreamCacheEntry.objects.filter(study_instance_uid=study_uid).first()
 
 
 def status_json(entry: UpstreamCacheEntry | None, viewer_url: str) -> dict[str, Any]:
