@@ -232,13 +232,15 @@ def _parse_match(query: Query, name: str, values: list[str], deidentified: bool)
         raise BadQuery(f"{keyword} is given more than once")
     value = "\\".join(v.strip() for v in values) if found.vr == "UI" else values[0].strip()
     query.named.append(found)
-    if value in ("", "*"):
+    if value in ("", "*") or (found.vr == "UI" and not _uids(value)):
         return  # universal matching: every row, and the attribute is returned
     _validate(found, value)
     query.matches.append((found, value))
 
 
 def _validate(attribute: Attribute, value: str) -> None:
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise BadQuery(f"{attribute.keyword}: the value holds a control character")
     if attribute.vr == "UI":
         for uid in _uids(value):
             if not _UID.fullmatch(uid) or len(uid) > 64:

@@ -350,6 +350,9 @@ def test_empty_value_is_universal_matching_and_returned(
         f"/dicom-web/studies/{patient_a.study}/series", {"BodyPartExamined": ""}
     ).json()
     assert len(found) == 1 and "00180015" in found[0]
+    # A UID list of nothing (repeated empty values, a lone comma) is universal too.
+    for query in ("SeriesInstanceUID=&SeriesInstanceUID=", "SeriesInstanceUID=,"):
+        assert len(logged_in_client.get(f"/dicom-web/series?{query}").json()) == 1
 
 
 def test_limit_warns_of_more_and_caps_at_the_maximum(
