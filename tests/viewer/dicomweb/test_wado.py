@@ -507,3 +507,45 @@ def test_bulk_data_of_a_big_endian_object_is_little_endian(
     [value] = dicomweb.retrieve_bulkdata(meta[tag]["BulkDataURI"])
     raw = original[int(tag, 16)].value
     assert value == np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "compressed/US_ATL_jpeg_baseline_YBR422.dcm",
+        "us-rgb-multiframe/Issue16_US_34frames_jpeg.dcm",
+        "compressed/OT_deflated_image_dfl.dcm",
+    ],
+)
+def test_decompressing_to_explicit_little_endian_gives_the_decoded_pixels(
+    dicomweb: DICOMwebClient, shared_dicom: Path, name: str
+) -> None:
+    source = shared_dicom / name
+    study = store_one(source)
+    got = dicomweb.retrieve_instance(
+        study.study, study.series, study.instance, media_types=(("application/dicom", EXPLICIT_LE),)
+    )
+    original = pydicom.dcmread(source)
+    assert got.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    assert got.get("NumberOfFrames", 1) == original.get("NumberOfFrames", 1)
+    if original.SamplesPerPixel == 3:
+        assert got.PhotometricInterpretation == "RGB"
+    np.testing.assert_array_equal(got.pixel_array, original.pixel_array)
+
+
+def test_a_viewer_asking_for_any_transfer_syntax_gets_frames_as_stored(
+    logged_in_client: Client, shared_dicom: Path, patient_a: StoredStudy
+) -> None:
+    """What zero-footprint viewers send (OHIF, unquoted type): compressed frames stay
+    compressed, native ones are native."""
+    accept = "multipart/related; type=application/octet-stream; transfer-syntax=*"
+    native = logged_in_client.get(f"{base(patient_a)}/frames/1", HTTP_ACCEPT=accept)
+    [(headers, _)] = multipart.split(native.content, native["Content-Type"])
+    assert headers["content-type"] == f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
+    source = shared_dicom / "compressed/siemens-mr-same-image/7.dcm"  # JPEG-LS lossless
+    original = pydicom.dcmread(source)
+    study = store_one(source)
+    response = logged_in_client.get(f"{base(study)}/frames/1", HTTP_ACCEPT=accept)
+    [(headers, content)] = multipart.split(response.content, response["Content-Type"])
+    assert headers["content-type"] == "image/jls; transfer-syntax=1.2.840.10008.1.2.4.80"
+    assert content == get_frame(original.PixelData, 0, number_of_frames=1)
