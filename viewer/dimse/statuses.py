@@ -24,6 +24,7 @@ _BY_CODE = {
     "storage_error": OUT_OF_RESOURCES,
     "decoder_busy": OUT_OF_RESOURCES,
     "other_study": DATASET_DOES_NOT_MATCH,
+    "missing_uid": DATASET_DOES_NOT_MATCH,  # a Type 1 UID of the SOP class is absent
     "sop_mismatch": DATASET_DOES_NOT_MATCH,
     "bad_pixel_module": DATASET_DOES_NOT_MATCH,
     "pixel_data_mismatch": DATASET_DOES_NOT_MATCH,
