@@ -342,3 +342,17 @@ def test_a_bearer_request_needs_no_csrf_token(radiologist: Any) -> None:
     response = stow.by_method("studies")(request)
     assert response.status_code == 200, response.content[:300]
     assert Instance.objects.count() == 1
+
+
+def test_the_routes_pass_get_on_to_search_and_retrieve(radiologist: Any, patient_b: Any) -> None:
+    """STOW-RS shares ``/studies`` with QIDO-RS and ``/studies/{study}`` with WADO-RS."""
+    client = client_for(radiologist)
+    searched = client.get("/dicom-web/studies", HTTP_ACCEPT="application/dicom+json")
+    assert searched.status_code == 200
+    assert patient_b.study in searched.content.decode()
+    retrieved = client.get(f"/dicom-web/studies/{patient_b.study}")
+    assert retrieved.status_code == 200
+    assert retrieved["Content-Type"].startswith("multipart/related")
+    refused = client.put("/dicom-web/studies")
+    assert refused.status_code == 405
+    assert refused["Allow"] == "GET, HEAD, POST"
