@@ -86,7 +86,9 @@ def test_a_study_held_only_upstream_is_listed_remote_and_a_local_one_once(
     answer = client_for(radiologist).get("/")
     assert answer.status_code == 200
     html = answer.content.decode()
-    assert _remote_rows(html) == {mr_uid: "pacs"}  # the CT held here too shows once, local
+    rows = _remote_rows(html)
+    assert rows[mr_uid] == "pacs"
+    assert patient_a.study not in rows  # held here too: it shows once, local
     assert f"/viewer/{patient_a.study}/" in html
     assert 'class="badge remote"' in html
     assert "did not answer" not in html
@@ -182,3 +184,41 @@ def test_a_stopped_archive_is_named_beside_the_local_studies(
     )
     assert opened.status_code == 502
     assert b"did not answer" in opened.content
+
+
+PRIOR_UID, CURRENT_UID = "1.2.3", "2.3.4"  # ct-prior-pair-mini: TEST_1, 2010 and 2015
+
+
+@pytest.fixture
+def launched_for_test_1(client: Client, shared_dicom: Path) -> Client:
+    """A clinician launched for TEST_1's 2015 study (held here); its 2010 prior is not."""
+    from tests.factories import register_ehr, signed_launch, store_files
+
+    current = [p for p in corpus_files(shared_dicom, "ct-prior-pair-mini") if "2345" in p.name]
+    store_files(current)
+    register_ehr()
+    launch = signed_launch(CURRENT_UID, patient="TEST_1")
+    response = client.get("/ehrlaunch/launch", {"launch": launch}, HTTP_ACCEPT="text/html")
+    assert response.status_code == 303, response.content[:300]
+    return client
+
+
+def test_a_launched_clinician_sees_and_opens_the_remote_prior_of_their_patient(
+    pacs: Server, shared_dicom: Path, launched_for_test_1: Client, fetch_in_place: None
+) -> None:
+    _upload(pacs, [p for p in corpus_files(shared_dicom, "ct-prior-pair-mini") if "1234" in p.name])
+    mr_uid = _uid_of(corpus_files(shared_dicom, "mr-series", 1)[0])
+    client = launched_for_test_1
+    rows = _remote_rows(client.get("/").content.decode())
+    assert rows == {PRIOR_UID: "pacs"}  # neither the MR nor the CT of other patients
+    assert mr_uid not in rows
+    priors = client.get(f"/api/studies/{CURRENT_UID}/priors", {"remote": "1"})
+    assert priors.status_code == 200 and "Warning" not in priors
+    remote = [p for p in priors.json() if p.get("remote")]
+    assert [(p["study_instance_uid"], p["remote"], p["open_url"]) for p in remote] == [
+        (PRIOR_UID, "pacs", f"/remote/pacs/{PRIOR_UID}/")
+    ]
+    assert client.get(f"/remote/pacs/{PRIOR_UID}/", HTTP_ACCEPT="text/html").status_code == 200
+    assert client.get(f"/remote/pacs/{PRIOR_UID}/status").json()["state"] == "cached"
+    assert client.get(f"/api/studies/{PRIOR_UID}").status_code == 200
+    assert client.get(f"/remote/pacs/{mr_uid}/", HTTP_ACCEPT="text/html").status_code == 404
