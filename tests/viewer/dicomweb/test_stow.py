@@ -356,3 +356,28 @@ def test_the_routes_pass_get_on_to_search_and_retrieve(radiologist: Any, patient
     refused = client.put("/dicom-web/studies")
     assert refused.status_code == 405
     assert refused["Allow"] == "GET, HEAD, POST"
+
+
+def test_a_service_account_stores_with_its_api_token_and_no_csrf_token(
+    shared_dicom: Path,
+) -> None:
+    """A machine client: ``Authorization: Bearer`` with an API token, no cookie, no CSRF."""
+    from viewer import apitokens
+
+    _, token = apitokens.issue(apitokens.service_account("router", "radiologist"), "router")
+    good = corpus_files(shared_dicom, "mr-series", 1)[0]
+    client = Client(enforce_csrf_checks=True)
+    response = post(client, multipart([good.read_bytes()]), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200, response.content[:300]
+    assert Instance.objects.filter(sop_instance_uid=sop_uid(good)).exists()
+    event = AuditEvent.objects.get(event_id=AuditEvent.EventId.INSTANCES_TRANSFERRED)
+    assert event.user_id == "router"
+
+
+def test_a_clinician_service_account_may_not_store() -> None:
+    from viewer import apitokens
+
+    _, token = apitokens.issue(apitokens.service_account("ehr-bot", "clinician"), "ehr-bot")
+    response = post(Client(), multipart([ct_small()]), HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 403
+    assert Instance.objects.count() == 0
