@@ -222,3 +222,25 @@ def test_a_launched_clinician_sees_and_opens_the_remote_prior_of_their_patient(
     assert client.get(f"/remote/pacs/{PRIOR_UID}/status").json()["state"] == "cached"
     assert client.get(f"/api/studies/{PRIOR_UID}").status_code == 200
     assert client.get(f"/remote/pacs/{mr_uid}/", HTTP_ACCEPT="text/html").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_fetch_runs_in_a_background_thread_while_the_page_polls(
+    pacs: Server, radiologist: Any, shared_dicom: Path
+) -> None:
+    import time
+
+    mr_uid = _uid_of(corpus_files(shared_dicom, "mr-series", 1)[0])
+    client = client_for(radiologist)
+    page = client.get(f"/remote/pacs/{mr_uid}/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and b'id="remote-fetch"' in page.content
+    deadline = time.monotonic() + 60
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = client.get(f"/remote/pacs/{mr_uid}/status").json()
+        if status["state"] != "fetching":
+            break
+        time.sleep(0.2)
+    assert status["state"] == "cached", status
+    assert status["fetched"] == status["total"] == MR_COUNT
+    assert client.get(f"/api/studies/{mr_uid}").status_code == 200
