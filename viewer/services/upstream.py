@@ -352,7 +352,7 @@ def fetch_study(upstream: Upstream, study_uid: str, entry_id: int, *, user: str)
             ):
                 result = ingest.ingest_bytes(data, source=source, study_uid=study_uid)
                 results.append(result)
-                if result.status in (ingest.STORED, ingest.REPLACED):
+                if result.status == ingest.STORED:  # new here; a replaced one was local
                     record_cached(entry_id, result.sop_instance_uid, data)
                 if result.ok:
                     fetched += 1
@@ -388,6 +388,9 @@ def fetch_study(upstream: Upstream, study_uid: str, entry_id: int, *, user: str)
         entries.update(state=State.FAILED, message="the fetch failed (see the server log)")
         raise
     finally:
+        # What a failed fetch stored stays cached (evictable) too.
+        stored = UpstreamCachedInstance.objects.filter(entry_id=entry_id)
+        entries.update(bytes=stored.aggregate(s=Sum("size_bytes"))["s"] or 0)
         if results:
             audit.record_transfer(None, results, user=user)
         evict_over_cap(keep={study_uid})
@@ -440,8 +443,12 @@ def touch(study_uid: str) -> None:
     )
 
 
+#: The entries the cache may evict: done fetching, whether all came or not.
+SETTLED = (State.CACHED, State.FAILED)
+
+
 def cache_bytes() -> int:
-    total = UpstreamCacheEntry.objects.filter(state=State.CACHED).aggregate(s=Sum("bytes"))["s"]
+    total = UpstreamCacheEntry.objects.filter(state__in=SETTLED).aggregate(s=Sum("bytes"))["s"]
     return int(total or 0)
 
 
@@ -454,7 +461,7 @@ def evict_over_cap(*, keep: Iterable[str] = (), cap: int | None = None) -> list[
     total = cache_bytes()
     if total <= limit:
         return evicted
-    for entry in UpstreamCacheEntry.objects.filter(state=State.CACHED).order_by(
+    for entry in UpstreamCacheEntry.objects.filter(state__in=SETTLED).order_by(
         "last_used_at", "pk"
     ):
         if total <= limit:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ import requests
 from viewer.upstream.config import Upstream
 
 DICOM_JSON = "application/dicom+json"
+#: A UID as PS3.5 §9.1 spells it (digits and dots, at most 64 characters).
+UID_RE = re.compile(r"^[0-9]{1,64}(\.[0-9]{1,64}){0,63}$")
 #: Retrieve any transfer syntax the archive holds (PS3.18 §8.7.3.5.2).
 RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 CHUNK = 256 * 1024
@@ -202,8 +205,12 @@ def search_series(upstream: Upstream, study_uid: str) -> list[tuple[str, int | N
         raise UpstreamError(upstream, "the series search answer is not a JSON array")
     found: list[tuple[str, int | None]] = []
     for item in data:
-        if isinstance(item, dict) and _text(item, "0020000E"):
-            found.append((_text(item, "0020000E"), _int(item, "00201209")))
+        uid = _text(item, "0020000E") if isinstance(item, dict) else ""
+        if not uid:
+            continue
+        if len(uid) > 64 or not UID_RE.match(uid):  # it goes into the retrieve's path
+            raise UpstreamError(upstream, "a series search result has a malformed Series UID")
+        found.append((uid, _int(item, "00201209")))
     return found
 
 

@@ -328,3 +328,24 @@ def store_other_row_on(row: Instance) -> Instance:
         sha256=row.sha256,
         size_bytes=row.size_bytes,
     )
+
+
+def test_a_series_uid_that_is_not_a_uid_never_reaches_a_retrieve_path(archive: str) -> None:
+    body = json.dumps([{"0020000E": {"vr": "UI", "Value": ["../../instances"]}}]).encode()
+    _Archive.answers = {"/dw/studies/1.2.3/series": (200, "application/dicom+json", body)}
+    with pytest.raises(client.UpstreamError, match="malformed Series UID"):
+        client.search_series(Upstream("pacs", f"{archive}/dw"), "1.2.3")
+    good = json.dumps(
+        [{"0020000E": {"vr": "UI", "Value": ["1.2.3.4"]}, "00201209": {"vr": "IS", "Value": [2]}}]
+    ).encode()
+    _Archive.answers = {"/dw/studies/1.2.3/series": (200, "application/dicom+json", good)}
+    assert client.search_series(Upstream("pacs", f"{archive}/dw"), "1.2.3") == [("1.2.3.4", 2)]
+
+
+@pytest.mark.django_db
+def test_what_a_failed_fetch_stored_is_evictable(shared_dicom: Path) -> None:
+    entry = _fetched(corpus_files(shared_dicom, "mr-series", 2))
+    UpstreamCacheEntry.objects.filter(pk=entry.pk).update(state=UpstreamCacheEntry.State.FAILED)
+    assert upstream.cache_bytes() == entry.bytes > 0
+    assert upstream.evict_over_cap(cap=0) == [entry.study_instance_uid]
+    assert storage.all_keys() == []
