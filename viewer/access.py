@@ -150,7 +150,13 @@ def require_user(view: Callable[..., Any]) -> Callable[..., Any]:
             response = JsonResponse(
                 {"code": "not_authenticated", "message": "log in to see images"}, status=401
             )
-            response["WWW-Authenticate"] = 'Session realm="loupe"'
+            # DICOMweb and FHIR clients authenticate with a bearer token (viewer.apitokens).
+            machine = request.path.startswith(("/dicom-web/", "/fhir/"))
+            response["WWW-Authenticate"] = (
+                'Bearer realm="loupe", Session realm="loupe"'
+                if machine
+                else 'Session realm="loupe"'
+            )
             return response
         return view(request, *args, **kwargs)
 

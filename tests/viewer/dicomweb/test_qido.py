@@ -259,6 +259,8 @@ def test_dicomweb_client_scope_and_authentication(
     assert refused.value.response is not None and refused.value.response.status_code == 404
     unknown = requests.get(f"{live_server.url}/dicom-web/studies/1.2.3.4/series", timeout=10)
     assert unknown.status_code == 401  # no session at all
+    # A DICOMweb client is told it may send a bearer token (viewer.apitokens).
+    assert unknown.headers["WWW-Authenticate"].startswith('Bearer realm="loupe"')
 
     anonymous = DICOMwebClient(url=f"{live_server.url}/dicom-web")
     with pytest.raises(requests.HTTPError) as unauthenticated:
