@@ -177,9 +177,16 @@ def ingest_bytes(data: bytes, *, source: str, study_uid: str | None = None) -> I
             )
         raise
     try:
-        return _store(stored, fields, source)
+        result = _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
+    if settings.LOUPE_UPSTREAM_DICOMWEB and not source.startswith("upstream:"):
+        # Came in here (upload, import, STOW-RS, C-STORE): local, never evicted from the
+        # cache of studies fetched upstream (viewer.services.upstream).
+        from viewer.services import upstream
+
+        upstream.claim_local(result.sop_instance_uid)
+    return result
 
 
 UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)

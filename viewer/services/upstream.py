@@ -41,7 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -406,6 +406,18 @@ def record_cached(entry_id: int, sop_uid: str, data: bytes) -> None:
             "size_bytes": len(data),
         },
     )
+
+
+def claim_local(sop_uid: str) -> None:
+    """An object came in locally (``viewer.services.ingest``, any source but an upstream
+    fetch): if a fetch had cached it, it is local from now on and never evicted."""
+    if not sop_uid:
+        return
+    for cached in UpstreamCachedInstance.objects.filter(sop_instance_uid=sop_uid):
+        UpstreamCacheEntry.objects.filter(pk=cached.entry_id, bytes__gte=cached.size_bytes).update(
+            bytes=F("bytes") - cached.size_bytes
+        )
+        cached.delete()
 
 
 def entry_of(study_uid: str) -> UpstreamCacheEntry | None:

@@ -349,3 +349,23 @@ def test_what_a_failed_fetch_stored_is_evictable(shared_dicom: Path) -> None:
     assert upstream.cache_bytes() == entry.bytes > 0
     assert upstream.evict_over_cap(cap=0) == [entry.study_instance_uid]
     assert storage.all_keys() == []
+
+
+@pytest.mark.django_db
+def test_an_object_sent_here_after_its_fetch_is_local_and_stays(
+    shared_dicom: Path, settings: Any
+) -> None:
+    settings.LOUPE_UPSTREAM_DICOMWEB = [{"name": "pacs", "url": "http://127.0.0.1:9/dw"}]
+    files = corpus_files(shared_dicom, "mr-series", 2)
+    entry = _fetched(files)
+    assert entry.cached_instances.count() == 2
+    resent = ingest.ingest_file(files[0])  # the same object uploaded: a duplicate, now local
+    assert resent.status == ingest.DUPLICATE
+    entry.refresh_from_db()
+    assert entry.cached_instances.count() == 1
+    assert entry.bytes == files[1].stat().st_size
+    upstream.evict_over_cap(cap=0)
+    (kept,) = Instance.objects.all()
+    assert kept.sop_instance_uid == resent.sop_instance_uid
+    assert storage.exists(kept.storage_key)
+    assert Study.objects.get().number_of_study_related_instances == 1
