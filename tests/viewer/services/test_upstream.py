@@ -369,3 +369,25 @@ def test_an_object_sent_here_after_its_fetch_is_local_and_stays(
     assert kept.sop_instance_uid == resent.sop_instance_uid
     assert storage.exists(kept.storage_key)
     assert Study.objects.get().number_of_study_related_instances == 1
+
+
+@pytest.mark.django_db
+def test_a_measured_object_is_not_evicted(shared_dicom: Path, radiologist: Any) -> None:
+    from viewer.models import Measurement
+
+    entry = _fetched(corpus_files(shared_dicom, "mr-series", 2))
+    measured = Instance.objects.select_related("series__study").order_by("pk").first()
+    assert measured is not None
+    Measurement.objects.create(
+        study=measured.series.study,
+        series=measured.series,
+        instance=measured,
+        kind=Measurement.Kind.POINT,
+        points=[[1, 1]],
+        author=radiologist,
+    )
+    upstream.evict(entry)
+    (kept,) = Instance.objects.all()
+    assert kept.pk == measured.pk and storage.exists(kept.storage_key)
+    assert Study.objects.get().number_of_study_related_instances == 1
+    assert len(storage.all_keys()) == 1
