@@ -22,7 +22,7 @@ def test_json_lists_every_service_media_type_syntax_and_authentication(patient_a
     assert {"PatientID", "StudyInstanceUID", "ModalitiesInStudy", "StudyDate"} <= set(
         qido["matching_keys"]["study"]
     )
-    assert "RequestAttributeSequence.ScheduledProcedureStepID" in qido["matching_keys"]["series"]
+    assert "PerformedProcedureStepStartDate" in qido["matching_keys_not_supported"]
     assert {"SOPInstanceUID", "SOPClassUID", "InstanceNumber"} == set(
         qido["matching_keys"]["instance"]
     )
@@ -72,3 +72,26 @@ def test_cors_origins_are_listed_to_signed_in_users_only(
 def test_only_safe_methods(logged_in_client: Client) -> None:
     assert logged_in_client.post("/dicom-web/").status_code in (403, 405)
     assert Client().head("/dicom-web/").status_code == 200
+
+
+def test_the_statement_says_what_qido_rs_does(radiologist: Any) -> None:
+    """Each matching key it lists is matched on; each it lists as not supported is
+    refused with a message naming it (never silently ignored)."""
+    client = Client()
+    client.force_login(radiologist)
+    qido = {s["name"]: s for s in client.get("/dicom-web/?format=json").json()["services"]}[
+        "QIDO-RS"
+    ]
+    routes = {
+        "study": "/dicom-web/studies",
+        "series": "/dicom-web/series",
+        "instance": "/dicom-web/instances",
+    }
+    for level, keys in qido["matching_keys"].items():
+        for key in keys:
+            response = client.get(routes[level], {key: "*"}, HTTP_ACCEPT="application/dicom+json")
+            assert response.status_code == 200, (key, response.content)
+    for key in qido["matching_keys_not_supported"]:
+        refused = client.get("/dicom-web/series", {key: "1"}, HTTP_ACCEPT="application/dicom+json")
+        assert refused.status_code == 400, key
+        assert refused.json()["code"] == "unsupported_matching_key", key
