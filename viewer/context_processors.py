@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from viewer import access, roles
@@ -19,4 +20,7 @@ def loupe_role(request: HttpRequest) -> dict[str, object]:
         "loupe_share_live": bool(share is not None and share.options.get("live")),
         "loupe_may_share": role in (roles.RADIOLOGIST, roles.ADMINISTRATOR)
         or (role == roles.CLINICIAN and access.scope_of(request) is not None),
+        # Upstream archives to ask for remote priors (viewer.services.upstream): never in a
+        # share session.
+        "loupe_upstream": bool(settings.LOUPE_UPSTREAM_DICOMWEB) and share is None,
     }

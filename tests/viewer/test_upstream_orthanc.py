@@ -212,6 +212,9 @@ def test_a_launched_clinician_sees_and_opens_the_remote_prior_of_their_patient(
     rows = _remote_rows(client.get("/").content.decode())
     assert rows == {PRIOR_UID: "pacs"}  # neither the MR nor the CT of other patients
     assert mr_uid not in rows
+    # The viewer's page tells its script to ask for remote priors (static/viewer/js/main.js).
+    page = client.get(f"/viewer/{CURRENT_UID}/", HTTP_ACCEPT="text/html").content.decode()
+    assert 'data-upstream="true"' in page
     priors = client.get(f"/api/studies/{CURRENT_UID}/priors", {"remote": "1"})
     assert priors.status_code == 200 and "Warning" not in priors
     remote = [p for p in priors.json() if p.get("remote")]

@@ -46,8 +46,11 @@ async function getJson(path, what) {
 // The patient's earlier studies, newest first: [{ study_instance_uid, study_date,
 // study_time, modalities, body_part, description, number_of_instances, relevant,
 // linked, patient: { patient_id, issuer_of_patient_id } }].
-export function fetchPriors(studyUid) {
-  return getJson(`/api/studies/${encodeURIComponent(studyUid)}/priors`, "the prior studies");
+// ``remote``: also the patient's earlier studies held only by an upstream archive (each
+// with ``remote``, the archive's name, and ``open_url``, the page that fetches it).
+export function fetchPriors(studyUid, { remote = false } = {}) {
+  const query = remote ? "?remote=1" : "";
+  return getJson(`/api/studies/${encodeURIComponent(studyUid)}/priors${query}`, "the prior studies");
 }
 
 // The hanging protocols for a study (and the studies compared with it): { chosen: name

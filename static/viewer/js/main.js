@@ -108,6 +108,20 @@ function listSeries(studies, layout, priors = [], compare = null) {
       button.prepend(mark);
     }
     if (prior.linked) button.title = `Linked identity: ${prior.patient?.patient_id ?? ""}`;
+    if (prior.remote) {
+      // Held by an upstream archive only: opening it fetches it (its progress page), then
+      // shows it in the viewer.
+      button.dataset.remote = prior.remote;
+      const mark = document.createElement("span");
+      mark.className = "badge remote";
+      mark.textContent = "remote";
+      button.prepend(mark);
+      button.title = `On the archive '${prior.remote}': opening it fetches it`;
+      button.setAttribute("aria-label", `Fetch and open the study of ${when} from the archive ${prior.remote}: ${what}`);
+      button.addEventListener("click", () => location.assign(prior.open_url));
+      group.append(button);
+      continue;
+    }
     button.setAttribute("aria-label", `Compare with the study of ${when}: ${what}`);
     button.addEventListener("click", () => compare?.(prior.study_instance_uid));
     group.append(button);
@@ -278,6 +292,14 @@ async function start() {
   priors = (await priorsAnswer) || [];
   if (!Array.isArray(priors)) priors = [];
   relist();
+  // Then those of the upstream archives (slower: each archive is asked), added when they come.
+  if (grid.dataset.upstream === "true") {
+    const withRemote = await fetchPriors(currentUid, { remote: true }).catch(() => null);
+    if (Array.isArray(withRemote)) {
+      priors = withRemote;
+      relist();
+    }
+  }
 }
 
 start();

@@ -279,11 +279,13 @@ def test_only_the_creator_or_an_administrator_manages_a_link(
 
 
 def test_the_viewer_page_carries_the_links_view_and_live_flag_for_its_script(
-    radiologist_client: Client, patient_a: StoredStudy
+    radiologist_client: Client, patient_a: StoredStudy, settings: Any
 ) -> None:
+    settings.LOUPE_UPSTREAM_DICOMWEB = ["an upstream archive is configured"]
     page = f"/viewer/{patient_a.study}/"
     own = radiologist_client.get(page, HTTP_ACCEPT="text/html").content.decode()
     assert 'id="share"' in own and 'id="share-dialog"' in own and "share-session" not in own
+    assert 'data-upstream="true"' in own
     view = {
         "layout": "1x1",
         "viewports": [{"series_instance_uid": patient_a.series, "zoom": 2, "window": None}],
@@ -292,6 +294,7 @@ def test_the_viewer_page_carries_the_links_view_and_live_flag_for_its_script(
     guest, _ = open_link(created["url"])
     shared = guest.get(page, HTTP_ACCEPT="text/html").content.decode()
     assert 'id="share-dialog"' not in shared and 'id="share"' not in shared  # no sharing on
+    assert "data-upstream" not in shared  # a share session never reaches upstream archives
     session = re.search(r'<div id="share-session"[^>]*>', shared)
     assert session, shared[:2000]
     attributes = dict(re.findall(r'(data-share-[a-z]+)="([^"]*)"', session[0]))
