@@ -565,6 +565,63 @@ def upload_to_orthanc(server: Server, paths: Sequence[Path]) -> list[str]:
     return ids
 
 
+def start_orthanc_dicom() -> Server:
+    """Debian's Orthanc as ``tests.servers.start_orthanc`` configures it (loopback, fresh
+    storage, the DICOMweb plugin), with its DICOM server on as well: a free loopback
+    port, AE title ``ORTHANC``, any calling AE accepted for C-ECHO and C-STORE (the called
+    AE title not checked). ``extra["dicom_port"]`` is that port."""
+    from tests.servers import ORTHANC_BIN, ORTHANC_DICOMWEB
+
+    root = Path(tempfile.mkdtemp(prefix="loupe-bench-orthanc-"))
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "LoupeBenchOrthanc",
+        "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "index"),
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "Plugins": [str(ORTHANC_DICOMWEB)] if ORTHANC_DICOMWEB.exists() else [],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "StorageCompression": False,
+        "HttpThreadsCount": 50,
+        "DicomServerEnabled": True,
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "DicomCheckCalledAet": False,
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+    }
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = root / "orthanc.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(ORTHANC_BIN), str(root / "orthanc.json")], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(process, http_port, "/system", "Orthanc", log)
+    except BaseException:
+        end(process)
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return Server(
+        process, root, http_port, f"http://{HOST}:{http_port}", {"dicom_port": str(dicom_port)}
+    )
+
+
+def multipart_related(parts: Sequence[bytes], part_type: str = "application/dicom") -> Request:
+    """``POST`` body and Content-Type of a STOW-RS request (PS3.18 §10.5): ``parts`` as
+    one ``multipart/related; type="<part_type>"`` body; the path is left empty."""
+    boundary = "loupe-bench-" + secrets.token_hex(8)
+    chunks = []
+    for part in parts:
+        chunks += [f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode(), part, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return Request("POST", "", b"".join(chunks), {"Content-Type": content_type})
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
