@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 SCOPED = {"study", "study_instance_uid", "series", "instance", "measurement"}
 # Routes no share session serves at all, whatever the study (sign-in, the EHR launch, the
 # admin, the share link itself): outside this test's question.
-OUTSIDE = ("admin/", "login/", "logout/", "oidc/", "ehrlaunch/", "s/")
+OUTSIDE = ("admin/", "login/", "logout/", "oidc/", "ehrlaunch/", "s/", "remote/")
 # A route that refuses a share session before it looks at the study answers the same for
 # every study (no oracle): 403 read-only, or 405 where the route has no GET.
 NOT_REVEALING = {403, 404, 405}
@@ -73,6 +73,10 @@ def values_for(study: StoredStudy, measurement: str) -> dict[str, str]:
         "instance": study.instance,
         "measurement": measurement,
         "frame": "1",
+        "frames": "1",
+        "path": "7FE00010",
+        "upstream_name": "pacs",
+        "endpoint": "dicomweb-wado-rs",
         "level": "0",
         "column": "0",
         "row": "0",
