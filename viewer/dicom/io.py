@@ -43,6 +43,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -59,6 +60,11 @@ from viewer.errors import InvalidDicom, TooLarge, ViewerError
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_SEQUENCE_DEPTH = 64
 _INFLATE_CHUNK = 1024 * 1024
+META_SCAN_BYTES = 64 * 1024
+# Values longer than this are read from the bytes only when used: native Pixel Data is
+# validated by its length alone, so ingest never copies it out of the received bytes.
+DEFER_BYTES = 64 * 1024
+PIXEL_DATA = 0x7FE00010
 
 IDENTIFYING_UIDS = (
     ("SOPClassUID", "(0008,0016) SOP Class UID"),
@@ -94,7 +100,7 @@ def read_object(data: bytes, *, max_bytes: int, max_frame_bytes: int) -> ParsedO
             "and no data set at byte 0",
             code="not_dicom",
         )
-    dataset = _parse(data, max_inflated_bytes=max_bytes)
+    dataset = _parse(data, max_inflated_bytes=max_bytes, defer_size=DEFER_BYTES)
     _check_declared_lengths(dataset, len(data))
     _convert_all(dataset)
     transfer_syntax = _transfer_syntax(dataset, has_preamble)
@@ -171,11 +177,19 @@ def check_inflated_size(stream: BinaryIO, max_bytes: int) -> None:
         ) from None
 
 
-def _parse(data: bytes, *, max_inflated_bytes: int | None = None) -> Dataset:
+def _parse(
+    data: bytes, *, max_inflated_bytes: int | None = None, defer_size: int | None = None
+) -> Dataset:
+    """``defer_size``: values longer than this are read only when used (pydicom's
+    deferred read, from ``data`` held by the data set): ingest leaves native Pixel Data
+    unread, its length being checked from its header (``_check_declared_lengths``)."""
     try:
-        if max_inflated_bytes is not None:
-            check_inflated_size(io.BytesIO(data), max_inflated_bytes)
-        return pydicom.dcmread(io.BytesIO(data), force=True)
+        if _may_be_deflated(data):
+            # Offsets in an inflated stream are not offsets in ``data``: nothing deferred.
+            defer_size = None
+            if max_inflated_bytes is not None:
+                check_inflated_size(io.BytesIO(data), max_inflated_bytes)
+        return pydicom.dcmread(io.BytesIO(data), force=True, defer_size=defer_size)
     except ViewerError:
         raise
     except RecursionError:
@@ -245,12 +259,16 @@ def _check_declared_lengths(dataset: Dataset, size: int) -> None:
         if not isinstance(raw, RawDataElement):
             continue
         length = raw.length
-        if length == UNDEFINED_LENGTH or raw.value is None:
+        if length == UNDEFINED_LENGTH:
             continue
-        if len(raw.value) < length:
+        if raw.value is None:  # deferred (or empty): its bytes must lie inside the file
+            present = max(0, min(length, size - raw.value_tell)) if length else 0
+        else:
+            present = len(raw.value)
+        if present < length:
             raise InvalidDicom(
                 f"element {_tag(raw.tag)} declares {length} bytes but the file ends after "
-                f"{len(raw.value)} of them (truncated or corrupt; file is {size} bytes)",
+                f"{present} of them (truncated or corrupt; file is {size} bytes)",
                 code="truncated",
             )
 
@@ -338,8 +356,8 @@ def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> in
             f"{frame_bytes} bytes; the limit is {max_frame_bytes}",
             code="frame_too_large",
         )
-    pixel_data = dataset.PixelData or b""  # an empty element reads as None
     if syntax.is_encapsulated:
+        pixel_data = dataset.PixelData or b""  # an empty element reads as None
         fragments = _count_fragments(pixel_data) if pixel_data else 0
         if fragments < frames:
             raise InvalidDicom(
@@ -349,7 +367,7 @@ def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> in
             )
         return frames
     expected = (frame_bits * frames + 7) // 8
-    actual = len(pixel_data)
+    actual = _value_length(dataset, PIXEL_DATA)
     if actual < expected:
         raise InvalidDicom(
             f"Pixel Data holds {actual} bytes but {rows} rows × {columns} columns × "
@@ -357,6 +375,29 @@ def _check_pixel_data(dataset: Dataset, syntax: UID, max_frame_bytes: int) -> in
             code="pixel_data_mismatch",
         )
     return frames
+
+
+def _value_length(dataset: Dataset, tag: int) -> int:
+    """The length of an element's value, from its header when it is still raw (a
+    deferred value is not read for this; its presence in the file was checked)."""
+    raw = dataset._dict.get(BaseTag(tag))
+    if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
+        return int(raw.length) if raw.value is None else len(raw.value)
+    found = dataset[tag].value
+    return len(found) if found else 0
+
+
+def _may_be_deflated(data: bytes) -> bool:
+    """False only when the File Meta Information (PS3.10 §7.1) is known to end within
+    the first META_SCAN_BYTES, by its (0002,0000) group length right after ``DICM``,
+    and the Deflated Explicit VR Little Endian UID is not among those bytes: the full
+    check of ``check_inflated_size`` is then skipped."""
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return True
+    meta_end = 144 + int.from_bytes(data[140:144], "little")
+    if meta_end > META_SCAN_BYTES:
+        return True
+    return DeflatedExplicitVRLittleEndian.encode() in data[:meta_end]
 
 
 def _count_fragments(pixel_data: bytes) -> int:
