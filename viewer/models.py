@@ -13,6 +13,7 @@ by ``viewer.services.audit`` and never change.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any, NoReturn
 
@@ -184,6 +185,15 @@ class Study(models.Model):
 
 
 class Series(models.Model):
+    """A series, as indexed from its first stored instance (``viewer.dicom.index``).
+
+    ``scheduled_procedure_step_ids`` and ``requested_procedure_ids`` hold the items of
+    (0040,0275) Request Attributes Sequence: (0040,0009) Scheduled Procedure Step ID and
+    (0040,1001) Requested Procedure ID, each list's values separated by backslashes (an
+    SH value holds none), the nth value of each list from the nth item ("" where the item
+    has none); both "" = no items. Series stored before migration 0012 have none indexed.
+    """
+
     series_instance_uid = models.CharField(max_length=UI, unique=True)
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="series")
     modality = models.CharField(max_length=CS, blank=True)
@@ -193,6 +203,10 @@ class Series(models.Model):
     frame_of_reference_uid = models.CharField(max_length=UI, blank=True)
     series_date = models.DateField(null=True, blank=True)
     series_time = models.TimeField(null=True, blank=True)
+    performed_procedure_step_start_date = models.DateField(null=True, blank=True)
+    performed_procedure_step_start_time = models.TimeField(null=True, blank=True)
+    scheduled_procedure_step_ids = models.CharField(max_length=LONG_TEXT, blank=True)
+    requested_procedure_ids = models.CharField(max_length=LONG_TEXT, blank=True)
     number_of_series_related_instances = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -201,6 +215,19 @@ class Series(models.Model):
 
     def __str__(self) -> str:
         return self.series_instance_uid
+
+    def request_attributes(self) -> list[tuple[str, str]]:
+        """The indexed (0040,0275) Request Attributes items as (Scheduled Procedure Step
+        ID, Requested Procedure ID), "" where an item has none."""
+        if not self.scheduled_procedure_step_ids and not self.requested_procedure_ids:
+            return []
+        return list(
+            itertools.zip_longest(
+                self.scheduled_procedure_step_ids.split("\\"),
+                self.requested_procedure_ids.split("\\"),
+                fillvalue="",
+            )
+        )
 
 
 class Instance(models.Model):

@@ -211,10 +211,59 @@ def other_patient_ids(dataset: Dataset, own: tuple[str, str]) -> tuple[tuple[str
     return tuple((pid, issuer, kind) for (pid, issuer), kind in found.items())
 
 
+# At most this many (0040,0275) Request Attributes Sequence items are indexed per series.
+MAX_REQUEST_ATTRIBUTES = 16
+# SH (PS3.5 6.2): at most 16 characters, no backslash, no control characters.
+_NOT_SH = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def _request_id(raw: Any) -> str:
+    """An identifier of a Request Attributes item (SH), stripped; "" when it is not one
+    (multi-valued, a backslash or control character, longer than 16 characters): it is
+    never cut short, as a shortened one could name another request."""
+    if raw is None or isinstance(raw, (list, tuple, MultiValue)):
+        return ""
+    cleaned = str(raw).replace("\x00", "").strip()
+    if len(cleaned) > SH or _NOT_SH.search(cleaned):
+        return ""
+    return cleaned
+
+
+def request_attributes(dataset: Dataset) -> tuple[tuple[str, str], ...]:
+    """The items of (0040,0275) *Request Attributes Sequence* (PS3.3 10.6, the Request
+    Attributes Macro) as ((0040,0009) *Scheduled Procedure Step ID*, (0040,1001)
+    *Requested Procedure ID*), "" where an item has no usable value. Items with neither,
+    and repeats, are left out; at most MAX_REQUEST_ATTRIBUTES are read, and no more than
+    fit the index columns (each ID list joined with backslashes in LONG_TEXT characters)."""
+    items = value(dataset, "RequestAttributesSequence")
+    if not items:
+        return ()
+    found: list[tuple[str, str]] = []
+    lengths = [-1, -1]  # the joined length of each column so far
+    for item in list(items)[:MAX_REQUEST_ATTRIBUTES]:
+        pair = (
+            _request_id(value(item, "ScheduledProcedureStepID")),
+            _request_id(value(item, "RequestedProcedureID")),
+        )
+        if pair == ("", "") or pair in found:
+            continue
+        if any(lengths[i] + 1 + len(pair[i]) > LONG_TEXT for i in (0, 1)):
+            break
+        lengths = [lengths[i] + 1 + len(pair[i]) for i in (0, 1)]
+        found.append(pair)
+    return tuple(found)
+
+
 def index_fields(
     dataset: Dataset, *, number_of_frames: int, transfer_syntax_uid: str
 ) -> IndexFields:
-    """Extract the index fields of one validated instance."""
+    """Extract the index fields of one validated instance.
+
+    The series fields are those of the series' first stored instance: ingest creates the
+    Series row from them and does not merge a later instance's values into it, so a
+    (0040,0244)/(0040,0245) Performed Procedure Step Start Date/Time or a Request
+    Attributes item found only on a later instance of the series is not indexed.
+    """
     spacing = pixel_spacing(dataset)
     presets = window_presets(dataset)
     first = next((p for p in presets if p["kind"] == "window"), None)
@@ -222,6 +271,7 @@ def index_fields(
     patient_id = text(value(dataset, "PatientID"), LO)
     issuer = text(value(dataset, "IssuerOfPatientID"), LO)
     qualifiers = issuer_qualifiers(dataset)
+    requests = request_attributes(dataset)
     patient = {
         "patient_id": patient_id,
         "issuer_of_patient_id": issuer,
@@ -249,6 +299,15 @@ def index_fields(
         "frame_of_reference_uid": frame_of_reference if is_valid_uid(frame_of_reference) else "",
         "series_date": parse_da(value(dataset, "SeriesDate")),
         "series_time": parse_tm(value(dataset, "SeriesTime")),
+        "performed_procedure_step_start_date": parse_da(
+            value(dataset, "PerformedProcedureStepStartDate")
+        ),
+        "performed_procedure_step_start_time": parse_tm(
+            value(dataset, "PerformedProcedureStepStartTime")
+        ),
+        # The nth value of each list is of the nth item (see viewer.models.Series).
+        "scheduled_procedure_step_ids": "\\".join(sps for sps, _ in requests),
+        "requested_procedure_ids": "\\".join(rp for _, rp in requests),
     }
     instance = {
         "sop_instance_uid": str(value(dataset, "SOPInstanceUID")),

@@ -1,10 +1,12 @@
 """viewer.dicom.index: the fields Loupe indexes — dates, times, text, window presets —
-as tables, and the whole of index_fields on a real slice."""
+as tables, the whole of index_fields on a real slice, and the series' Performed
+Procedure Step start and Request Attributes items."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -12,7 +14,16 @@ import pytest
 from pydicom.dataset import Dataset
 
 from tests.factories import ct_small
-from viewer.dicom.index import index_fields, parse_da, parse_tm, text, window_presets
+from viewer.dicom.index import (
+    LONG_TEXT,
+    MAX_REQUEST_ATTRIBUTES,
+    index_fields,
+    parse_da,
+    parse_tm,
+    request_attributes,
+    text,
+    window_presets,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +153,74 @@ def test_index_fields_of_a_real_slice() -> None:
     assert instance["rescale_slope"] == pytest.approx(float(dataset.RescaleSlope))
     assert instance["image_position_patient"] == [float(v) for v in dataset.ImagePositionPatient]
     assert instance["transfer_syntax_uid"] == "1.2.840.10008.1.2.1"
+
+
+# -- the series keys of PS3.18 Table 10.6.1-5: PPS start, Request Attributes ---------------
+
+
+def request_item(**values: str) -> Dataset:
+    item = Dataset()
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def series_fields(dataset: Dataset) -> dict[str, Any]:
+    fields = index_fields(dataset, number_of_frames=1, transfer_syntax_uid="1.2.840.10008.1.2.1")
+    return fields.series
+
+
+def test_performed_procedure_step_start_of_a_real_ct(shared_dicom: Path) -> None:
+    dataset = pydicom.dcmread(shared_dicom / "ct-series" / "000000.dcm", stop_before_pixels=True)
+    series = series_fields(dataset)
+    assert series["performed_procedure_step_start_date"] == dt.date(2010, 2, 27)
+    assert series["performed_procedure_step_start_time"] == dt.time(16, 19, 37, 171000)
+    assert (series["scheduled_procedure_step_ids"], series["requested_procedure_ids"]) == ("", "")
+
+
+def test_request_attributes_of_a_real_mammogram(shared_dicom: Path) -> None:
+    dataset = pydicom.dcmread(
+        shared_dicom / "presets" / "MG_GE_Senographe_3presets_VOILUT.dcm", stop_before_pixels=True
+    )
+    assert request_attributes(dataset) == (("ANON-1234", "ANON-1234"),)
+    series = series_fields(dataset)
+    assert series["scheduled_procedure_step_ids"] == "ANON-1234"
+    assert series["requested_procedure_ids"] == "ANON-1234"
+    assert series["performed_procedure_step_start_date"] is None  # not in this object
+
+
+def test_request_attributes_items_by_position_repeats_and_bad_ids_left_out() -> None:
+    dataset = pydicom.dcmread(io.BytesIO(ct_small()))
+    dataset.RequestAttributesSequence = [
+        request_item(ScheduledProcedureStepID="SPS-1", RequestedProcedureID="RP-1"),
+        request_item(RequestedProcedureID="RP-2"),  # no Scheduled Procedure Step ID
+        request_item(ScheduledProcedureStepID="SPS-1", RequestedProcedureID="RP-1"),  # again
+        request_item(ScheduledProcedureStepID="", RequestedProcedureID=""),  # nothing
+        request_item(ScheduledProcedureStepID="A\\B", RequestedProcedureID="RP-3"),  # VM 2
+        request_item(ScheduledProcedureStepID="SPS-" + "9" * 13, RequestedProcedureID="RP-4"),
+    ]
+    assert request_attributes(dataset) == (
+        ("SPS-1", "RP-1"),
+        ("", "RP-2"),
+        ("", "RP-3"),  # an unusable ID is left empty, never cut or split
+        ("", "RP-4"),
+    )
+    series = series_fields(dataset)
+    assert series["scheduled_procedure_step_ids"] == "SPS-1\\\\\\"
+    assert series["requested_procedure_ids"] == "RP-1\\RP-2\\RP-3\\RP-4"
+
+
+def test_request_attributes_are_bounded() -> None:
+    dataset = pydicom.dcmread(io.BytesIO(ct_small()))
+    dataset.RequestAttributesSequence = [
+        request_item(ScheduledProcedureStepID=f"{i:016d}", RequestedProcedureID=str(i))
+        for i in range(MAX_REQUEST_ATTRIBUTES + 10)
+    ]
+    found = request_attributes(dataset)
+    # 15 IDs of 16 characters and their 14 backslashes fill 254 of the column's 255.
+    assert len(found) == 15 < MAX_REQUEST_ATTRIBUTES
+    assert len(series_fields(dataset)["scheduled_procedure_step_ids"]) <= LONG_TEXT
+    dataset.RequestAttributesSequence = [
+        request_item(ScheduledProcedureStepID=str(i)) for i in range(MAX_REQUEST_ATTRIBUTES + 10)
+    ]
+    assert len(request_attributes(dataset)) == MAX_REQUEST_ATTRIBUTES
