@@ -220,3 +220,28 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture
+def instance_insert_fails_for() -> Any:
+    """A real database failure: a trigger aborting the insert of one SOP Instance UID
+    (SQLite's RAISE(ABORT)), as a lost connection or a failed commit would end it."""
+    from django.db import connection
+
+    from viewer.models import Instance
+
+    made: list[str] = []
+
+    def make(uid: str) -> None:
+        name = f"loupe_test_fail_{len(made)}"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {Instance._meta.db_table} "
+                f"WHEN NEW.sop_instance_uid = '{uid}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        made.append(name)
+
+    yield make
+    with connection.cursor() as cursor:
+        for name in made:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}")

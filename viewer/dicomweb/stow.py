@@ -31,7 +31,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pydicom
@@ -289,10 +289,7 @@ def _store(part: Part, study: str | None) -> Outcome:
             code="object_too_large",
         )
         return Outcome(ingest.rejected(name, error), "")
-    try:
-        data = part.data()
-    finally:
-        part.body.close()
+    data = part.data()
     result = ingest.ingest_bytes(data, source=name, study_uid=study)
     if result.ok:
         return Outcome(result, "")
@@ -307,6 +304,38 @@ def _store(part: Part, study: str | None) -> Outcome:
             http_status=result.http_status,
         )
     return Outcome(result, sop_class)
+
+
+def _store_all(parts: list[Part], study: str | None) -> list[Outcome]:
+    """Each part through ingest, ``ingest.BATCH_OBJECTS`` at a time in one transaction
+    (``ingest.batch``); a batch whose transaction fails has its stored parts reported
+    as failed (``database_error``), and the next batch is still tried."""
+    outcomes: list[Outcome] = []
+    for start in range(0, len(parts), ingest.BATCH_OBJECTS):
+        done: list[Outcome] = []
+        try:
+            with ingest.batch():
+                for part in parts[start : start + ingest.BATCH_OBJECTS]:
+                    done.append(_store(part, study))
+                    if part.body is not None:
+                        part.body.close()  # its memory goes now, not with the request
+        except ingest.BatchFailed as failure:
+            results = ingest.failed_batch([o.result for o in done], failure.error)
+            done = [replace(o, result=r) for o, r in zip(done, results, strict=True)]
+            failed_from = start + len(done)
+            done += [  # the part that failed and those the failure left untried
+                _not_tried(p, failure.error)
+                for p in parts[failed_from : start + ingest.BATCH_OBJECTS]
+            ]
+        outcomes += done
+    return outcomes
+
+
+def _not_tried(part: Part, error: ViewerError) -> Outcome:
+    readable = part.body is not None and not part.body.closed
+    sop_class, sop_instance = _uids_of(part.data()) if readable else ("", "")
+    result = ingest.rejected(f"part {part.index}", error)
+    return Outcome(replace(result, sop_instance_uid=sop_instance), sop_class)
 
 
 def _element(vr: str, *values: Any) -> dict[str, Any]:
@@ -409,7 +438,7 @@ def store(request: HttpRequest, study: str | None = None) -> HttpResponse:
         parts.extend(reader.parts())
         if not parts:
             raise MalformedMultipart("the multipart body holds no part")
-        outcomes = [_store(part, study) for part in parts]
+        outcomes = _store_all(parts, study)
     finally:
         for part in parts:
             if part.body is not None:

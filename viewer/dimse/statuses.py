@@ -30,6 +30,7 @@ _BY_CODE = {
     "pixel_data_mismatch": DATASET_DOES_NOT_MATCH,
     "dicomdir": SOP_CLASS_NOT_SUPPORTED,
     "sop_instance_conflict": PROCESSING_FAILURE,
+    "database_error": PROCESSING_FAILURE,  # the object was not stored: send it again
     "study_mismatch": PROCESSING_FAILURE,
     "patient_mismatch": PROCESSING_FAILURE,
 }

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count
 
 from viewer.dicom.archive import Item, Limits
@@ -180,6 +183,14 @@ def ingest_bytes(data: bytes, *, source: str, study_uid: str | None = None) -> I
         result = _store(stored, fields, source)
     except ViewerError as error:
         return rejected(source, error)
+    except DatabaseError as exc:
+        if _batch.get() is not None:
+            raise  # the batch's transaction is lost: batch() reports it for all
+        log.warning("ingest: the database failed: %s", type(exc).__name__)
+        return rejected(source, _database_error())
+    batch_files = _batch.get()
+    if batch_files is not None and stored.created and result.status in (STORED, REPLACED):
+        batch_files.append(stored.sha256)
     if settings.LOUPE_UPSTREAM_DICOMWEB and not source.startswith("upstream:"):
         # Came in here (upload, import, STOW-RS, C-STORE): local, never evicted from the
         # cache of studies fetched upstream (viewer.services.upstream).
@@ -190,6 +201,92 @@ def ingest_bytes(data: bytes, *, source: str, study_uid: str | None = None) -> I
 
 
 UNREADABLE_VALUE = (NotImplementedError, ValueError, struct.error)
+
+# The SHA-256 of the files written by the objects of the running batch (``batch()``).
+_batch: ContextVar[list[str] | None] = ContextVar("ingest_batch", default=None)
+
+
+class BatchFailed(Exception):
+    """The batch's transaction did not commit: nothing of it is stored. ``error`` is the
+    refusal to report for each object of the batch that had been stored."""
+
+    def __init__(self, error: ViewerError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def _database_error() -> ViewerError:
+    return ViewerError(
+        "the archive's database failed while storing the object; nothing of it was "
+        "stored: send it again",
+        code="database_error",
+        status=503,
+    )
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Ingest the objects of one request (a STOW-RS body) in one transaction.
+
+    Each object is still stored whole or not at all: its rows are written in a savepoint
+    (``_index`` and the fast path run in ``transaction.atomic()``), its file before them,
+    so one refused object leaves nothing and the others stay. What the batch saves is a
+    commit, and its sync of the database's log, per object (measured on the CT, SQLite
+    WAL with synchronous=FULL: 5.4 to 4.7 CPU ms per object in-process).
+
+    If the transaction fails (the database went away, the commit failed), nothing of the
+    batch is stored: the files the batch wrote and no row holds are removed (where the
+    database answers the question; else they stay for ``verify_storage`` to sweep) and
+    BatchFailed is raised, carrying the refusal for the objects reported stored. Callers
+    keep batches bounded (``BATCH_OBJECTS``): the transaction holds SQLite's write lock.
+    """
+    if _batch.get() is not None:  # nested: the outer batch decides
+        yield
+        return
+    created: list[str] = []
+    token = _batch.set(created)
+    try:
+        with transaction.atomic():
+            yield
+    except DatabaseError as exc:
+        log.warning(
+            "ingest: a batch of %d new file(s) failed: %s", len(created), type(exc).__name__
+        )
+        _remove_unreferenced(created)
+        raise BatchFailed(_database_error()) from exc
+    finally:
+        _batch.reset(token)
+
+
+BATCH_OBJECTS = 50
+
+
+def _remove_unreferenced(sha256s: list[str]) -> None:
+    try:
+        held = set(Instance.objects.filter(sha256__in=sha256s).values_list("sha256", flat=True))
+    except DatabaseError:
+        return
+    for sha256 in sha256s:
+        if sha256 not in held:
+            storage.delete(storage.key_for(sha256))
+
+
+def failed_batch(results: list[IngestResult], error: ViewerError) -> list[IngestResult]:
+    """The results of a batch whose transaction failed: what had been stored is refused
+    with ``error`` (the refusals stand as they were)."""
+    return [
+        replace(
+            r,
+            status=REJECTED,
+            code=error.code,
+            reason=error.message,
+            http_status=error.status,
+            undecodable={},
+        )
+        if r.ok
+        else r
+        for r in results
+    ]
 
 
 def read_and_index(data: bytes) -> IndexFields:

@@ -381,3 +381,45 @@ def test_a_clinician_service_account_may_not_store() -> None:
     response = post(Client(), multipart([ct_small()]), HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 403
     assert Instance.objects.count() == 0
+
+
+def test_a_batch_whose_transaction_fails_stores_none_of_it_and_says_so(
+    radiologist: Any, shared_dicom: Path, instance_insert_fails_for: Any
+) -> None:
+    from viewer.services import storage
+
+    files = corpus_files(shared_dicom, "mr-series", 3)
+    instance_insert_fails_for(sop_uid(files[1]))
+    keys_before = set(storage.all_keys())
+
+    response = post(client_for(radiologist), multipart([p.read_bytes() for p in files]))
+
+    # The three share one transaction: the second's failure takes the first with it,
+    # and the third is not tried. Each is reported failed (processing failure), by UID
+    # where it was read, and nothing of them is stored, rows or files.
+    assert response.status_code == 409, response.content[:300]
+    answer = pydicom.Dataset.from_json(response.json())
+    assert failures(answer) == {sop_uid(p): 0x0110 for p in files}
+    assert "database_error" in response.headers["Warning"]
+    assert Instance.objects.count() == 0
+    assert set(storage.all_keys()) == keys_before
+
+
+def test_the_next_batch_is_stored_after_a_failed_one(
+    radiologist: Any, shared_dicom: Path, instance_insert_fails_for: Any, monkeypatch: Any
+) -> None:
+    from viewer.services import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_OBJECTS", 2)
+    files = corpus_files(shared_dicom, "mr-series", 4)
+    instance_insert_fails_for(sop_uid(files[0]))
+
+    response = post(client_for(radiologist), multipart([p.read_bytes() for p in files]))
+
+    assert response.status_code == 202, response.content[:300]
+    answer = pydicom.Dataset.from_json(response.json())
+    assert set(referenced(answer)) == {sop_uid(p) for p in files[2:]}
+    assert failures(answer) == {sop_uid(files[0]): 0x0110, sop_uid(files[1]): 0x0110}
+    assert set(Instance.objects.values_list("sop_instance_uid", flat=True)) == {
+        sop_uid(p) for p in files[2:]
+    }

@@ -3,6 +3,7 @@ and the general path agree on rows, counts and files."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,46 @@ def test_a_failing_count_update_in_a_stored_series_leaves_no_row_and_no_file(
     # The count update is part of the insert statement on PostgreSQL, a second one here.
     failing = "_execute_prepared" if connection.vendor == "postgresql" else "_count_instance_in"
     monkeypatch.setattr(known_series, failing, fail)
-    with pytest.raises(DatabaseError):
-        ingest.ingest_bytes(second, source="second")
+    result = ingest.ingest_bytes(second, source="second")
+    # Refused, naming the database as the cause, with a 503: send it again.
+    assert (result.status, result.code, result.http_status) == ("rejected", "database_error", 503)
     assert (storage.all_keys(), Instance.objects.count()) == before
     assert Study.objects.get().number_of_study_related_instances == 1
+
+
+def test_a_batch_stores_each_object_whole_and_refuses_the_bad_ones_alone(
+    shared_dicom: Path,
+) -> None:
+    slices = ct_slices(shared_dicom, 3)
+    bad = slices[1][:2000]  # cut inside its header: refused, the others kept
+    with ingest.batch():
+        results = [
+            ingest.ingest_bytes(d, source=str(i)) for i, d in enumerate([slices[0], bad, slices[2]])
+        ]
+    assert [r.status for r in results] == ["stored", "rejected", "stored"]
+    assert Instance.objects.count() == 2 and len(storage.all_keys()) == 2
+    assert Series.objects.get().number_of_series_related_instances == 2
+
+
+def test_a_batch_whose_transaction_fails_leaves_no_row_and_no_file(
+    shared_dicom: Path, instance_insert_fails_for: Any
+) -> None:
+    import pydicom
+
+    slices = ct_slices(shared_dicom, 3)
+    instance_insert_fails_for(str(pydicom.dcmread(io.BytesIO(slices[2])).SOPInstanceUID))
+    results: list[ingest.IngestResult] = []
+    with pytest.raises(ingest.BatchFailed) as failed:
+        with ingest.batch():
+            for i, data in enumerate(slices):
+                results.append(ingest.ingest_bytes(data, source=str(i)))
+    assert [r.status for r in results] == ["stored", "stored"]  # the third raised
+    assert failed.value.error.code == "database_error"
+    reported = ingest.failed_batch(results, failed.value.error)
+    assert [(r.status, r.code) for r in reported] == [("rejected", "database_error")] * 2
+    assert reported[0].sop_instance_uid == results[0].sop_instance_uid
+    assert Instance.objects.count() == 0 and Series.objects.count() == 0
+    assert storage.all_keys() == []
 
 
 @pytest.mark.parametrize(
