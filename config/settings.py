@@ -7,6 +7,7 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | variable | default | meaning |
 |---|---|---|
 | LOUPE_DATA_DIR | ./data | stored objects (content-addressed), SQLite file, temp files |
+| LOUPE_CACHE_DIR | $LOUPE_DATA_DIR/cache | derived data kept per node (DICOM JSON metadata); safe to delete |
 | DATABASE_URL | sqlite:///$LOUPE_DATA_DIR/loupe.sqlite3 | e.g. postgres://user@127.0.0.1:5432/loupe |
 | LOUPE_SECRET_KEY | required unless LOUPE_DEMO or LOUPE_DEBUG | Django's SECRET_KEY |
 | LOUPE_DEBUG | 0 | Django DEBUG; never on in production |
@@ -95,6 +96,9 @@ HTTPS = env_bool("LOUPE_HTTPS", False)
 DATA_DIR = Path(env_str("LOUPE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 LOUPE_STORAGE_DIR = DATA_DIR / "objects"
 LOUPE_TEMP_DIR = DATA_DIR / "tmp"
+# Derived data a node keeps to answer faster (the DICOM JSON of stored objects): safe to
+# delete at any time, remade on demand.
+LOUPE_CACHE_DIR = Path(env_str("LOUPE_CACHE_DIR", str(DATA_DIR / "cache"))).resolve()
 for _folder in (DATA_DIR, LOUPE_STORAGE_DIR, LOUPE_TEMP_DIR, DATA_DIR / "static"):
     _folder.mkdir(parents=True, exist_ok=True)
 

@@ -49,6 +49,9 @@ from viewer.services import audit, ingest
 
 CHUNK_BYTES = 256 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024  # a part beyond this goes to a temp file
+# The parts of one request held in memory in all: the whole body is read before any part
+# is stored, so past this budget parts go to temp files from their first byte.
+MEMORY_BUDGET_BYTES = 64 * 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # a part's headers
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -146,6 +149,7 @@ class MultipartReader:
         # it, so one is put in front of the stream.
         self._delimiter = b"\r\n--" + boundary
         self._buffer = bytearray(b"\r\n")
+        self._in_memory = 0  # bytes of the parts read so far that stayed in memory
 
     def _fill(self) -> bool:
         """Read one more chunk into the buffer; False at the end of the stream."""
@@ -212,8 +216,9 @@ class MultipartReader:
         return media_type
 
     def _body(self, index: int, media_type: str) -> Part:
+        in_memory = min(SPOOL_BYTES, max(0, MEMORY_BUDGET_BYTES - self._in_memory))
         spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # closed by the caller
-            max_size=SPOOL_BYTES, mode="w+b", dir=str(settings.LOUPE_TEMP_DIR)
+            max_size=in_memory or 1, mode="w+b", dir=str(settings.LOUPE_TEMP_DIR)
         )
         size = 0
         keep = len(self._delimiter) - 1
@@ -243,6 +248,8 @@ class MultipartReader:
         if spool is not None and size > self._max_part:
             spool.close()
             spool = None
+        if spool is not None and size <= in_memory:
+            self._in_memory += size
         return Part(index=index, media_type=media_type, body=spool, size=size)
 
 

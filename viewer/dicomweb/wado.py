@@ -33,12 +33,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -90,7 +94,12 @@ _MEDIA_ALIASES = {"image/dicom-rle": "image/x-dicom-rle", "image/x-jls": "image/
 _ANY = ("*/*", "")
 RETRIEVE_PARAMETERS = frozenset({"accept"})
 
-_metadata_cache: Lru[tuple[str, str, str], bytes] = Lru(max_weight=64 << 20, weight=len)
+# The DICOM JSON of stored objects, by SHA-256, with the BulkDataURIs relative (the
+# request's base is put in front when answered): in memory, and kept on disk under
+# LOUPE_CACHE_DIR so that a restarted server does not parse the files again.
+_metadata_cache: Lru[str, bytes] = Lru(max_weight=64 << 20, weight=len)
+METADATA_FORMAT = 1  # bump when _json_of's output changes: older files are then unused
+_BULK_KEY = b'"BulkDataURI":"'
 
 
 def clear_caches() -> None:
@@ -418,17 +427,50 @@ def _json_of(dataset: Dataset, base: str, frames: int, prefix: str = "") -> dict
 
 
 def _metadata_bytes(request: HttpRequest, instance: Instance) -> bytes:
-    base = request.build_absolute_uri(_path(instance))
-    key = (instance.sha256, instance.sop_instance_uid, base)
-    found = _metadata_cache.get(key)
+    """The instance's DICOM JSON with absolute BulkDataURIs on this request's host.
+
+    ``"BulkDataURI":"`` occurs in the JSON only as a key (a quote inside a value is
+    escaped), so the base goes in front of each relative URI by one replace."""
+    base = json.dumps(request.build_absolute_uri(_path(instance)))[1:-1].encode()
+    return _relative_metadata(instance).replace(_BULK_KEY, _BULK_KEY + base)
+
+
+def _metadata_file(sha256: str) -> Path:
+    folder = f"dicom-json-v{METADATA_FORMAT}-t{BULK_DATA_THRESHOLD}"
+    return Path(settings.LOUPE_CACHE_DIR) / folder / sha256[:2] / f"{sha256}.json"
+
+
+def _relative_metadata(instance: Instance) -> bytes:
+    """The instance's DICOM JSON, BulkDataURIs relative to the instance's URL: from
+    memory, else from the cache file, else made from the stored file and kept in both.
+
+    The file is derived data, written whole under a temporary name and renamed; one
+    that does not read as a JSON object (cut short by a crash) is made again."""
+    found = _metadata_cache.get(instance.sha256)
     if found is not None:
         return found
-    dataset = open_stored(_read(instance))
-    content = json.dumps(
-        _json_of(dataset, base, instance.number_of_frames), separators=(",", ":")
-    ).encode()
-    _metadata_cache.set(key, content)
+    path = _metadata_file(instance.sha256)
+    try:
+        content = path.read_bytes()
+    except OSError:
+        content = b""
+    if not (content.startswith(b"{") and content.endswith(b"}")):
+        dataset = open_stored(_read(instance))
+        made = _json_of(dataset, "", instance.number_of_frames)
+        content = json.dumps(made, separators=(",", ":")).encode()
+        _keep(path, content)
+    _metadata_cache.set(instance.sha256, content)
     return content
+
+
+def _keep(path: Path, content: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary.write_bytes(content)
+        os.replace(temporary, path)
+    except OSError as exc:  # a cache: the answer does not depend on it
+        log.warning("metadata cache: cannot write: %s", exc.strerror)
 
 
 def _metadata(request: HttpRequest, instances: list[Instance]) -> HttpResponse:

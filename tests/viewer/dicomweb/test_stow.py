@@ -245,6 +245,25 @@ def test_a_stream_longer_than_the_cap_stops_being_read() -> None:
     assert sum(reads) <= 1_000_000 + stow.CHUNK_BYTES
 
 
+def test_parts_past_the_memory_budget_go_to_temp_files(monkeypatch: Any) -> None:
+    monkeypatch.setattr(stow, "MEMORY_BUDGET_BYTES", 250_000)
+    payloads = [bytes([i]) * 100_000 for i in range(4)]
+    reader = stow.MultipartReader(
+        io.BytesIO(multipart(payloads)).read, BOUNDARY.encode(), limit=10**9, max_part_bytes=10**9
+    )
+    parts = list(reader.parts())
+    try:
+        # Two parts fit the budget; the third would pass it, so it and the fourth are
+        # files on disk from their first byte. Every part reads back whole.
+        on_disk = [part.body._rolled for part in parts]  # type: ignore[union-attr]
+        assert on_disk == [False, False, True, True]
+        assert [part.data() for part in parts] == payloads
+    finally:
+        for part in parts:
+            assert part.body is not None
+            part.body.close()
+
+
 @pytest.mark.parametrize(
     ("content_type", "named"),
     [

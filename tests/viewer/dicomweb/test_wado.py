@@ -214,6 +214,45 @@ def test_metadata_is_cached_per_stored_object(
     assert logged_in_client.get(url).content == first.content
 
 
+def test_metadata_kept_on_disk_answers_after_a_restart_on_each_host(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    url = f"{base(patient_a)}/metadata"
+    first = logged_in_client.get(url, HTTP_ACCEPT="application/dicom+json").json()
+    row = Instance.objects.get(sop_instance_uid=patient_a.instance)
+    kept = wado._metadata_file(row.sha256)
+    assert kept.is_file()
+    # A restart: the memory cache is empty and the stored file is not read again (it
+    # is moved away here to show it), yet the answer is the same.
+    wado.clear_caches()
+    stored = Path(settings.LOUPE_STORAGE_DIR) / row.storage_key
+    moved = stored.with_name(stored.name + ".away")
+    stored.rename(moved)
+    try:
+        again = logged_in_client.get(url, HTTP_ACCEPT="application/dicom+json").json()
+    finally:
+        moved.rename(stored)
+    assert again == first
+    # The BulkDataURIs are made for the host asked, from the same kept JSON.
+    wado.clear_caches()
+    other = logged_in_client.get(url, HTTP_ACCEPT="application/dicom+json", HTTP_HOST="127.0.0.1")
+    pixel_uri = other.json()[0]["7FE00010"]["BulkDataURI"]
+    assert pixel_uri == f"http://127.0.0.1{base(patient_a)}/frames/1"
+    assert first[0]["7FE00010"]["BulkDataURI"] == f"http://testserver{base(patient_a)}/frames/1"
+
+
+def test_a_kept_metadata_file_cut_short_is_made_again(
+    logged_in_client: Client, patient_a: StoredStudy
+) -> None:
+    url = f"{base(patient_a)}/metadata"
+    first = logged_in_client.get(url, HTTP_ACCEPT="application/dicom+json").content
+    kept = wado._metadata_file(Instance.objects.get(sop_instance_uid=patient_a.instance).sha256)
+    kept.write_bytes(kept.read_bytes()[:100])  # as a crash in the middle of writing it
+    wado.clear_caches()
+    assert logged_in_client.get(url, HTTP_ACCEPT="application/dicom+json").content == first
+    assert kept.read_bytes().endswith(b"}")
+
+
 # ------------------------------------------------------------------ frames
 
 
