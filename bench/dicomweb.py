@@ -7,8 +7,9 @@ Both archives hold the same ``--studies`` tiny studies (pydicom's CT_small re-id
 
 (1) QIDO-RS study search (PS3.18 §10.6): by PatientID, by PatientName wildcard, by a
     StudyDate range, and every study with ``limit=25``: latency medians, Loupe/Orthanc;
-(2) WADO-RS series metadata of the CT (PS3.18 §10.4.1.1.2): cold (the first request
-    after a restart of the server) and warm medians;
+(2) WADO-RS series metadata of the CT (PS3.18 §10.4.1.1.2): the first request ever
+    (after a restart; Loupe makes the DICOM JSON from the files and keeps it), cold (the
+    first request after each later restart) and warm medians;
 (3) WADO-RS retrieval of the CT series, ``multipart/related; type="application/dicom"``:
     median seconds and MB/s;
 (4) ingest of fresh copies of the CT: STOW-RS (PS3.18 §10.5) in batches of 50 instances
@@ -391,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
             problems.extend(f"{peer} metadata: {p}" for p in done.problems)
             return done
 
+        # The very first request for the series, after a restart: Loupe makes its DICOM
+        # JSON from the files (and keeps it); later restarts find it kept.
+        first: dict[str, float] = {}
+        for peer in (LOUPE, ORTHANC):
+            peers.restart(peer)
+            first[peer] = metadata(peer, 1).latencies_ms[0]
         cold: dict[str, list[float]] = {LOUPE: [], ORTHANC: []}
         for trial in range(cold_trials):
             for peer in order(trial):
@@ -405,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm_ms[peer] += metadata(peer, warm_repeat).latencies_ms
         figures["metadata_ms"] = {
             peer: {
+                "first": round(first[peer], 1),
                 "cold_median": round(median(cold[peer]), 1),
                 "warm_median": round(median(warm_ms[peer]), 1),
                 "warm_p95": round(percentile(warm_ms[peer], 0.95), 1),
@@ -577,11 +585,15 @@ def table(figures: dict[str, Any], studies: int) -> str:
             )
         )
     meta = figures["metadata_ms"]
-    for key, label in (("cold_median", "cold"), ("warm_median", "warm")):
+    for key, label in (
+        ("first", "first request ever, ms"),
+        ("cold_median", "cold (after a restart), median ms"),
+        ("warm_median", "warm, median ms"),
+    ):
         lo, orth = meta[LOUPE][key], meta[ORTHANC][key]
         rows.append(
             (
-                f"series metadata (99 slices) {label}, median ms",
+                f"series metadata (99 slices) {label}",
                 f"{lo:.1f}",
                 f"{orth:.1f}",
                 f"{ratio(lo, orth):.2f}",
