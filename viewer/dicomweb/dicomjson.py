@@ -6,8 +6,13 @@ file: a search answers from the database alone. Levels follow the Study Root
 information model (PS3.4 C.6.2): ``patient`` attributes belong to the study level.
 Values are encoded as PS3.18 F.2 says: PN as ``{"Alphabetic", "Ideographic",
 "Phonetic"}`` (the component groups of PS3.5 §6.2), IS/DS/US as JSON numbers, DA as
-``YYYYMMDD``, TM as ``HHMMSS[.FFFFFF]``, an empty value as an attribute with its VR and
-no ``Value`` (F.2.5).
+``YYYYMMDD``, TM as ``HHMMSS[.FFFFFF]``, SQ as a list of items (each a DICOM JSON
+object), an empty value as an attribute with its VR and no ``Value`` (F.2.5).
+
+One sequence is indexed: (0040,0275) Request Attributes Sequence, returned with its
+items' (0040,0009) Scheduled Procedure Step ID and (0040,1001) Requested Procedure ID,
+and matched on through those two (:data:`ITEM_ATTRIBUTES`, named
+``RequestAttributesSequence.ScheduledProcedureStepID`` or ``00400275.00400009``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class Attribute:
     matchable: bool = True
     values: Callable[[Any], list[Any]] | None = None
     identifying: bool = False  # left out or replaced in a de-identified share
+    # An item attribute of a sequence: the sequence's keyword (what an answer returns).
+    sequence: str = ""
+    # The column holds several values separated by backslashes; any of them may match.
+    multiple: bool = False
 
 
 def _date(value: dt.date | None) -> list[Any]:
@@ -111,6 +120,19 @@ def _frames(instance: Instance) -> list[Any]:
     return [instance.number_of_frames] if instance.number_of_frames > 0 else []
 
 
+def _request_attributes(series: Series) -> list[Any]:
+    """(0040,0275) Request Attributes Sequence: one item per indexed item, with its
+    (0040,0009) Scheduled Procedure Step ID and (0040,1001) Requested Procedure ID (Type R
+    in PS3.18 Table 10.6.3-4: present, empty where the item has none)."""
+    return [
+        {
+            "00400009": element("SH", _text(scheduled)),
+            "00401001": element("SH", _text(requested)),
+        }
+        for scheduled, requested in series.request_attributes()
+    ]
+
+
 _A = Attribute
 ATTRIBUTES: tuple[Attribute, ...] = (
     # Patient (Study Root: answered and matched at the study level).
@@ -160,6 +182,29 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _A("SeriesDate", "00080021", "DA", "series", "series_date"),
     _A("SeriesTime", "00080031", "TM", "series", "series_time"),
     _A("FrameOfReferenceUID", "00200052", "UI", "series", "frame_of_reference_uid"),
+    _A(
+        "PerformedProcedureStepStartDate",
+        "00400244",
+        "DA",
+        "series",
+        "performed_procedure_step_start_date",
+    ),
+    _A(
+        "PerformedProcedureStepStartTime",
+        "00400245",
+        "TM",
+        "series",
+        "performed_procedure_step_start_time",
+    ),
+    # Matched on through its items (ITEM_ATTRIBUTES); the sequence itself only universally.
+    _A(
+        "RequestAttributesSequence",
+        "00400275",
+        "SQ",
+        "series",
+        values=_request_attributes,
+        identifying=True,
+    ),
     _A(
         "NumberOfSeriesRelatedInstances",
         "00201209",
@@ -229,23 +274,45 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 BY_KEYWORD = {a.keyword: a for a in ATTRIBUTES}
 BY_TAG = {a.tag: a for a in ATTRIBUTES}
 
+# The item attributes of a sequence a search may match on, by (sequence, item) keyword:
+# PS3.18 Table 10.6.1-5's (0040,0275) Request Attributes Sequence > (0040,0009) Scheduled
+# Procedure Step ID and > (0040,1001) Requested Procedure ID. Each column holds the
+# values of every indexed item (viewer.models.Series); a query value matches if any
+# does. The IDs of an order are identifying, as (0008,0050) Accession Number is.
+ITEM_ATTRIBUTES: dict[tuple[str, str], Attribute] = {
+    ("RequestAttributesSequence", "ScheduledProcedureStepID"): _A(
+        "RequestAttributesSequence.ScheduledProcedureStepID",
+        "00400275.00400009",
+        "SH",
+        "series",
+        "scheduled_procedure_step_ids",
+        identifying=True,
+        sequence="RequestAttributesSequence",
+        multiple=True,
+    ),
+    ("RequestAttributesSequence", "RequestedProcedureID"): _A(
+        "RequestAttributesSequence.RequestedProcedureID",
+        "00400275.00401001",
+        "SH",
+        "series",
+        "requested_procedure_ids",
+        identifying=True,
+        sequence="RequestAttributesSequence",
+        multiple=True,
+    ),
+}
+# The item keyword -> its sequence's keyword (a search naming the item alone is told).
+ITEM_OF = {item: sequence for sequence, item in ITEM_ATTRIBUTES}
+
 # Return attributes computed from the answer, not read from a column.
 SPECIFIC_CHARACTER_SET = ("SpecificCharacterSet", "00080005", "CS")
 RETRIEVE_URL = ("RetrieveURL", "00081190", "UR")
 INSTANCE_AVAILABILITY = ("InstanceAvailability", "00080056", "CS")
 
-# Required matching keys of PS3.18 Table 10.6.1-5 that Loupe does not index (no column
-# holds them, and a search never opens the stored files): a search on one is refused.
-NOT_INDEXED = frozenset(
-    {
-        "PerformedProcedureStepStartDate",
-        "PerformedProcedureStepStartTime",
-        "RequestAttributesSequence",
-        "ScheduledProcedureStepID",
-        "RequestedProcedureID",
-        "TimezoneOffsetFromUTC",
-    }
-)
+# Attributes PS3.18 §10.6.1.2.1 lets every search name that Loupe does not index (no
+# column holds them, and a search never opens the stored files): a search on one is
+# refused. (Every required matching key of Table 10.6.1-5 is indexed.)
+NOT_INDEXED = frozenset({"TimezoneOffsetFromUTC"})
 
 # The default return attributes of each level (PS3.18 Table 10.6.3-3, -4, -5; the
 # computed ones are added by the search), plus (0008,1030) Study Description, which
@@ -273,6 +340,9 @@ DEFAULT_RETURN: dict[str, tuple[str, ...]] = {
         "SeriesNumber",
         "SeriesInstanceUID",
         "NumberOfSeriesRelatedInstances",
+        "PerformedProcedureStepStartDate",
+        "PerformedProcedureStepStartTime",
+        "RequestAttributesSequence",
     ),
     "instance": (
         "SOPClassUID",
@@ -284,6 +354,18 @@ DEFAULT_RETURN: dict[str, tuple[str, ...]] = {
         "NumberOfFrames",
     ),
 }
+
+
+# Default return attributes of Table 10.6.3-4 that are "present if known" (Type C) and
+# that Loupe may not know (a series stored before they were indexed, an object without
+# them): left out of a row without a value, unless matched on or asked with includefield.
+IF_KNOWN = frozenset(
+    {
+        "PerformedProcedureStepStartDate",
+        "PerformedProcedureStepStartTime",
+        "RequestAttributesSequence",
+    }
+)
 
 
 def element(vr: str, values: list[Any]) -> dict[str, Any]:

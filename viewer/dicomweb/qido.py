@@ -22,21 +22,32 @@ IDs) then match case-insensitively too. Attributes of a higher level narrow a lo
 level's search (``/series?PatientID=``), and of a lower level a higher one's
 (``/studies?Modality=CT``: the studies with such a series).
 
+Sequence matching (PS3.4 C.2.2.2.6) on the one sequence Loupe indexes, the series'
+(0040,0275) Request Attributes Sequence, through its items' (0040,0009) Scheduled
+Procedure Step ID and (0040,1001) Requested Procedure ID
+(``RequestAttributesSequence.ScheduledProcedureStepID=`` or ``00400275.00400009=``): a
+series matches if any of its items' values does, with ``*`` and ``?`` as for other
+text. (0040,0244) and (0040,0245) Performed Procedure Step Start Date and Time match as
+StudyDate and StudyTime do, each on its own.
+
 Returned (PS3.18 Table 10.6.3-3/-4/-5): each level's default attributes, those matched
 on, those asked with ``includefield`` (repeated or comma separated; ``all`` = every
 attribute Loupe indexes at the levels shown; an attribute Loupe does not index is left
 out), and the computed (0008,0005) ``ISO_IR 192``, (0008,1190) Retrieve URL (absolute,
-from the request) and (0008,0056) Instance Availability ``ONLINE``. A search of
-``/series`` also returns the study's attributes, of ``/instances`` the study's and the
-series', of ``/studies/{study}/instances`` the series'. ``limit`` and ``offset`` page the
-answer in SQL; at most :data:`MAX_RESULTS` come at once, and a ``Warning: 299`` header
-says when more can be requested (§8.3.4.4).
+from the request) and (0008,0056) Instance Availability ``ONLINE``. The series'
+Performed Procedure Step Start Date and Time and Request Attributes Sequence (both IDs in
+each item) are "present if known" (Table 10.6.3-4): left out of a row without a value,
+unless matched on or asked for. A search of ``/series`` also returns the study's
+attributes, of ``/instances`` the study's and the series', of ``/studies/{study}/instances``
+the series'. ``limit`` and ``offset`` page the answer in SQL; at most :data:`MAX_RESULTS`
+come at once, and a ``Warning: 299`` header says when more can be requested (§8.3.4.4).
 
 Refused with 400 and a message naming the problem: an unknown keyword or tag, an
-attribute Loupe does not index (the Performed Procedure Step dates, the Request
-Attribute Sequence and any other sequence path: no column holds them, and a search
-never opens the stored files), a value that is not of its VR, a backwards range, a bad
-``limit``, ``offset`` or ``fuzzymatching``.
+attribute Loupe does not index (such as (0008,0201) Timezone Offset From UTC, and any
+sequence path but the two Request Attributes items: no column holds them, and a search
+never opens the stored files), a value that is not of its VR (a Request Attributes ID
+is one SH value: no backslash), a backwards range, a bad ``limit``, ``offset`` or
+``fuzzymatching``.
 
 Scope and audit: only the studies this session may see (``viewer.access``); a path's
 study or series that it may not see is the same 404 as an unknown one (and recorded
@@ -53,6 +64,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -127,18 +139,20 @@ class Query:
 
 
 def _resolve(name: str) -> Attribute | None:
-    """The attribute ``name`` (a keyword or eight hex digits) names: an Attribute Loupe
-    indexes, None for a DICOM attribute it does not; 400 for a name that is neither."""
+    """The attribute ``name`` (a keyword or eight hex digits, or a sequence path of them)
+    names: an Attribute Loupe indexes, None for a DICOM attribute it does not; 400 for a
+    name that is neither and for a sequence path Loupe does not index."""
     if "." in name:
-        parts = name.split(".")
-        for part in parts:
-            if _resolve_known(part) is None:
-                raise BadQuery(f"unknown attribute '{part[:64]}' in '{name[:128]}'")
-        raise BadQuery(
-            f"sequence matching ({name[:128]}) is not supported: Loupe does not index "
-            "sequence attributes such as (0040,0275) Request Attribute Sequence",
-            code="unsupported_matching_key",
-        )
+        item = _item_attribute(name)
+        if item is None:
+            raise BadQuery(
+                f"sequence matching ({name[:128]}) is not supported: Loupe indexes no "
+                "sequence attributes but the items of (0040,0275) Request Attributes "
+                "Sequence, RequestAttributesSequence.ScheduledProcedureStepID and "
+                "RequestAttributesSequence.RequestedProcedureID",
+                code="unsupported_matching_key",
+            )
+        return item
     found = _resolve_known(name)
     if found is None:
         raise BadQuery(
@@ -147,6 +161,21 @@ def _resolve(name: str) -> Attribute | None:
             code="unknown_attribute",
         )
     return BY_KEYWORD.get(found)
+
+
+def _item_attribute(path: str) -> Attribute | None:
+    """The item attribute a sequence path (``Sequence.Item``, keywords or tags) names,
+    None for a path of DICOM attributes Loupe does not index; 400 for a part that is not
+    a DICOM attribute."""
+    keywords = []
+    for part in path.split("."):
+        keyword = _resolve_known(part)
+        if keyword is None:
+            raise BadQuery(f"unknown attribute '{part[:64]}' in '{path[:128]}'")
+        keywords.append(keyword)
+    if len(keywords) != 2:
+        return None
+    return dicomjson.ITEM_ATTRIBUTES.get((keywords[0], keywords[1]))
 
 
 def _resolve_known(name: str) -> str | None:
@@ -196,10 +225,10 @@ def _parse_includes(query: Query, values: list[str]) -> None:
             if part == "all":
                 query.include_all = True
                 continue
-            if "." in part:  # a sequence's item attribute: Loupe indexes no sequence
-                for item in part.split("."):
-                    if _resolve_known(item) is None:
-                        raise BadQuery(f"unknown attribute '{item[:64]}' in '{part[:128]}'")
+            if "." in part:  # a sequence's item attribute: the sequence is returned, if indexed
+                item = _item_attribute(part)
+                if item is not None:
+                    query.include.add(item.sequence)
                 continue
             found = _resolve(part)
             if found is not None:  # one Loupe does not index is left out of the answer
@@ -210,13 +239,20 @@ def _parse_match(query: Query, name: str, values: list[str], deidentified: bool)
     found = _resolve(name)
     keyword = _resolve_known(name) or name
     if found is None:
-        required = (
-            " (a matching key of PS3.18 Table 10.6.1-5 that Loupe does not index yet)"
+        if keyword in dicomjson.ITEM_OF:
+            sequence = dicomjson.ITEM_OF[keyword]
+            raise BadQuery(
+                f"matching on {keyword} is not supported on its own: it is matched as an "
+                f"item of {sequence} ({sequence}.{keyword}=)",
+                code="unsupported_matching_key",
+            )
+        named = (
+            " (PS3.18 §10.6.1.2.1 lets a search name it; Loupe does not index it yet)"
             if keyword in dicomjson.NOT_INDEXED
             else ""
         )
         raise BadQuery(
-            f"matching on {keyword} is not supported: Loupe does not index it{required}",
+            f"matching on {keyword} is not supported: Loupe does not index it{named}",
             code="unsupported_matching_key",
         )
     if not found.matchable:
@@ -231,6 +267,12 @@ def _parse_match(query: Query, name: str, values: list[str], deidentified: bool)
     if len(values) > 1 and found.vr != "UI":
         raise BadQuery(f"{keyword} is given more than once")
     value = "\\".join(v.strip() for v in values) if found.vr == "UI" else values[0].strip()
+    if found.vr == "SQ" and value not in ("", "*"):
+        raise BadQuery(
+            f"{keyword} is a sequence: match on an attribute of its items "
+            f"({keyword}.ScheduledProcedureStepID=, {keyword}.RequestedProcedureID=)",
+            code="unsupported_matching_key",
+        )
     query.named.append(found)
     if value in ("", "*") or (found.vr == "UI" and not _uids(value)):
         return  # universal matching: every row, and the attribute is returned
@@ -255,6 +297,11 @@ def _validate(attribute: Attribute, value: str) -> None:
             raise BadQuery(f"{attribute.keyword}: '{value[:20]}' is not a whole number")
     elif len(value) > 256:
         raise BadQuery(f"{attribute.keyword}: the value is longer than 256 characters")
+    elif attribute.multiple and "\\" in value:
+        raise BadQuery(
+            f"{attribute.keyword}: one value, without a backslash (a series matches if any "
+            "of its items' values matches it)"
+        )
 
 
 def _uids(value: str) -> list[str]:
@@ -344,6 +391,16 @@ def _text_q(path: str, value: str, *, case_insensitive: bool) -> Q:
     return Q(**{f"{path}__{'iexact' if case_insensitive else 'exact'}": value})
 
 
+def _any_value_q(path: str, value: str, *, case_insensitive: bool) -> Q:
+    """A column of backslash-separated values: any one of them matches ``value``
+    (wildcards as for text, never across a backslash)."""
+    pattern = "".join(
+        "[^\\\\]*" if char == "*" else "[^\\\\]" if char == "?" else _escape(char) for char in value
+    )
+    lookup = "iregex" if case_insensitive else "regex"
+    return Q(**{f"{path}__{lookup}": rf"(^|\\){pattern}(\\|$)"})
+
+
 def _person_name_q(path: str, value: str, *, fuzzy: bool) -> Q:
     """PN matching, case-insensitive (``iregex``: Unicode case folding on both databases)."""
     if fuzzy:
@@ -361,6 +418,8 @@ def _condition(attribute: Attribute, value: str, prefix: str, fuzzy: bool) -> Q:
     path = f"{prefix}{attribute.field}"
     if attribute.keyword == "ModalitiesInStudy":
         return _modalities_q(prefix, value)
+    if attribute.multiple:
+        return _any_value_q(path, value, case_insensitive=fuzzy)
     if attribute.vr == "UI":
         uids = _uids(value)
         return Q(**{f"{path}__in": uids}) if len(uids) > 1 else Q(**{path: uids[0]})
@@ -445,20 +504,30 @@ class _Answer:
     _identifiers: dict[int, deidentify.Identifiers] = field(default_factory=dict)
 
     def keywords(self) -> list[Attribute]:
+        defaults = {k for level in self.shown for k in dicomjson.DEFAULT_RETURN[level]}
+        return [BY_KEYWORD[k] for k in defaults | self._asked()]
+
+    def _asked(self) -> set[str]:
+        """The attributes returned because the query names them (matched on, also
+        universally, or asked with includefield), and the unique keys."""
         rank = RANK[self.query.level]
-        wanted = {k for level in self.shown for k in dicomjson.DEFAULT_RETURN[level]}
-        wanted |= {a.keyword for a in self.query.named if RANK[a.level] <= rank}
-        wanted |= {k for k in self.query.include if RANK[BY_KEYWORD[k].level] <= rank}
+        asked = {a.sequence or a.keyword for a in self.query.named if RANK[a.level] <= rank}
+        asked |= {k for k in self.query.include if RANK[BY_KEYWORD[k].level] <= rank}
         if self.query.include_all:
-            wanted |= {
+            asked |= {
                 a.keyword
                 for a in dicomjson.ATTRIBUTES
                 if dicomjson.ROW_LEVEL[a.level] in self.shown
             }
-        wanted.add("StudyInstanceUID")
+        asked.add("StudyInstanceUID")
         if rank >= RANK["series"]:
-            wanted.add("SeriesInstanceUID")
-        return [BY_KEYWORD[k] for k in wanted]
+            asked.add("SeriesInstanceUID")
+        return asked
+
+    @cached_property
+    def _if_known(self) -> frozenset[str]:
+        """The default attributes left out of a row that has no value for them."""
+        return dicomjson.IF_KNOWN - self._asked()
 
     def identifiers(self, study: Study) -> deidentify.Identifiers:
         if study.pk not in self._identifiers:
@@ -479,6 +548,8 @@ class _Answer:
             )
             if self.deidentified:
                 values = self._deidentified(attribute, values, study)
+            if not values and attribute.keyword in self._if_known:
+                continue
             body[attribute.tag] = dicomjson.element(attribute.vr, values)
         body[dicomjson.SPECIFIC_CHARACTER_SET[1]] = dicomjson.element("CS", [dicomjson.UTF8])
         url = f"{self.studies_url}/{study.study_instance_uid}"

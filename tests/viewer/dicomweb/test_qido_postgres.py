@@ -1,6 +1,7 @@
 """QIDO-RS on PostgreSQL under gunicorn: the wildcard, person-name and fuzzy matching are
 regular expressions, which SQLite runs with Python's ``re`` and PostgreSQL with its own
-engine; the same searches must find the same studies on both."""
+engine; the same searches must find the same studies on both. So is the matching of a
+Request Attributes ID among a series' backslash-separated values."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from tests.conftest import PASSWORD
+from tests.factories import changed
 from tests.servers import Server, manage, migrated_database, start_loupe
 
 pytestmark = pytest.mark.postgres
@@ -36,8 +40,12 @@ def sign_in(url: str) -> requests.Session:
 
 
 @pytest.fixture
-def loupe(postgres: Server, shared_dicom: Path, tmp_path: Path) -> Iterator[DICOMwebClient]:
-    env = migrated_database(postgres, "qido", tmp_path / "data")
+def loupe(
+    postgres: Server, shared_dicom: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[DICOMwebClient]:
+    # A database of each test's own (named after it: the server lives for the session).
+    database = "qido_" + request.node.name.removeprefix("test_")[:40]
+    env = migrated_database(postgres, database, tmp_path / "data")
     env.update(
         {
             "LOUPE_SECRET_KEY": "qido-postgres-test-" + "k" * 40,
@@ -57,6 +65,7 @@ def loupe(postgres: Server, shared_dicom: Path, tmp_path: Path) -> Iterator[DICO
         *sorted((shared_dicom / "ct-prior-pair-mini").iterdir()),
         *sorted((shared_dicom / "mr-series").glob("*.dcm"))[:2],
         *(shared_dicom / "charset" / n for n in ("chrH31.dcm", "chrFren.dcm", "chrGreek.dcm")),
+        *request_attributes_series(shared_dicom, tmp_path / "made"),
     ]
     manage(env, "import_dicom", *map(str, files), "--no-progress")
     server = start_loupe(env, tmp_path / "server")
@@ -64,6 +73,32 @@ def loupe(postgres: Server, shared_dicom: Path, tmp_path: Path) -> Iterator[DICO
         yield DICOMwebClient(url=f"{server.url}/dicom-web", session=sign_in(server.url))
     finally:
         server.stop()
+
+
+REQUESTED_SERIES = 901  # the series with Request Attributes items, in patient B's study
+
+
+def request_attributes_series(shared_dicom: Path, folder: Path) -> list[Path]:
+    """A third MR slice of patient B as one more series of the study, with two Request
+    Attributes items (SPS-1001/RP-77, SPS-1002/RP-78), written to ``folder``."""
+    items = []
+    for scheduled, requested in (("SPS-1001", "RP-77"), ("SPS-1002", "RP-78")):
+        item = Dataset()
+        item.ScheduledProcedureStepID, item.RequestedProcedureID = scheduled, requested
+        items.append(item)
+    source = sorted((shared_dicom / "mr-series").glob("*.dcm"))[2]
+    folder.mkdir()
+    made = folder / "requested.dcm"
+    made.write_bytes(
+        changed(
+            source.read_bytes(),
+            SOPInstanceUID=generate_uid(),
+            SeriesInstanceUID=generate_uid(),
+            SeriesNumber=REQUESTED_SERIES,
+            RequestAttributesSequence=items,
+        )
+    )
+    return [made]
 
 
 def names(dicomweb: DICOMwebClient, **params: Any) -> list[str]:
@@ -99,3 +134,25 @@ def test_matching_on_postgresql(loupe: DICOMwebClient) -> None:
     assert [len(p) for p in pages] == [4, 2] and len({*pages[0], *pages[1]}) == 6
     series = loupe.search_for_series(search_filters={"PatientName": "hfs", "SeriesNumber": 3})
     assert len(series) == 1 and series[0]["00080060"]["Value"] == ["MR"]
+
+
+def test_request_attributes_matching_on_postgresql(loupe: DICOMwebClient) -> None:
+    def numbers(**filters: Any) -> list[int]:
+        found = loupe.search_for_series(search_filters=filters)
+        return sorted(s["00200011"]["Value"][0] for s in found)
+
+    sps = "RequestAttributesSequence.ScheduledProcedureStepID"
+    assert numbers(**{sps: "SPS-1002"}) == [REQUESTED_SERIES]
+    assert numbers(**{sps: "SPS-100?"}) == [REQUESTED_SERIES]
+    assert numbers(**{sps: "*01"}) == [REQUESTED_SERIES]
+    assert numbers(**{sps: "SPS-1001*1002"}) == []  # never across two values
+    assert numbers(**{sps: "SPS-1"}) == []
+    assert numbers(**{"00400275.00401001": "RP-78"}) == [REQUESTED_SERIES]
+    assert numbers(**{"00400275.00401001": "rp-7?"}) == []
+    fuzzy = loupe.search_for_series(
+        search_filters={"00400275.00401001": "rp-7?"}, fuzzymatching=True
+    )
+    assert [s["00200011"]["Value"][0] for s in fuzzy] == [REQUESTED_SERIES]
+    mr = numbers(PatientID="crlab", PerformedProcedureStepStartDate="20220407")
+    assert mr == [3, REQUESTED_SERIES]
+    assert numbers(PerformedProcedureStepStartTime="1501-1502") == [3, REQUESTED_SERIES]
