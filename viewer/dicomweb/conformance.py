@@ -33,10 +33,10 @@ STUDY_KEYS = [
     "StudyInstanceUID",
     "StudyID",
 ]
-SERIES_KEYS = ["Modality", "SeriesInstanceUID", "SeriesNumber"]
-# Required matching keys of PS3.18 Table 10.6.1-5 Loupe does not index yet: a search on one
-# is refused (400 unsupported_matching_key), never silently ignored.
-UNSUPPORTED_KEYS = [
+SERIES_KEYS = [
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
     "PerformedProcedureStepStartDate",
     "PerformedProcedureStepStartTime",
     "RequestAttributesSequence.ScheduledProcedureStepID",
@@ -100,12 +100,16 @@ STATEMENT: dict[str, Any] = {
                 "series": SERIES_KEYS,
                 "instance": INSTANCE_KEYS,
             },
-            "matching_keys_not_supported": UNSUPPORTED_KEYS,
             "matching": [
                 "single value",
                 "list of UIDs",
                 "wildcards * and ? (PS3.4 C.2.2.2.4)",
                 "date and time ranges (each on its own; not combined date-time)",
+                "sequence matching on (0040,0275) Request Attributes Sequence items only "
+                "(RequestAttributesSequence.ScheduledProcedureStepID or 00400275.00400009, "
+                "RequestAttributesSequence.RequestedProcedureID): a series matches if any "
+                "item does; any other sequence path is refused (400 "
+                "unsupported_matching_key), never ignored",
                 "case-insensitive person names; fuzzymatching=true: each word begins a "
                 "name component",
                 "attributes of another level narrow the search",
