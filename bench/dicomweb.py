@@ -394,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # The very first request for the series, after a restart: Loupe makes its DICOM
         # JSON from the files (and keeps it); later restarts find it kept.
-        first: dict[str, float] = {}
+        first_ms: dict[str, float] = {}
         for peer in (LOUPE, ORTHANC):
             peers.restart(peer)
-            first[peer] = metadata(peer, 1).latencies_ms[0]
+            first_ms[peer] = metadata(peer, 1).latencies_ms[0]
         cold: dict[str, list[float]] = {LOUPE: [], ORTHANC: []}
         for trial in range(cold_trials):
             for peer in order(trial):
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm_ms[peer] += metadata(peer, warm_repeat).latencies_ms
         figures["metadata_ms"] = {
             peer: {
-                "first": round(first[peer], 1),
+                "first": round(first_ms[peer], 1),
                 "cold_median": round(median(cold[peer]), 1),
                 "warm_median": round(median(warm_ms[peer]), 1),
                 "warm_p95": round(percentile(warm_ms[peer], 0.95), 1),
