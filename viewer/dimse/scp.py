@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.http import HttpRequest
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from viewer.dimse import statuses
@@ -102,6 +102,9 @@ class StoreSCP:
         self._associations: dict[int, _Association] = {}
         self._lock = threading.Lock()
         self._server: Any = None
+        # pynetdicom's own event logging ("standard": a line per DIMSE message, and
+        # handlers bound to every PDU) is off: this SCP logs one line per association.
+        _config.LOG_HANDLER_LEVEL = "none"
         self.ae = AE(ae_title=ae_title)
         # The largest P-DATA PDU this SCP receives (PS3.8 §9.3.1, A-ASSOCIATE-RQ/AC user
         # information): pynetdicom's default of 16 KiB cuts a 512 KiB CT slice into 32
