@@ -36,6 +36,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,19 +186,34 @@ def search(
     upstreams = configured()
     if scope is None or not upstreams:
         return results
-    seen: set[str] = set()
-    for upstream in upstreams:
+    queries = _scoped_queries(scope, params)
+
+    def ask(upstream: Upstream) -> list[RemoteStudy] | UpstreamError:
         found: list[RemoteStudy] = []
-        names = sorted({key for key, _ in params} | {f"upstream:{upstream.name}", purpose})
         try:
-            for query in _scoped_queries(scope, params):
+            for query in queries:
                 found += client.search_studies(upstream, query, limit=limit)
         except UpstreamError as error:
+            return error
+        return found
+
+    # The archives are asked at once (each bounded by its timeout), so the slowest one,
+    # not their sum, is what the worklist waits for; answers are taken in their order.
+    if len(upstreams) == 1:
+        answers = [ask(upstreams[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(upstreams), 8)) as pool:
+            answers = list(pool.map(ask, upstreams))
+    seen: set[str] = set()
+    for upstream, answer in zip(upstreams, answers, strict=True):
+        names = sorted({key for key, _ in params} | {f"upstream:{upstream.name}", purpose})
+        if isinstance(answer, UpstreamError):
             audit.record_query(
                 request, filters=names, count=0, outcome=audit.Outcome.SERIOUS_FAILURE
             )
-            results.errors.append(str(error))
+            results.errors.append(str(answer))
             continue
+        found = answer
         admitted = [s for s in found if scope.admits(s) and s.study_instance_uid not in seen]
         audit.record_query(request, filters=names, count=len(admitted))
         for study in admitted:

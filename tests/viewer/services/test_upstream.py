@@ -107,11 +107,19 @@ class _Archive(BaseHTTPRequestHandler):
 
     answers: dict[str, tuple[int, str, bytes]] = {}
     delay = threading.Event()
+    counting = threading.Lock()
+    in_flight = 0
+    most_in_flight = 0  # of the slow requests at once
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
         if path.endswith("/slow/studies"):
+            with self.counting:
+                _Archive.in_flight += 1
+                _Archive.most_in_flight = max(_Archive.most_in_flight, _Archive.in_flight)
             self.delay.wait(5)
+            with self.counting:
+                _Archive.in_flight -= 1
         status, content_type, body = self.answers.get(path, (404, "text/plain", b"no"))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -391,3 +399,28 @@ def test_a_measured_object_is_not_evicted(shared_dicom: Path, radiologist: Any) 
     assert kept.pk == measured.pk and storage.exists(kept.storage_key)
     assert Study.objects.get().number_of_study_related_instances == 1
     assert len(storage.all_keys()) == 1
+
+
+@pytest.mark.django_db
+def test_the_archives_are_asked_at_once_and_each_failure_is_named(
+    archive: str, settings: Any, radiologist: Any
+) -> None:
+    from django.test import RequestFactory
+
+    settings.LOUPE_UPSTREAM_DICOMWEB = [
+        {"name": "east", "url": f"{archive}/east/slow", "timeout": 1},
+        {"name": "west", "url": f"{archive}/west/slow", "timeout": 1},
+    ]
+    _Archive.most_in_flight = 0
+    request = RequestFactory().get("/")
+    request.user = radiologist
+    request.session = {}  # type: ignore[assignment]
+    found = upstream.search(request, [("PatientID", "P1")], limit=5, purpose="worklist")
+    # Both hanging archives had their request open at the same time: the worklist waits
+    # for the slower one, not for the sum. Each failure is named, none read as "no study".
+    assert _Archive.most_in_flight == 2
+    assert found.studies == []
+    assert [e.split(":")[0] for e in found.errors] == [
+        "the archive 'east' did not answer",
+        "the archive 'west' did not answer",
+    ]
