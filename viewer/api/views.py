@@ -82,7 +82,7 @@ class InstancesView(APIView):
     def post(self, request: Request) -> Response:
         access.check_may_store(request)
         check_declared_length(request.META)
-        results = [ingest.ingest_item(item) for item in self._items(request)]
+        results = ingest.ingest_items(self._items(request))
         if not results:
             raise ViewerError("the request holds no file", code="no_file")
         audit.record_transfer(request, results)

@@ -30,9 +30,10 @@ duplicate (or a conflict).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -187,6 +188,9 @@ def ingest_bytes(data: bytes, *, source: str, study_uid: str | None = None) -> I
         if _batch.get() is not None:
             raise  # the batch's transaction is lost: batch() reports it for all
         log.warning("ingest: the database failed: %s", type(exc).__name__)
+        # A connection the failure broke (the server restarted) is dropped, so that the
+        # next object connects again instead of failing on it too.
+        _drop_broken_connection()
         return rejected(source, _database_error())
     batch_files = _batch.get()
     if batch_files is not None and stored.created and result.status in (STORED, REPLACED):
@@ -253,12 +257,26 @@ def batch() -> Iterator[None]:
             "ingest: a batch of %d new file(s) failed: %s", len(created), type(exc).__name__
         )
         _remove_unreferenced(created)
+        _drop_broken_connection()
         raise BatchFailed(_database_error()) from exc
     finally:
         _batch.reset(token)
 
 
 BATCH_OBJECTS = 50
+
+
+def _drop_broken_connection() -> None:
+    """Close this thread's database connection if a failure broke it (the server was
+    restarted), outside any transaction, so that the next object connects again."""
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    try:
+        usable = connection.is_usable()
+    except DatabaseError:
+        usable = False
+    if not usable:
+        connection.close()
 
 
 def _remove_unreferenced(sha256s: list[str]) -> None:
@@ -643,6 +661,29 @@ def ingest_item(item: Item) -> IngestResult:
         return ingest_file(item.path, source=item.name)
     assert item.data is not None
     return ingest_bytes(item.data, source=item.name)
+
+
+def ingest_items(items: Iterable[Item]) -> list[IngestResult]:
+    """Ingest ``items`` in order, ``BATCH_OBJECTS`` to a transaction (``batch()``), taking
+    them from the iterator one at a time (never a batch's bytes at once). A batch whose
+    transaction fails is reported failed (``database_error``) and the next is tried."""
+    results: list[IngestResult] = []
+    remaining = iter(items)
+    while True:
+        done: list[IngestResult] = []
+        current: Item | None = None
+        try:
+            with batch():
+                for current in itertools.islice(remaining, BATCH_OBJECTS):
+                    done.append(ingest_item(current))
+                    current = None
+        except BatchFailed as failure:
+            done = failed_batch(done, failure.error)
+            if current is not None:
+                done.append(rejected(current.name, failure.error))
+        if not done:
+            return results
+        results += done
 
 
 def summarize(results: list[IngestResult]) -> dict[str, int]:

@@ -193,6 +193,6 @@ def test_a_failing_transaction_leaves_no_file(logged_in_client: Any, monkeypatch
         raise DatabaseError("disk full (simulated in the index, not in the file store)")
 
     monkeypatch.setattr(ingest, "_count_new_instance", fail)
-    with pytest.raises(DatabaseError):
-        ingest.ingest_bytes(ct_small(), source="x")
+    result = ingest.ingest_bytes(ct_small(), source="x")
+    assert (result.status, result.code, result.http_status) == ("rejected", "database_error", 503)
     assert nothing_stored()

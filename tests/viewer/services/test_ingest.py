@@ -278,3 +278,28 @@ def test_other_patient_ids_are_indexed_and_link_the_person(shared_dicom: Path) -
     own = identity.identity_of(patient)
     assert identity.person(own) == {own, ("MRN-7", "HOSP")}  # the one without issuer: no link
     assert patient.person_key == identity.person_key([own, ("MRN-7", "HOSP")])
+
+
+def test_items_are_ingested_in_batches_and_a_failed_batch_is_reported_whole(
+    shared_dicom: Path, instance_insert_fails_for: Any, monkeypatch: Any
+) -> None:
+    import pydicom
+
+    from viewer.dicom.archive import Item
+
+    monkeypatch.setattr(ingest, "BATCH_OBJECTS", 2)
+    slices = ct_slices(shared_dicom, 5)
+    instance_insert_fails_for(str(pydicom.dcmread(io.BytesIO(slices[3])).SOPInstanceUID))
+    items = (Item(name=f"slice {i}", data=data) for i, data in enumerate(slices))
+
+    results = ingest.ingest_items(items)
+
+    # Batches [0, 1], [2, 3], [4]: the second fails as a whole at slice 3.
+    assert [(r.source, r.status, r.code) for r in results] == [
+        ("slice 0", "stored", ""),
+        ("slice 1", "stored", ""),
+        ("slice 2", "rejected", "database_error"),
+        ("slice 3", "rejected", "database_error"),
+        ("slice 4", "stored", ""),
+    ]
+    assert Instance.objects.count() == 3 and len(storage.all_keys()) == 3

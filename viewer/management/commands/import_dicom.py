@@ -44,7 +44,7 @@ class Command(BaseCommand):
             desc="import",
             dynamic_ncols=True,
         )
-        results = [ingest.ingest_item(item) for item in progress]
+        results = ingest.ingest_items(progress)
         progress.close()
         self._table(results, show_all=options["all_rows"])
         if results:
