@@ -64,6 +64,7 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DICOMWEB_CORS_ORIGINS | (none: no CORS) | comma-separated exact origins (`https://viewer.example.org`) allowed to call `/dicom-web/` and `/fhir/` from the browser, with bearer tokens (never cookies) |
 | LOUPE_UPSTREAM_DICOMWEB | (none) | upstream DICOMweb archives searched beside the local one and fetched from on demand: a JSON array of `{"name": "pacs", "url": "http://host/dicom-web", "auth": {"basic": [user, password]} or {"bearer": token} or null, "timeout": 10}` (viewer/upstream/config.py) |
 | LOUPE_UPSTREAM_CACHE_MB | 10240 | studies fetched from upstream archives are kept up to this size; past it the least recently opened are removed (never an object that also came in locally) |
+| LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
 """
 
 from __future__ import annotations
@@ -418,6 +419,10 @@ LOGGING = {
         "django.server": {"filters": ["phi_paths"]},
     },
 }
+
+# Health checks (viewer/health.py): /readyz gives its checks (database, cache, storage)
+# this long in all before it answers that one timed out.
+LOUPE_READYZ_TIMEOUT_SECONDS = env_int("LOUPE_READYZ_TIMEOUT_SECONDS", 2, minimum=1, maximum=30)
 
 # pydicom warns (UserWarning) about every out-of-spec value it reads; real archives are
 # full of them and ingest/rendering already report what matters.

@@ -2,8 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from ehrlaunch import signin
+from viewer import health
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("login/", signin.LoginView.as_view(), name="login"),
     path("logout/", signin.logout, name="logout"),
     path("oidc/authenticate/", signin.SsoStartView.as_view(), name="oidc_authentication_init"),
