@@ -15,7 +15,10 @@ defaults below are the ones the demo, the server tests and the README use.
 * ``timeout`` is above the decoders' own wall-clock limit (LOUPE_DECODER_TIMEOUT_SECONDS,
   60 s), so that a slow decode fails its own request rather than the worker.
 * Access log lines carry the path only (``%(U)s``), never the query string: a launch
-  token or an IID patient ID must not reach the log.
+  token or an IID patient ID must not reach the log. gunicorn's own handlers go through
+  ``viewer.logjson.GunicornLogger``: secrets are scrubbed (a share link's token in
+  ``/s/<token>`` too) and, with ``LOUPE_LOG_FORMAT=json``, the error log (stderr) and the
+  access log (stdout) are one JSON object per line, as Django's records are.
 """
 
 import os
@@ -29,3 +32,4 @@ graceful_timeout = 30
 control_socket_disable = True  # two masters on one machine would share ~/.gunicorn otherwise
 accesslog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+logger_class = "viewer.logjson.GunicornLogger"

@@ -65,6 +65,9 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_UPSTREAM_DICOMWEB | (none) | upstream DICOMweb archives searched beside the local one and fetched from on demand: a JSON array of `{"name": "pacs", "url": "http://host/dicom-web", "auth": {"basic": [user, password]} or {"bearer": token} or null, "timeout": 10}` (viewer/upstream/config.py) |
 | LOUPE_UPSTREAM_CACHE_MB | 10240 | studies fetched from upstream archives are kept up to this size; past it the least recently opened are removed (never an object that also came in locally) |
 | LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
+| LOUPE_LOG_FORMAT | text | operations log on stderr: text, or json (one object per line: time, level, logger, message, request_id, path); secrets and query strings scrubbed in both |
+| LOUPE_LOG_LEVEL | info | debug, info, warning, error or critical |
+| LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
 """
 
 from __future__ import annotations
@@ -402,21 +405,44 @@ if HTTPS:
     SECURE_HSTS_SECONDS = 31536000
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Operations log (viewer/logjson.py): text or one JSON object per line, on stderr. Every
+# handler scrubs secrets (bearer tokens, token/code/launch values, session cookies, share
+# tokens in paths, query strings) and the audit API's patient IDs before it writes.
+LOUPE_LOG_FORMAT = env_choice("LOUPE_LOG_FORMAT", "text", ("text", "json"))
+LOUPE_LOG_LEVEL = env_choice(
+    "LOUPE_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
+).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Paths that carry a patient ID (the audit API) are logged without it.
-    "filters": {"phi_paths": {"()": "viewer.log_redaction.RedactPatientPaths"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOUPE_LOG_LEVEL", "INFO").upper()},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "viewer.logjson.JsonFormatter"},
+    },
+    "filters": {
+        # Paths that carry a patient ID (the audit API) are logged without it.
+        "phi_paths": {"()": "viewer.log_redaction.RedactPatientPaths"},
+        "secrets": {"()": "viewer.logjson.ScrubSecrets"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "json" if LOUPE_LOG_FORMAT == "json" else "plain",
+            "filters": ["secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOUPE_LOG_LEVEL},
     "loggers": {
+        # Django's own handlers (a DEBUG-only console, mail to ADMINS) are replaced by the
+        # root's one: every record is written once, in the chosen format.
+        "django": {"handlers": [], "level": "INFO"},
         # Decoder failures are answered as 422 with their reason; pydicom's own tracebacks
         # for them would only fill the log.
         "pydicom": {"level": "CRITICAL"},
         # Django logs the path of every 4xx/5xx answer; runserver logs every request line.
         "django.request": {"filters": ["phi_paths"]},
-        "django.server": {"filters": ["phi_paths"]},
+        "django.server": {"handlers": ["console"], "propagate": False, "filters": ["phi_paths"]},
     },
 }
 
