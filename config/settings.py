@@ -13,7 +13,8 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DEBUG | 0 | Django DEBUG; never on in production |
 | LOUPE_DEMO | 0 | demo mode: a secret key is generated into the data folder |
 | LOUPE_ALLOWED_HOSTS | 127.0.0.1,localhost | comma-separated |
-| LOUPE_HTTPS | 0 | secure cookies with __Host- names, HSTS |
+| LOUPE_HTTPS | 0 | behind TLS: secure cookies with __Host- names, HSTS (subdomains too), X-Forwarded-Proto: https from the proxy taken as https |
+| LOUPE_SSL_REDIRECT | 0 | with LOUPE_HTTPS, Django also redirects a request that came in over plain http to https (never /healthz, /readyz); off: nginx does it |
 | LOUPE_MAX_INSTANCE_MB | 1024 | largest single DICOM object accepted |
 | LOUPE_MAX_FRAME_MB | 1024 | largest decoded frame an object may declare |
 | LOUPE_MAX_UPLOAD_MB | 4096 | largest request body (multipart or raw) |
@@ -64,6 +65,9 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DICOMWEB_CORS_ORIGINS | (none: no CORS) | comma-separated exact origins (`https://viewer.example.org`) allowed to call `/dicom-web/` and `/fhir/` from the browser, with bearer tokens (never cookies) |
 | LOUPE_UPSTREAM_DICOMWEB | (none) | upstream DICOMweb archives searched beside the local one and fetched from on demand: a JSON array of `{"name": "pacs", "url": "http://host/dicom-web", "auth": {"basic": [user, password]} or {"bearer": token} or null, "timeout": 10}` (viewer/upstream/config.py) |
 | LOUPE_UPSTREAM_CACHE_MB | 10240 | studies fetched from upstream archives are kept up to this size; past it the least recently opened are removed (never an object that also came in locally) |
+| LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
+| LOUPE_LOG_FORMAT | text | operations log on stderr: text, or json (one object per line: time, level, logger, message, request_id, path); secrets and query strings scrubbed in both |
+| LOUPE_LOG_LEVEL | info | debug, info, warning, error or critical |
 | LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
 | LOUPE_LOG_FORMAT | text | operations log on stderr: text, or json (one object per line: time, level, logger, message, request_id, path); secrets and query strings scrubbed in both |
 | LOUPE_LOG_LEVEL | info | debug, info, warning, error or critical |
@@ -398,12 +402,35 @@ LOUPE_EMBED = env_bool("LOUPE_EMBED", True)
 if LOUPE_EMBED:
     SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Behind TLS (LOUPE_HTTPS=1; `manage.py check --deploy` is clean with it): the proxy
+# (nginx, the only client of the nodes' ports) says X-Forwarded-Proto: https and redirects
+# plain http to https itself (config/nginx/loupe.conf). LOUPE_SSL_REDIRECT=1 makes Django
+# redirect too, where a node could be reached without the proxy; never the health checks,
+# which probes call on a node's own http port.
+LOUPE_SSL_REDIRECT = env_bool("LOUPE_SSL_REDIRECT", False)
 if HTTPS:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_HSTS_SECONDS = 31536000
+    # Loupe's host and any name under it; the registrable domain's other hosts are not
+    # Loupe's to commit to https.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = LOUPE_SSL_REDIRECT
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SILENCED_SYSTEM_CHECKS = [
+    # security.W021 (SECURE_HSTS_PRELOAD off): a preload-list entry is made for a whole
+    # registrable domain (the hospital's, served from its apex), never from one host like
+    # loupe.example.org; the header alone would promise what only the domain's owner can.
+    "security.W021",
+]
+if HTTPS and not LOUPE_SSL_REDIRECT:
+    # security.W008 (SECURE_SSL_REDIRECT off): with LOUPE_HTTPS, nginx in front redirects
+    # http to https (its port-80 server) and nothing else reaches a node's port; the nodes
+    # themselves speak plain http to nginx, probes and scripts on loopback. Without
+    # LOUPE_HTTPS the check still warns, as it should.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
 
 # Operations log (viewer/logjson.py): text or one JSON object per line, on stderr. Every
 # handler scrubs secrets (bearer tokens, token/code/launch values, session cookies, share
