@@ -65,10 +65,6 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DICOMWEB_CORS_ORIGINS | (none: no CORS) | comma-separated exact origins (`https://viewer.example.org`) allowed to call `/dicom-web/` and `/fhir/` from the browser, with bearer tokens (never cookies) |
 | LOUPE_UPSTREAM_DICOMWEB | (none) | upstream DICOMweb archives searched beside the local one and fetched from on demand: a JSON array of `{"name": "pacs", "url": "http://host/dicom-web", "auth": {"basic": [user, password]} or {"bearer": token} or null, "timeout": 10}` (viewer/upstream/config.py) |
 | LOUPE_UPSTREAM_CACHE_MB | 10240 | studies fetched from upstream archives are kept up to this size; past it the least recently opened are removed (never an object that also came in locally) |
-| LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
-| LOUPE_LOG_FORMAT | text | operations log on stderr: text, or json (one object per line: time, level, logger, message, request_id, path); secrets and query strings scrubbed in both |
-| LOUPE_LOG_LEVEL | info | debug, info, warning, error or critical |
-| LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
 | LOUPE_LOG_FORMAT | text | operations log on stderr: text, or json (one object per line: time, level, logger, message, request_id, path); secrets and query strings scrubbed in both |
 | LOUPE_LOG_LEVEL | info | debug, info, warning, error or critical |
 | LOUPE_READYZ_TIMEOUT_SECONDS | 2 | time /readyz gives its database, cache and storage checks before it reports one as timed out |
