@@ -669,21 +669,21 @@ def ingest_items(items: Iterable[Item]) -> list[IngestResult]:
     transaction fails is reported failed (``database_error``) and the next is tried."""
     results: list[IngestResult] = []
     remaining = iter(items)
-    while True:
+    while (first := next(remaining, None)) is not None:
         done: list[IngestResult] = []
-        current: Item | None = None
+        current: Item | None = first  # taken, not yet answered for
         try:
-            with batch():
-                for current in itertools.islice(remaining, BATCH_OBJECTS):
+            with batch():  # a database down fails here already, before ``first``
+                chunk = itertools.chain([first], itertools.islice(remaining, BATCH_OBJECTS - 1))
+                for current in chunk:
                     done.append(ingest_item(current))
                     current = None
         except BatchFailed as failure:
             done = failed_batch(done, failure.error)
             if current is not None:
                 done.append(rejected(current.name, failure.error))
-        if not done:
-            return results
         results += done
+    return results
 
 
 def summarize(results: list[IngestResult]) -> dict[str, int]:
