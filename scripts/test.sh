@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-apt_install chromium postgresql orthanc orthanc-dicomweb dcmtk fonts-wqy-zenhei ca-certificates
+apt_install chromium postgresql orthanc orthanc-dicomweb dcmtk fonts-wqy-zenhei ca-certificates redis-server nginx curl
 command -v npm >/dev/null || apt_install nodejs npm
 ensure_venv requirements-dev.txt
 echo "== npm ci (tests/idp: the OpenID provider the SSO and SMART tests run against)"

@@ -1,4 +1,5 @@
-"""Real servers on loopback for tests and benchmarks: PostgreSQL, Orthanc, an OpenID provider.
+"""Real servers on loopback for tests and benchmarks: PostgreSQL, Orthanc, an OpenID provider,
+Redis and nginx in front of Loupe nodes.
 
 Each starter picks a free port, keeps all state under a temporary folder, waits until
 the server answers, and returns a handle whose ``stop()`` ends exactly the process it
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,9 @@ ORTHANC_BIN = Path(os.environ.get("LOUPE_ORTHANC_BIN", "/usr/sbin/Orthanc"))
 ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 IDP_DIR = Path(__file__).resolve().parent / "idp"
 NODE_BIN = os.environ.get("LOUPE_NODE", "node")
+REDIS_BIN = Path(os.environ.get("LOUPE_REDIS_BIN", "/usr/bin/redis-server"))
+NGINX_BIN = Path(os.environ.get("LOUPE_NGINX_BIN", "/usr/sbin/nginx"))
+NGINX_CONFIG = PROJECT_DIR / "config" / "nginx" / "loupe.conf"
 
 
 def free_port() -> int:
@@ -57,6 +63,20 @@ def oidc_provider_available() -> str | None:
         return f"node not found ({NODE_BIN}; apt-get install nodejs npm)"
     if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         return f"oidc-provider is not installed: run `npm ci` in {IDP_DIR} (scripts/test.sh does)"
+    return None
+
+
+def redis_available() -> str | None:
+    if not REDIS_BIN.exists():
+        return f"redis-server not found at {REDIS_BIN} (apt-get install redis-server)"
+    return None
+
+
+def nginx_available() -> str | None:
+    if not NGINX_BIN.exists():
+        return f"nginx not found at {NGINX_BIN} (apt-get install nginx)"
+    if shutil.which("openssl") is None:
+        return "openssl not found (apt-get install openssl): it makes the test certificate"
     return None
 
 
@@ -244,6 +264,52 @@ def start_loupe(env: dict[str, str], root: Path) -> Server:
     return Server(process, root, port, url, {"log": str(log_path)})
 
 
+def start_loupe_node(env: dict[str, str], root: Path) -> Server:
+    """A Loupe node behind a TLS proxy: as :func:`start_loupe` (config/gunicorn.py, a free
+    loopback port, ``root / "gunicorn.log"``, stopped by its master's PID), ready once
+    ``GET /login/`` with the ``X-Forwarded-Proto: https`` nginx adds answers 200, so that a
+    node with LOUPE_HTTPS=1 (which redirects plain http to https) is seen ready."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / "gunicorn.log"
+    log = open(log_path, "ab")  # the server writes to it until it stops
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            str(PROJECT_DIR / "config" / "gunicorn.py"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    probe = urllib.request.Request(  # noqa: S310 (a fixed http URL)
+        f"{url}/login/", headers={"X-Forwarded-Proto": "https"}
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return Server(process, root, port, url, {"log": str(log_path)})
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"Loupe (gunicorn) exited: {log_path.read_text(errors='replace')}"
+                ) from None
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(
+                f"Loupe (gunicorn) did not answer within 60 s: {log_path.read_text(errors='replace')}"
+            )
+        time.sleep(0.2)
+
+
 def start_orthanc(*, dicomweb: bool = True) -> Server:
     """Start Debian's Orthanc with storage under a temp folder, loopback only."""
     root = Path(tempfile.mkdtemp(prefix="loupe-orthanc-"))
@@ -295,6 +361,196 @@ def start_oidc_provider(*, clients: list[dict[str, Any]], users: list[dict[str, 
     discovery = f"{url}/.well-known/openid-configuration"
     _wait_until_answers(process, discovery, "the OpenID provider", root / "provider.log", 30)
     return Server(process, root, port, url)
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis() -> Server:
+    """Start Debian's redis-server on a private loopback port with its folder under a temp
+    folder: no persistence (it holds caches), at most 256 MB, least recently used keys
+    evicted past that. ``Server.url`` is the LOUPE_REDIS_URL of a Loupe that uses it."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-redis-"))
+    port = free_port()
+    log_path = root / "redis.log"
+    log = open(log_path, "wb")  # the server writes to it until it stops
+    process = subprocess.Popen(
+        [
+            str(REDIS_BIN),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(root),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "256mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--daemonize",
+            "no",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while not _redis_answers(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {log_path.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"redis-server did not answer PING within 20 s: {log_path}")
+        time.sleep(0.1)
+    return Server(process, root, port, f"redis://127.0.0.1:{port}/0", {"log": str(log_path)})
+
+
+def self_signed_certificate(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and 127.0.0.1 (P-256, two days), made by
+    openssl into ``folder``: (certificate, private key), both PEM. A client that trusts
+    the certificate file (``requests``' ``verify=``, curl's ``--cacert``) verifies it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    certificate, key = folder / "certificate.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name},IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    key.chmod(0o600)
+    return certificate, key
+
+
+def render_nginx_config(values: dict[str, str]) -> str:
+    """config/nginx/loupe.conf with its ``@NAME@`` placeholders replaced by ``values``
+    (LISTEN, SERVER_NAME, UPSTREAM_SERVERS, CERTIFICATE, CERTIFICATE_KEY, CACHE_DIR,
+    LOG_DIR); a placeholder left without a value is an error."""
+    text = NGINX_CONFIG.read_text()
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    left = sorted(set(re.findall(r"@[A-Z_]+@", text)))
+    if left:
+        raise ValueError(f"no value for {', '.join(left)} in {NGINX_CONFIG}")
+    return text
+
+
+def _tls_answers(port: int, certificate: Path, name: str) -> bool:
+    context = ssl.create_default_context(cafile=str(certificate))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+            with context.wrap_socket(raw, server_hostname=name):
+                return True
+    except OSError:  # ssl.SSLError included
+        return False
+
+
+def start_nginx(
+    upstreams: list[str], *, certificate: Path, key: Path, server_name: str = "localhost"
+) -> Server:
+    """Debian's nginx on a private loopback port with config/nginx/loupe.conf in front of
+    the Loupe nodes at ``upstreams`` ("127.0.0.1:8001" ...), TLS with ``certificate`` and
+    ``key``; its logs, cache and temporary files under a temp folder (workers as www-data
+    when run as root). ``Server.url`` is ``https://<server_name>:<port>``; ``extra`` has
+    the ``access_log``, ``error_log`` and ``cache_dir``."""
+    root = Path(tempfile.mkdtemp(prefix="loupe-nginx-"))
+    os.chmod(root, 0o755)  # noqa: S103 (nginx's workers must reach their cache and temp folders)
+    logs, temp = root / "logs", root / "temp"
+    logs.mkdir()
+    temp.mkdir()
+    port = free_port()
+    (root / "loupe.conf").write_text(
+        render_nginx_config(
+            {
+                "LISTEN": f"127.0.0.1:{port}",
+                "SERVER_NAME": server_name,
+                "UPSTREAM_SERVERS": " ".join(f"server {u};" for u in upstreams),
+                "CERTIFICATE": str(certificate),
+                "CERTIFICATE_KEY": str(key),
+                "CACHE_DIR": str(root / "cache"),
+                "LOG_DIR": str(logs),
+            }
+        )
+    )
+    main = [
+        *(["user www-data www-data;"] if os.geteuid() == 0 else []),
+        f"pid {root / 'nginx.pid'};",
+        f"error_log {logs / 'error.log'} warn;",
+        "daemon off;",
+        "worker_processes 2;",
+        "events { worker_connections 1024; }",
+        "http {",
+        "    include /etc/nginx/mime.types;",
+        "    default_type application/octet-stream;",
+        *(
+            f"    {kind}_temp_path {temp / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        ),
+        f"    include {root / 'loupe.conf'};",
+        "}",
+    ]
+    (root / "nginx.conf").write_text("\n".join(main) + "\n")
+    log_path = logs / "nginx.log"
+    log = open(log_path, "wb")  # the server writes to it until it stops
+    process = subprocess.Popen(
+        [
+            str(NGINX_BIN),
+            "-p",
+            str(root),
+            "-c",
+            str(root / "nginx.conf"),
+            "-e",
+            str(logs / "error.log"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while not _tls_answers(port, certificate, server_name):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            errors = (logs / "error.log").read_text(errors="replace") if logs.exists() else ""
+            raise RuntimeError(
+                f"nginx did not start: {log_path.read_text(errors='replace')}{errors}"
+            )
+        time.sleep(0.1)
+    return Server(
+        process,
+        root,
+        port,
+        f"https://{server_name}:{port}",
+        {
+            "access_log": str(logs / "loupe-access.log"),
+            "error_log": str(logs / "error.log"),
+            "cache_dir": str(root / "cache"),
+        },
+    )
 
 
 def serve_page(
