@@ -47,6 +47,11 @@ DATABASE_URL. A value that is set but malformed stops start-up with a message na
 | LOUPE_DIMSE_ALLOWED_CALLERS | (none: any caller) | comma-separated `AET` or `AET@address` entries the SCP accepts associations from; others are rejected (calling AE title not recognised) |
 | LOUPE_SHARE_MAX_SECONDS | 2592000 | longest life of a share link (30 days); `expires_in` is capped to it, the default 72 h too |
 | LOUPE_SHARE_GUESS_LIMIT | 20 | unknown share tokens one client address may try in 10 minutes before it gets 429 |
+| LOUPE_RATE_LIMIT_LOGIN | 20/300 | failed password sign-ins one client address may make in that many seconds before it gets 429 with Retry-After (viewer/ratelimit.py; counted in Redis with LOUPE_REDIS_URL, so across nodes) |
+| LOUPE_RATE_LIMIT_LOGIN_ACCOUNT | 10/300 | failed password sign-ins for one user name, from any address |
+| LOUPE_RATE_LIMIT_SSO_START | 30/60 | single sign-on starts (`/oidc/authenticate/`) one client address may make |
+| LOUPE_RATE_LIMIT_LAUNCH | 50/300 | refused EHR launches (signed, SMART and its callback) and popup hand-offs one client address may make |
+| LOUPE_RATE_LIMIT_TOKEN | 60/60 | refused bearer tokens on `/dicom-web/` and `/fhir/` one client address may send |
 | LOUPE_LIVE_MAX_STREAMS | 12 | live-session event streams one server process holds at once (each holds a thread; more get 503 and retry); keep it below gunicorn's threads (LOUPE_GUNICORN_THREADS, 16) |
 | LOUPE_OIDC_ISSUER | (none: SSO off) | OpenID provider's issuer; when set, the six below without a default are required |
 | LOUPE_OIDC_CLIENT_ID | required with SSO | Loupe's client at the provider (confidential) |
@@ -476,3 +481,29 @@ LOUPE_READYZ_TIMEOUT_SECONDS = env_int("LOUPE_READYZ_TIMEOUT_SECONDS", 2, minimu
 # pydicom warns (UserWarning) about every out-of-spec value it reads; real archives are
 # full of them and ingest/rendering already report what matters.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?")
+
+
+# Rate limits (issue 17)
+# viewer/ratelimit.py: "<count>/<seconds>", a fixed window per client address (or per
+# account) that starts at the first event counted; failures are counted, not use (but
+# for the SSO start). Kept in the cache: Redis with LOUPE_REDIS_URL, so every node shares
+# the counts. Share-link guesses keep LOUPE_SHARE_GUESS_LIMIT (in 10 minutes) above.
+def _rate(name: str, default: str) -> tuple[int, int]:
+    raw = env_str(name, default)
+    count, slash, seconds = raw.strip().partition("/")
+    try:
+        parsed = (int(count), int(seconds))
+    except ValueError:
+        parsed = (0, 0)
+    if not slash or parsed[0] < 1 or parsed[1] < 1:
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not <count>/<seconds> with both at least 1 (e.g. {default})"
+        )
+    return parsed
+
+
+LOUPE_RATE_LIMIT_LOGIN = _rate("LOUPE_RATE_LIMIT_LOGIN", "20/300")
+LOUPE_RATE_LIMIT_LOGIN_ACCOUNT = _rate("LOUPE_RATE_LIMIT_LOGIN_ACCOUNT", "10/300")
+LOUPE_RATE_LIMIT_SSO_START = _rate("LOUPE_RATE_LIMIT_SSO_START", "30/60")
+LOUPE_RATE_LIMIT_LAUNCH = _rate("LOUPE_RATE_LIMIT_LAUNCH", "50/300")
+LOUPE_RATE_LIMIT_TOKEN = _rate("LOUPE_RATE_LIMIT_TOKEN", "60/60")

@@ -29,6 +29,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from ehrlaunch import accounts, session
 from ehrlaunch.errors import ASK_AGAIN, LaunchRefused
 from ehrlaunch.views import keep_opener, refused
+from viewer import ratelimit
 from viewer.access import SESSION_SCOPE, channel_of
 
 TRY_AGAIN = "Start the sign-in again from Loupe's login page."
@@ -76,6 +77,22 @@ class LoginView(auth_views.LoginView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return keep_opener(super().dispatch(request, *args, **kwargs))
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """A sign-in attempt: 429 once this address, or this user name from anywhere, has
+        failed too often (``viewer.ratelimit``), before the password is even checked."""
+        account = request.POST.get("username", "")
+        for limit, value in ((ratelimit.LOGIN, None), (ratelimit.LOGIN_ACCOUNT, account)):
+            if (refused := ratelimit.limited(request, limit, value)) is not None:
+                return refused
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        return response
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        ratelimit.count(self.request, ratelimit.LOGIN)
+        ratelimit.count(self.request, ratelimit.LOGIN_ACCOUNT, self.request.POST.get("username"))
+        response: HttpResponse = super().form_invalid(form)
+        return response
+
 
 class SsoStartView(OIDCAuthenticationRequestView):
     """``/oidc/authenticate/``: state, nonce and PKCE verifier into the session, then the
@@ -84,6 +101,11 @@ class SsoStartView(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         if not settings.LOUPE_OIDC_ENABLED:
             return sso_off(request)
+        # Each start writes a state into a session: counted, so a script cannot fill the
+        # session store (viewer.ratelimit).
+        if (refused := ratelimit.limited(request, ratelimit.SSO_START)) is not None:
+            return keep_opener(refused)
+        ratelimit.count(request, ratelimit.SSO_START)
         return keep_opener(_no_store(super().get(request)))
 
 

@@ -27,6 +27,7 @@ from ehrlaunch import session, smart
 from ehrlaunch.context import LaunchContext, verify_signed_launch
 from ehrlaunch.errors import LaunchRefused
 from ehrlaunch.iid import IidRequest, parse_iid
+from viewer import ratelimit
 from viewer.access import channel_of, scope_of
 from viewer.dicom.patients import PatientRef
 from viewer.middleware import embeddable
@@ -65,13 +66,20 @@ def _open_session(request: HttpRequest, verify: Callable[[], LaunchContext]) -> 
     """A verified launch (signed or SMART) -> a session bound to it -> 303 to its study.
 
     A refusal ends any earlier session (it never stays open for an earlier patient), is
-    audited without trusting the launch's claims, and shows the clinician its page."""
+    audited without trusting the launch's claims, and shows the clinician its page.
+    Refusals count against the client address; past LOUPE_RATE_LIMIT_LAUNCH the launch is
+    not even verified (429, ``viewer.ratelimit``), and ends any earlier session too."""
+    if (limited := ratelimit.limited(request, ratelimit.LAUNCH)) is not None:
+        if request.user.is_authenticated:
+            logout(request)
+        return _private(limited)
     try:
         context = verify()
         opened = session.open_launch_session(request, context)
     except LaunchRefused as error:
         if request.user.is_authenticated:
             logout(request)
+        ratelimit.count(request, ratelimit.LAUNCH)
         audit.record_launch_refused(request, channel="ehr", reason=error.code)
         return refused(request, error)
     _audit_launch(request, context, opened)
@@ -116,6 +124,10 @@ def smart_launch(request: HttpRequest) -> HttpResponse:
 
     Only a registered ``iss`` is contacted (``ehrlaunch.smart``)."""
     iss, launch_id = request.GET.get("iss", ""), request.GET.get("launch", "")
+    if (limited := ratelimit.limited(request, ratelimit.LAUNCH)) is not None:
+        if request.user.is_authenticated:
+            logout(request)
+        return _private(limited)
     try:
         if not iss or not launch_id:
             raise LaunchRefused("a SMART launch needs both iss and launch", code="smart_bad_launch")
@@ -123,6 +135,7 @@ def smart_launch(request: HttpRequest) -> HttpResponse:
     except LaunchRefused as error:
         if request.user.is_authenticated:
             logout(request)  # a failed launch never leaves an earlier patient's session open
+        ratelimit.count(request, ratelimit.LAUNCH)
         return refused(request, error)
     return _private(HttpResponseRedirect(authorize_url, status=303))
 
@@ -223,9 +236,13 @@ def popup_done(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def handoff(request: HttpRequest) -> HttpResponse:
-    """The frame redeems the popup's code for a session of its own (CSRF-checked)."""
+    """The frame redeems the popup's code for a session of its own (CSRF-checked); refused
+    codes count against the address as refused launches do (``viewer.ratelimit``)."""
+    if (limited := ratelimit.limited(request, ratelimit.LAUNCH)) is not None:
+        return _private(limited)
     try:
         session.redeem_handoff(request, request.POST.get("code", ""))
     except LaunchRefused as error:
+        ratelimit.count(request, ratelimit.LAUNCH)
         return refused(request, error)
     return HttpResponse(status=204)

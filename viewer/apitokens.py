@@ -24,7 +24,9 @@ launch). CSRF protects cookies, so it is not checked for bearer requests;
 ``request.loupe_bearer`` is True for them. A bearer token that is unknown, expired,
 revoked or fails a check is answered 401 ``{"code": "invalid_token"}`` with
 ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750 §3.1) and recorded as a
-refusal; the token itself is never logged or stored.
+refusal; the token itself is never logged or stored. Refused tokens count against the
+client address: past LOUPE_RATE_LIMIT_TOKEN, bearer requests from it get 429 with
+Retry-After before their token is looked at (``viewer.ratelimit.TOKEN``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from viewer import requester
+from viewer import ratelimit, requester
 from viewer.lru import Lru
 from viewer.models import ApiToken, AuditEvent
 from viewer.services import audit
@@ -328,9 +330,12 @@ class BearerTokenMiddleware:
         token = bearer_token(request) if request.path.startswith(BEARER_PATHS) else None
         if token is None:
             return self.get_response(request)
+        if (limited := ratelimit.limited(request, ratelimit.TOKEN)) is not None:
+            return limited
         try:
             authenticate(request, token)
         except InvalidToken as refused:
+            ratelimit.count(request, ratelimit.TOKEN)
             request.session = BearerSession({requester.SESSION_CHANNEL: AuditEvent.Channel.API})
             from django.contrib.auth.models import AnonymousUser
 

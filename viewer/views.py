@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from viewer import access
+from viewer import access, ratelimit
 from viewer.dicom.uids import uid_problem
 from viewer.errors import NotFound, ViewerError
 from viewer.middleware import embeddable
@@ -140,9 +140,11 @@ def viewer(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
 
 @never_cache
 @require_GET
+@ratelimit.answers_429
 def share_link(request: HttpRequest, token: str) -> HttpResponse:
     """``/s/<token>``: exchange the link's token for a share session, then go to the
-    viewer; the token stays in this one URL (``viewer.services.sharing``)."""
+    viewer; the token stays in this one URL (``viewer.services.sharing``). Too many unknown
+    tokens from one address: 429 with Retry-After (``viewer.ratelimit.SHARE``)."""
     return _entered(sharing.open_link(request, token))
 
 

@@ -18,7 +18,8 @@ Every request of a share session checks the link (``check_session``, from
 which. The state is read from the database and remembered per process for
 ``CHECK_SECONDS``, so a revocation holds on every node within that time (at once on the
 node that revoked). Unknown tokens count against the client address: after
-``LOUPE_SHARE_GUESS_LIMIT`` misses in ``GUESS_WINDOW_SECONDS`` the address gets 429.
+``LOUPE_SHARE_GUESS_LIMIT`` misses in ``GUESS_WINDOW_SECONDS`` the address gets 429
+(``viewer.ratelimit.SHARE``, with Retry-After; in Redis across nodes).
 
 A live link (``live``) carries the presenter's view: the presenter posts it
 (:func:`publish`), each follower's event stream (``viewer.api.shares.live_events``) sends
@@ -36,13 +37,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from viewer import access, requester
+from viewer import access, ratelimit, requester
 from viewer.dicom.patients import PatientRef
 from viewer.dicom.uids import uid_problem
 from viewer.errors import Forbidden, NotFound, ViewerError
@@ -62,7 +62,7 @@ VIEW_FIELDS = frozenset(
     {"layout", "series", "slice", "window", "zoom", "pan", "measurements", "viewports"}
 )
 CHECK_SECONDS = 10.0
-GUESS_WINDOW_SECONDS = 600
+GUESS_WINDOW_SECONDS = ratelimit.SHARE_WINDOW_SECONDS
 SESSION_SHARE = audit.SESSION_SHARE  # {"id", "created_by"}: for the audit; never the token
 SESSION_PENDING = "loupe_share_pending"  # a signed-in link's id while its visitor signs in
 STREAM_SECONDS = 15  # a visitor counts as connected this long after its stream's last beat
@@ -75,8 +75,7 @@ class ShareGone(ViewerError):
     code = "share_gone"
 
 
-class TooManyGuesses(ViewerError):
-    status = 429
+class TooManyGuesses(ratelimit.RateLimited):
     code = "too_many_share_guesses"
 
 
@@ -310,26 +309,12 @@ def check_session(request: HttpRequest, scope: access.Scope) -> None:
 # -- opening ---------------------------------------------------------------------------
 
 
-def _guess_key(request: HttpRequest) -> str:
-    return f"loupe:share-guesses:{requester.client_address(request) or 'unknown'}"
-
-
 def _check_guesses(request: HttpRequest) -> None:
-    misses = cache.get(_guess_key(request), 0)
-    if misses >= settings.LOUPE_SHARE_GUESS_LIMIT:
-        raise TooManyGuesses(
-            "too many unknown share links from this address; try again in a few minutes"
-        )
+    ratelimit.check(request, ratelimit.SHARE, error=TooManyGuesses)
 
 
 def _count_miss(request: HttpRequest) -> None:
-    key = _guess_key(request)
-    if cache.add(key, 1, GUESS_WINDOW_SECONDS):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, GUESS_WINDOW_SECONDS)
+    ratelimit.count(request, ratelimit.SHARE)
 
 
 @dataclass(frozen=True)
