@@ -211,7 +211,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 _REDIS_URL = env_str("LOUPE_REDIS_URL", "")
 CACHES: dict[str, dict[str, object]] = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_URL}
+        {
+            # Fails open (viewer.cache): Redis down or hung, calls answer as misses within
+            # the socket timeout and Loupe keeps serving without its caches; /readyz says so.
+            "BACKEND": "viewer.cache.FailOpenRedisCache",
+            "LOCATION": _REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
         if _REDIS_URL
         else {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

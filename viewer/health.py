@@ -79,8 +79,14 @@ def check_database() -> None:
 
 
 def check_cache() -> None:
-    """Set a key of this check's own in the default cache and read it back."""
+    """Set a key of this check's own in the default cache and read it back. A cache
+    that fails open (``viewer.cache``) is asked whether Redis answers first: its calls
+    would otherwise succeed as misses with Redis away."""
     cache = caches["default"]
+    unreachable = getattr(cache, "unreachable", None)
+    problem = unreachable() if unreachable is not None else None
+    if problem:
+        raise CheckFailed(f"unreachable: {problem}")
     key = f"{CHECK_KEY_PREFIX}{secrets.token_hex(8)}"
     value = secrets.token_hex(8)
     cache.set(key, value, timeout=30)
