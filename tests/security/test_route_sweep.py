@@ -14,9 +14,10 @@ PATCH, DELETE; a method a view does not take is a 405), by three personas:
 
 For the last two, a route that names one of B's objects must answer as for an object that
 does not exist, or refuse (a login redirect, 401, 403, 404 or 405), and no answer of any
-route may carry B's identifiers or UIDs; nothing answers 500. The personas come from other
-client addresses than the test client's 127.0.0.1 so that the refusals they cause do not
-count towards the rate limits (``viewer.ratelimit``) of other tests.
+route may carry B's identifiers or UIDs; nothing answers 500. Every answer of every route
+carries a Content-Security-Policy whose script-src allows no inline script. The personas
+come from other client addresses than the test client's 127.0.0.1 so that the refusals
+they cause do not count towards the rate limits (``viewer.ratelimit``) of other tests.
 """
 
 from __future__ import annotations
@@ -228,6 +229,17 @@ def leaked(body: bytes, markers: list[str], url: str) -> list[str]:
     return [m for m in markers if m in text and m not in url]
 
 
+def policy_problem(response: Any) -> str | None:
+    policy = response.get("Content-Security-Policy", "")
+    directives = {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.split()}
+    scripts = directives.get("script-src", directives.get("default-src"))
+    if not scripts:
+        return f"no script-src in its policy ({policy!r})"
+    if "'unsafe-inline'" in scripts or "'unsafe-eval'" in scripts:
+        return f"its policy lets inline script run ({policy!r})"
+    return None
+
+
 def sweep(
     world: World,
     client: Client,
@@ -236,7 +248,8 @@ def sweep(
     restore: Callable[[], None] = lambda: None,
     still_in: Callable[[], bool] = lambda: True,
 ) -> list[str]:
-    """Every route with every method; the problems ``judge`` found (as lines)."""
+    """Every route with every method; the problems ``judge`` found (as lines), and any
+    answer without a Content-Security-Policy that forbids inline script."""
     problems = []
     for route in every_route():
         url = route.url(world.values)
@@ -244,7 +257,7 @@ def sweep(
         world.swept.append(route.template)
         for method in METHODS:
             status, response, body = ask(client, method, url)
-            problem = judge(route, method, url, status, response, body)
+            problem = judge(route, method, url, status, response, body) or policy_problem(response)
             if problem:
                 problems.append(f"{method} {url} ({route.template}): {problem}")
             if not still_in():  # a logout, a refused launch: the persona starts again
