@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from ehrlaunch import signin
-from viewer import health
+from viewer import health, ratelimit
+
+# The admin's sign-in form counts failed sign-ins as /login/ does (docs/security.md §15).
+admin.site.login = ratelimit.sign_in_form(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

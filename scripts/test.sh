@@ -20,5 +20,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 LOUPE_DEBUG=1 LOUPE_DATA_DIR="$(mktemp -d)" .venv/bin/mypy .
+echo "== audit (pip-audit, npm audit; scripts/audit-allowlist.txt)"
+bash scripts/audit.sh
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

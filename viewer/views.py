@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from viewer import access, ratelimit
 from viewer.dicom.uids import uid_problem
@@ -26,6 +26,7 @@ MAX_COMPARED_STUDIES = 3
 DEIDENTIFIED_FILTERS = ("name", "patient_id", "accession")
 
 
+@require_safe
 @login_required
 @embeddable
 def worklist(request: HttpRequest) -> HttpResponse:
@@ -177,6 +178,7 @@ def share_revoke(request: HttpRequest, share_id: str) -> HttpResponse:
     return redirect("shares")
 
 
+@require_safe
 @login_required
 def shares_page(request: HttpRequest) -> HttpResponse:
     """The user's share links (an administrator's: all): when each was opened, by how

@@ -69,6 +69,14 @@ def test_worklist_needs_a_login() -> None:
     assert response.headers["Location"].startswith("/login/")
 
 
+@pytest.mark.parametrize("path", ["/", "/shares/"])
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_the_pages_answer_only_safe_methods(logged_in_client: Any, path: str, method: str) -> None:
+    response = getattr(logged_in_client, method)(path)
+    assert response.status_code == 405
+    assert sorted(response["Allow"].split(", ")) == ["GET", "HEAD"]
+
+
 def test_worklist_lists_searches_sorts_and_pages(logged_in_client: Any) -> None:
     for n in range(PAGE_SIZE + 5):
         add_study(n)
