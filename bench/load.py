@@ -29,10 +29,12 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,12 +122,13 @@ class Setup:
         self.servers: dict[str, Server] = {}
         self.postgres = self._keep(stack, "postgres", start_postgres())
         self.redis = self._keep(stack, "redis", start_redis())
+        # The secret key every process of the run shares (migrate, the nodes, the shells).
+        os.environ["LOUPE_SECRET_KEY"] = "load-bench-" + os.urandom(24).hex()
         env = migrated_database(self.postgres, "loupe", root / "shared")
         for name in ("LOUPE_DEBUG", "LOUPE_DEMO", "LOUPE_CACHE_DIR", "LOUPE_EMBED"):
             env.pop(name, None)
         env.update(
             {
-                "LOUPE_SECRET_KEY": "load-bench-" + "k" * 40,
                 "LOUPE_REDIS_URL": self.redis.url,
                 "LOUPE_HTTPS": "1",
                 "LOUPE_TRUSTED_PROXIES": "127.0.0.1",
@@ -194,7 +197,6 @@ class Setup:
         share id, the link's path)."""
         base = self.nginx[2].url
         session = requests.Session()
-        session.verify = str(self.certificate)
         cookies: dict[str, str] = {}
 
         def call(method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -203,12 +205,13 @@ class Setup:
             if method != "GET":
                 headers["Origin"] = base
                 headers["X-CSRFToken"] = cookies.get("__Host-csrftoken", "")
-            answer = session.request(
+            answer = session.request(  # verify= here: a Session's gives way to REQUESTS_CA_BUNDLE
                 method,
                 f"{base}{path}",
                 headers=headers,
                 allow_redirects=False,
                 timeout=TIMEOUT,
+                verify=str(self.certificate),
                 **kwargs,
             )
             for header in answer.raw.headers.getlist("Set-Cookie"):
@@ -280,6 +283,36 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def nginx_view(log: Path, offset: int, window: list[float]) -> dict[str, Any]:
+    """nginx's own request times ($request_time, from its first byte read to its last byte
+    sent) of the requests it finished within ``window`` (epoch seconds), from ``offset`` of
+    its access log: the servers' side of the latency, without the load generator's."""
+    times: dict[str, list[float]] = {"image": [], "api": []}
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode(errors="replace").splitlines()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 7:
+            continue
+        try:
+            at = datetime.fromisoformat(fields[1].strip("[]")).timestamp()
+            seconds = float(fields[6])
+        except ValueError:
+            continue
+        method, path = fields[2].strip('"'), fields[3].strip('"')
+        if not window[0] <= at <= window[1] or (method == "GET" and path.endswith("/live")):
+            continue
+        times["image" if "/rendered" in path else "api"].append(1000 * seconds)
+    return {
+        kind: {
+            "requests": len(values),
+            **{f"p{int(q * 100)}_ms": round(percentile(values, q), 1) for q in (0.5, 0.95, 0.99)},
+        }
+        for kind, values in times.items()
+    }
+
+
 def one_run(
     setup: Setup, shared: dict[str, Any], nodes: int, users: int, seconds: int, salt: int
 ) -> dict[str, Any]:
@@ -298,6 +331,8 @@ def one_run(
         descriptor = os.open(config_path, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(config, handle)
+        access_log = Path(setup.nginx[nodes].extra["access_log"])
+        log_offset = access_log.stat().st_size if access_log.exists() else 0
         cpu_before, generator_before = server_cpu(setup), children_cpu()
         wall_before = time.monotonic()
         done = subprocess.run(
@@ -316,6 +351,8 @@ def one_run(
             )
         result = json.loads(result_path.read_text())
     latencies = result.pop("latencies_ms")
+    seen_by_nginx = nginx_view(access_log, log_offset, result["measured_epoch"])
+    by_name = result.pop("by_name_ms")
     measured = result["measured_seconds"]
     total = sum(len(v) for k, v in latencies.items() if k != "setup")
     servers = {k: round(cpu_after[k] - cpu_before[k], 1) for k in cpu_before}
@@ -339,6 +376,8 @@ def one_run(
         "image": figures(latencies["image"]),
         "api": figures(latencies["api"]),
         "setup_requests": len(latencies["setup"]),
+        "nginx_request_time": seen_by_nginx,
+        "by_request": {name: figures(values) for name, values in sorted(by_name.items())},
         "errors": sum(result["errors"].values()),
         "error_kinds": result["errors"],
         "cpu_seconds": {"load_generator": round(generator, 1), **servers},
@@ -350,7 +389,7 @@ def one_run(
 def table(runs: list[dict[str, Any]]) -> list[str]:
     lines = [
         "nodes users  req/s | image req/s p50 p95 p99 ms | api req/s p50 p95 p99 ms | errors | "
-        "generator CPU",
+        "generator CPU | nginx p95 image/api ms",
     ]
     for r in runs:
         i, a = r["image"], r["api"]
@@ -358,7 +397,8 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
             f"{r['nodes']:>5} {r['users']:>5} {r['requests_per_second']:>6} | "
             f"{i['per_second']:>7} {i['p50_ms']:>6} {i['p95_ms']:>6} {i['p99_ms']:>6} | "
             f"{a['per_second']:>6} {a['p50_ms']:>6} {a['p95_ms']:>6} {a['p99_ms']:>6} | "
-            f"{r['errors']:>6} | {100 * r['load_generator_cpu_share']:.0f} %"
+            f"{r['errors']:>6} | {100 * r['load_generator_cpu_share']:>5.0f} % | "
+            f"{r['nginx_request_time']['image']['p95_ms']}/{r['nginx_request_time']['api']['p95_ms']}"
         )
     return lines
 
@@ -375,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[str] = []
     with contextlib.ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="loupe-load-"))
+        stack.callback(shutil.rmtree, root, True)
         setup = Setup(stack, root, corpus)
         setup.warm()
         cookies, share_id, share_path = setup.presenter_share()
@@ -461,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     return bench.finish(
         {
-            "arguments": {k: v for k, v in vars(args).items()},
+            "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "machine": machine_facts(),
             "runs": runs,
             "throughput_ratio_2_over_1": ratios,

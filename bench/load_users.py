@@ -52,6 +52,7 @@ RECORD = {"on": False}
 LATENCIES: dict[str, list[float]] = {"image": [], "api": [], "setup": []}
 ERRORS: Counter[str] = Counter()
 COUNTS: Counter[str] = Counter()
+BY_NAME: dict[str, list[float]] = {}
 CANVAS = (1024, 768)  # the viewport's canvas in device pixels (the CT is 512 x 512: no resize)
 
 
@@ -77,6 +78,7 @@ def _on_request(
         return
     kind = category(name)
     LATENCIES[kind].append(response_time)
+    BY_NAME.setdefault(f"{request_type} {name}", []).append(response_time)
     COUNTS[kind] += 1
     if exception is not None:
         status = getattr(response, "status_code", None)
@@ -91,7 +93,6 @@ class Browser(HttpUser):
     wait_time = between(1.0, 3.0)
 
     def on_start(self) -> None:
-        self.client.verify = False  # nginx's self-signed certificate
         self.cookies: dict[str, str] = {}
         self.frames: list[dict[str, Any]] = []
         self.window = (40.0, 400.0 + CONFIG["salt"])
@@ -117,6 +118,8 @@ class Browser(HttpUser):
             headers=headers,
             allow_redirects=False,
             timeout=60,
+            verify=False,  # nginx's self-signed certificate; per request: REQUESTS_CA_BUNDLE
+            # would override a Session's
             **kwargs,
         )
         raw = getattr(response, "raw", None)
@@ -401,9 +404,10 @@ def main() -> int:
     ready_after = time.monotonic() - started
     environment.stats.reset_all()
     RECORD["on"] = True
-    measured_from = time.monotonic()
+    measured_from, epoch_from = time.monotonic(), time.time()
     gevent.sleep(float(CONFIG["seconds"]))
     RECORD["on"] = False
+    epoch_to = time.time()
     measured = time.monotonic() - measured_from
     composition = dict(runner.user_classes_count)
     runner.quit()
@@ -411,10 +415,12 @@ def main() -> int:
         json.dumps(
             {
                 "measured_seconds": measured,
+                "measured_epoch": [epoch_from, epoch_to],
                 "ready_seconds": ready_after,
                 "ready_users": len(READY),
                 "composition": dict(composition),
                 "latencies_ms": LATENCIES,
+                "by_name_ms": BY_NAME,
                 "counts": dict(COUNTS),
                 "errors": dict(ERRORS),
                 "host": urlsplit(CONFIG["host"]).netloc,
