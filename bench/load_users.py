@@ -74,15 +74,15 @@ def _on_request(
     response: Any = None,
     **_: Any,
 ) -> None:
+    if exception is not None:  # counted also before the clock starts (launch, sign-in)
+        status = getattr(response, "status_code", None)
+        ERRORS[f"{request_type} {name}: {status or type(exception).__name__}"] += 1
     if not RECORD["on"]:
         return
     kind = category(name)
     LATENCIES[kind].append(response_time)
     BY_NAME.setdefault(f"{request_type} {name}", []).append(response_time)
     COUNTS[kind] += 1
-    if exception is not None:
-        status = getattr(response, "status_code", None)
-        ERRORS[f"{request_type} {name}: {status or type(exception).__name__}"] += 1
 
 
 class Browser(HttpUser):
@@ -153,7 +153,12 @@ class Browser(HttpUser):
         ]
 
     def image(
-        self, frame: dict[str, Any], window: tuple[float, float], *, dragging: bool = False
+        self,
+        frame: dict[str, Any],
+        window: tuple[float, float],
+        *,
+        dragging: bool = False,
+        who: str = "",
     ) -> None:
         center, width = window
         path = frame["rendered"].replace("{frame}", "1")
@@ -164,7 +169,7 @@ class Browser(HttpUser):
             name = "image: rendered JPEG (dragging the window)"
         else:
             query += f"&accept={quote('image/png')}"
-            name = "image: rendered PNG"
+            name = f"image: rendered PNG{who}"
         self.call("GET", f"{path}?{query}", name)
 
     def scroll(self, frames: list[dict[str, Any]]) -> None:
@@ -333,7 +338,7 @@ class Presenter(Browser):
             json={"state": view},
             headers={"Accept": "application/json"},
         )
-        self.image(frame, self.window)  # the presenter's own viewer shows it too
+        self.image(frame, self.window, who=" (presenter)")  # its own viewer shows it too
 
 
 class Follower(Browser):
@@ -383,7 +388,8 @@ class Follower(Browser):
         frame = self.by_sop.get(shown.get("sop_instance_uid", ""))
         window = shown.get("window") or {}
         if frame is not None:
-            self.image(frame, (window.get("center", 40), window.get("width", 400)))
+            center, width = window.get("center", 40), window.get("width", 400)
+            self.image(frame, (center, width), who=" (follower, as the presenter moves)")
 
 
 def main() -> int:
