@@ -15,6 +15,7 @@ their PIDs and the master's log); the scrolling client saw only 200s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -28,7 +29,21 @@ import pydicom
 import pytest
 import requests
 
-from tests.servers import Server, manage, start_loupe
+from tests.conftest import require
+from tests.servers import (
+    Server,
+    manage,
+    migrated_database,
+    nginx_available,
+    postgres_available,
+    redis_available,
+    self_signed_certificate,
+    start_loupe,
+    start_loupe_node,
+    start_nginx,
+    start_postgres,
+    start_redis,
+)
 from tests.undecodable import rle_ct, with_pixel_bytes_changed
 
 PASSWORD = "a-long-test-password"
@@ -57,9 +72,13 @@ DAMAGED_SOURCES = (
 
 @dataclass
 class Loupe:
-    server: Server
+    """The server under attack: one node, or two nodes behind nginx (``url`` is nginx's,
+    HTTPS verified against ``verify``); ``nodes`` are the gunicorn masters to watch."""
+
+    nodes: list[Server]
     session: requests.Session
     url: str
+    verify: str | bool = True
 
     def get(self, path: str, **params: str) -> requests.Response:
         return self.session.get(f"{self.url}{path}", params=params, timeout=TIMEOUT)
@@ -69,8 +88,13 @@ def worker_pids(master: int) -> set[int]:
     return {int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
 
 
-def sign_in(url: str) -> requests.Session:
+def sign_in(url: str, verify: str | bool = True) -> requests.Session:
     session = requests.Session()
+    session.verify = verify
+    session.trust_env = (
+        False  # else REQUESTS_CA_BUNDLE overrides ``verify`` (and loopback needs no proxy)
+    )
+    session.headers["Origin"] = url  # over HTTPS Django's CSRF check wants it
     page = session.get(f"{url}/login/", timeout=TIMEOUT)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert token is not None
@@ -81,7 +105,8 @@ def sign_in(url: str) -> requests.Session:
         timeout=TIMEOUT,
     )
     assert answer.status_code == 302, answer.text[:300]
-    session.headers["X-CSRFToken"] = session.cookies["csrftoken"] or ""
+    name = "__Host-csrftoken" if url.startswith("https:") else "csrftoken"
+    session.headers["X-CSRFToken"] = session.cookies[name] or ""
     return session
 
 
@@ -100,19 +125,8 @@ def write_damaged(folder: Path, shared_dicom: Path, seeds: range) -> list[Path]:
     return paths
 
 
-@pytest.fixture
-def loupe(tmp_path: Path, shared_dicom: Path) -> Iterator[Loupe]:
-    data = tmp_path / "data"
-    env = {
-        **os.environ,
-        "LOUPE_DATA_DIR": str(data),
-        "LOUPE_SECRET_KEY": "hostile-input-test-" + "k" * 40,
-        "LOUPE_EMBED": "0",  # plain http on loopback: cookies without Secure
-        "LOUPE_LOG_LEVEL": "WARNING",
-    }
-    env.pop("DATABASE_URL", None)
-    env.pop("LOUPE_REDIS_URL", None)
-    manage(env, "migrate", "-v0")
+def load(env: dict[str, str], tmp_path: Path, shared_dicom: Path) -> None:
+    """The radiologist, 30 good CT slices, and the damaged objects stored unchecked."""
     manage(
         env,
         "shell",
@@ -130,11 +144,65 @@ def loupe(tmp_path: Path, shared_dicom: Path) -> Iterator[Loupe]:
         "--no-progress",
     )
     assert stored
+
+
+def one_node(tmp_path: Path, shared_dicom: Path, stack: contextlib.ExitStack) -> Loupe:
+    env = {
+        **os.environ,
+        "LOUPE_DATA_DIR": str(tmp_path / "data"),
+        "LOUPE_SECRET_KEY": "hostile-input-test-" + "k" * 40,
+        "LOUPE_EMBED": "0",  # plain http on loopback: cookies without Secure
+        "LOUPE_LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("LOUPE_REDIS_URL", None)
+    manage(env, "migrate", "-v0")
+    load(env, tmp_path, shared_dicom)
     server = start_loupe(env, tmp_path / "server")
-    try:
-        yield Loupe(server, sign_in(server.url), server.url)
-    finally:
-        server.stop()
+    stack.callback(server.stop)
+    return Loupe([server], sign_in(server.url), server.url)
+
+
+def two_nodes(tmp_path: Path, shared_dicom: Path, stack: contextlib.ExitStack) -> Loupe:
+    """README "Deploying": PostgreSQL, Redis, two nodes sharing them and the data folder,
+    nginx in front with a self-signed certificate."""
+    for missing in (postgres_available(), redis_available(), nginx_available()):
+        require(missing)
+    postgres = start_postgres()
+    stack.callback(postgres.stop)
+    redis = start_redis()
+    stack.callback(redis.stop)
+    env = migrated_database(postgres, "hostile", tmp_path / "data")
+    for name in ("LOUPE_DEBUG", "LOUPE_DEMO", "LOUPE_CACHE_DIR", "LOUPE_EMBED"):
+        env.pop(name, None)
+    env.update(
+        {
+            "LOUPE_SECRET_KEY": "hostile-input-test-" + "k" * 40,
+            "LOUPE_REDIS_URL": redis.url,
+            "LOUPE_HTTPS": "1",
+            "LOUPE_TRUSTED_PROXIES": "127.0.0.1",
+            "LOUPE_ALLOWED_HOSTS": "localhost,127.0.0.1",
+            "LOUPE_LOG_LEVEL": "WARNING",
+        }
+    )
+    load(env, tmp_path, shared_dicom)
+    nodes = []
+    for number in (1, 2):
+        root = tmp_path / f"node{number}"
+        node = start_loupe_node({**env, "LOUPE_CACHE_DIR": str(root / "cache")}, root)
+        stack.callback(node.stop)
+        nodes.append(node)
+    certificate, key = self_signed_certificate(tmp_path / "tls")
+    nginx = start_nginx([f"127.0.0.1:{n.port}" for n in nodes], certificate=certificate, key=key)
+    stack.callback(nginx.stop)
+    return Loupe(nodes, sign_in(nginx.url, str(certificate)), nginx.url, str(certificate))
+
+
+@pytest.fixture(params=["one node", "two nodes behind nginx"])
+def loupe(request: Any, tmp_path: Path, shared_dicom: Path) -> Iterator[Loupe]:
+    with contextlib.ExitStack() as stack:
+        start = one_node if request.param == "one node" else two_nodes
+        yield start(tmp_path, shared_dicom, stack)
 
 
 @dataclass
@@ -181,9 +249,8 @@ def resources(path: Path) -> list[str]:
 def test_corrupt_images_cost_only_their_own_requests(
     loupe: Loupe, tmp_path: Path, shared_dicom: Path
 ) -> None:
-    master = loupe.server.process.pid
-    workers = worker_pids(master)
-    assert len(workers) == 2
+    workers = {node.process.pid: worker_pids(node.process.pid) for node in loupe.nodes}
+    assert all(len(pids) == 2 for pids in workers.values()), workers
 
     # Another radiologist scrolls the good CT series the whole time.
     study = loupe.get(
@@ -197,7 +264,7 @@ def test_corrupt_images_cost_only_their_own_requests(
     scroller, done = Tally(), threading.Event()
 
     def scroll() -> None:
-        session = sign_in(loupe.url)
+        session = sign_in(loupe.url, loupe.verify)
         step = 0
         while not done.is_set():
             path = slices[step % len(slices)]
@@ -251,9 +318,17 @@ def test_corrupt_images_cost_only_their_own_requests(
     assert refused >= len(uploads) // 2
     assert scroller.problems == [] and scroller.statuses.get(200, 0) > 20, scroller.statuses
 
-    # No worker died: the same PIDs, and the master never had to boot another.
-    assert worker_pids(master) == workers
-    log = Path(loupe.server.extra["log"]).read_text()
+    # No worker died on any node: the same PIDs, and no master had to boot another.
+    for node in loupe.nodes:
+        check_node(node, workers[node.process.pid])
+    # The decoder processes that failed were replaced, and their failures logged.
+    logs = [Path(node.extra["log"]).read_text() for node in loupe.nodes]
+    assert any("flagged undecodable" in log for log in logs)
+
+
+def check_node(node: Server, workers: set[int]) -> None:
+    assert worker_pids(node.process.pid) == workers
+    log = Path(node.extra["log"]).read_text()
     assert log.count("Booting worker") == 2, log[-3000:]
     for sign in (
         "WORKER TIMEOUT",
@@ -263,5 +338,3 @@ def test_corrupt_images_cost_only_their_own_requests(
         "Internal Server Error",
     ):
         assert sign not in log, log[-3000:]
-    # The decoder processes that failed were replaced, and their failures logged.
-    assert "flagged undecodable" in log
