@@ -1,4 +1,5 @@
-"""Corrupt images against the real server: Loupe under its gunicorn configuration.
+"""Corrupt images against the real server: Loupe under its gunicorn configuration, as one
+node and as two nodes behind nginx on PostgreSQL and Redis (README "Deploying").
 
 Objects whose compressed pixel data was damaged (random bytes of their fragments
 overwritten, seeded, from real files of every compressed transfer syntax of the corpus,
