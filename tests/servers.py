@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -216,14 +217,21 @@ def migrated_database(server: Server, name: str, data_dir: Path) -> dict[str, st
 
 
 def _wait_until_answers(
-    process: subprocess.Popen[bytes], url: str, what: str, log: Path, seconds: float
+    process: subprocess.Popen[bytes],
+    url: str,
+    what: str,
+    log: Path,
+    seconds: float,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Until ``GET url`` answers 200; the server's log in the error where it exits first
     or does not answer within ``seconds`` (then it is killed by its PID)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            probe = urllib.request.Request(url, headers=headers or {})  # noqa: S310
+            with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310
                 if response.status == 200:
                     return
         except OSError:
@@ -236,11 +244,13 @@ def _wait_until_answers(
     )
 
 
-def start_loupe(env: dict[str, str], root: Path) -> Server:
+def start_loupe(
+    env: dict[str, str], root: Path, *, headers: dict[str, str] | None = None
+) -> Server:
     """Loupe under its gunicorn configuration (``config/gunicorn.py``) with ``env``, on a
-    free loopback port, once ``GET /login/`` answers 200. The master's and workers' log
-    is ``root / "gunicorn.log"``; ``stop()`` ends the master by its PID (its workers and
-    their decoder processes end with it) and removes ``root``."""
+    free loopback port, once ``GET /login/`` (with ``headers``) answers 200. The master's
+    and workers' log is ``root / "gunicorn.log"``; ``stop()`` ends the master by its PID
+    (its workers and their decoder processes end with it) and removes ``root``."""
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "gunicorn.log"
@@ -260,54 +270,17 @@ def start_loupe(env: dict[str, str], root: Path) -> Server:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    _wait_until_answers(process, f"{url}/login/", "Loupe (gunicorn)", log_path, 60)
+    _wait_until_answers(
+        process, f"{url}/login/", "Loupe (gunicorn)", log_path, 60, headers=headers or {}
+    )
     return Server(process, root, port, url, {"log": str(log_path)})
 
 
 def start_loupe_node(env: dict[str, str], root: Path) -> Server:
-    """A Loupe node behind a TLS proxy: as :func:`start_loupe` (config/gunicorn.py, a free
-    loopback port, ``root / "gunicorn.log"``, stopped by its master's PID), ready once
-    ``GET /login/`` with the ``X-Forwarded-Proto: https`` nginx adds answers 200, so that a
-    node with LOUPE_HTTPS=1 (which redirects plain http to https) is seen ready."""
-    port = free_port()
-    root.mkdir(parents=True, exist_ok=True)
-    log_path = root / "gunicorn.log"
-    log = open(log_path, "ab")  # the server writes to it until it stops
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "-c",
-            str(PROJECT_DIR / "config" / "gunicorn.py"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    probe = urllib.request.Request(  # noqa: S310 (a fixed http URL)
-        f"{url}/login/", headers={"X-Forwarded-Proto": "https"}
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(probe, timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    return Server(process, root, port, url, {"log": str(log_path)})
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"Loupe (gunicorn) exited: {log_path.read_text(errors='replace')}"
-                ) from None
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(
-                f"Loupe (gunicorn) did not answer within 60 s: {log_path.read_text(errors='replace')}"
-            )
-        time.sleep(0.2)
+    """A Loupe node behind a TLS proxy: :func:`start_loupe`, seen ready once ``GET /login/``
+    with the ``X-Forwarded-Proto: https`` nginx adds answers 200 (a node with
+    LOUPE_HTTPS=1 redirects plain http to https)."""
+    return start_loupe(env, root, headers={"X-Forwarded-Proto": "https"})
 
 
 def start_orthanc(*, dicomweb: bool = True) -> Server:
@@ -576,3 +549,43 @@ def serve_page(
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def node_env(
+    postgres: Server, redis: Server, database: str, data_dir: Path, secret_key: str
+) -> dict[str, str]:
+    """The environment every node of the layout of README "Deploying" shares: a new
+    migrated database ``database`` on ``postgres``, ``redis``, the data folder
+    ``data_dir``, HTTPS behind nginx on loopback (each node adds its LOUPE_CACHE_DIR)."""
+    env = migrated_database(postgres, database, data_dir)
+    for name in ("LOUPE_DEBUG", "LOUPE_DEMO", "LOUPE_CACHE_DIR", "LOUPE_EMBED"):
+        env.pop(name, None)
+    env.update(
+        {
+            "LOUPE_SECRET_KEY": secret_key,
+            "LOUPE_REDIS_URL": redis.url,
+            "LOUPE_HTTPS": "1",
+            "LOUPE_TRUSTED_PROXIES": "127.0.0.1",
+            "LOUPE_ALLOWED_HOSTS": "localhost,127.0.0.1",
+            "LOUPE_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def start_nodes_behind_nginx(
+    env: dict[str, str], root: Path, stack: ExitStack, *, count: int = 2
+) -> tuple[list[Server], Server, Path]:
+    """``count`` Loupe nodes with ``env`` (each its own LOUPE_CACHE_DIR under ``root``) and
+    nginx in front with a self-signed certificate; each stopped by ``stack``. Returns the
+    nodes, nginx and the certificate to verify it with."""
+    nodes = []
+    for number in range(1, count + 1):
+        node_root = root / f"node{number}"
+        node = start_loupe_node({**env, "LOUPE_CACHE_DIR": str(node_root / "cache")}, node_root)
+        stack.callback(node.stop)
+        nodes.append(node)
+    certificate, key = self_signed_certificate(root / "tls")
+    nginx = start_nginx([f"127.0.0.1:{n.port}" for n in nodes], certificate=certificate, key=key)
+    stack.callback(nginx.stop)
+    return nodes, nginx, certificate

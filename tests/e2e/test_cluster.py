@@ -49,13 +49,11 @@ from tests.paths import ARTIFACTS
 from tests.servers import (
     Server,
     manage,
-    migrated_database,
     nginx_available,
+    node_env,
     postgres_available,
     redis_available,
-    self_signed_certificate,
-    start_loupe_node,
-    start_nginx,
+    start_nodes_behind_nginx,
     start_postgres,
     start_redis,
 )
@@ -248,20 +246,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stack.callback(postgres.stop)
         servers["redis"] = redis = start_redis()
         stack.callback(redis.stop)
-        env = migrated_database(postgres, "loupe", root / "shared")
-        for name in ("LOUPE_DEBUG", "LOUPE_DEMO", "LOUPE_CACHE_DIR", "LOUPE_EMBED"):
-            env.pop(name, None)
-        env.update(
-            {
-                "LOUPE_SECRET_KEY": "cluster-test-" + "s" * 40,
-                "LOUPE_REDIS_URL": redis.url,
-                "LOUPE_HTTPS": "1",
-                "LOUPE_TRUSTED_PROXIES": "127.0.0.1",
-                "LOUPE_ALLOWED_HOSTS": "localhost,127.0.0.1",
-                "LOUPE_LOG_LEVEL": "WARNING",
-                "LOUPE_DECODER_PROCESSES": "1",
-            }
-        )
+        env = node_env(postgres, redis, "loupe", root / "shared", "cluster-test-" + "s" * 40)
+        env["LOUPE_DECODER_PROCESSES"] = "1"
         made = manage(
             env,
             "shell",
@@ -275,18 +261,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         users = json.loads(made.strip().splitlines()[-1])
         token = manage(env, "issue_api_token", "stow-client", "--role", "radiologist").strip()
-        nodes = []
-        for number in (1, 2):
-            node_root = root / f"node{number}"
-            node = start_loupe_node({**env, "LOUPE_CACHE_DIR": str(node_root / "cache")}, node_root)
-            servers[f"node{number}"] = node
-            stack.callback(node.stop)
-            nodes.append(node)
-        certificate, key = self_signed_certificate(root / "tls")
-        servers["nginx"] = nginx = start_nginx(
-            [f"127.0.0.1:{n.port}" for n in nodes], certificate=certificate, key=key
-        )
-        stack.callback(nginx.stop)
+        nodes, nginx, certificate = start_nodes_behind_nginx(env, root, stack)
+        servers.update({f"node{n}": node for n, node in enumerate(nodes, start=1)})
+        servers["nginx"] = nginx
         stack.callback(_keep_logs, servers)  # first, before the servers stop
         yield Cluster(nodes, nginx, certificate, token, users)
 

@@ -34,14 +34,12 @@ from tests.conftest import require
 from tests.servers import (
     Server,
     manage,
-    migrated_database,
     nginx_available,
+    node_env,
     postgres_available,
     redis_available,
-    self_signed_certificate,
     start_loupe,
-    start_loupe_node,
-    start_nginx,
+    start_nodes_behind_nginx,
     start_postgres,
     start_redis,
 )
@@ -173,29 +171,9 @@ def two_nodes(tmp_path: Path, shared_dicom: Path, stack: contextlib.ExitStack) -
     stack.callback(postgres.stop)
     redis = start_redis()
     stack.callback(redis.stop)
-    env = migrated_database(postgres, "hostile", tmp_path / "data")
-    for name in ("LOUPE_DEBUG", "LOUPE_DEMO", "LOUPE_CACHE_DIR", "LOUPE_EMBED"):
-        env.pop(name, None)
-    env.update(
-        {
-            "LOUPE_SECRET_KEY": "hostile-input-test-" + "k" * 40,
-            "LOUPE_REDIS_URL": redis.url,
-            "LOUPE_HTTPS": "1",
-            "LOUPE_TRUSTED_PROXIES": "127.0.0.1",
-            "LOUPE_ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "LOUPE_LOG_LEVEL": "WARNING",
-        }
-    )
+    env = node_env(postgres, redis, "hostile", tmp_path / "data", "hostile-input-" + "k" * 40)
     load(env, tmp_path, shared_dicom)
-    nodes = []
-    for number in (1, 2):
-        root = tmp_path / f"node{number}"
-        node = start_loupe_node({**env, "LOUPE_CACHE_DIR": str(root / "cache")}, root)
-        stack.callback(node.stop)
-        nodes.append(node)
-    certificate, key = self_signed_certificate(tmp_path / "tls")
-    nginx = start_nginx([f"127.0.0.1:{n.port}" for n in nodes], certificate=certificate, key=key)
-    stack.callback(nginx.stop)
+    nodes, nginx, certificate = start_nodes_behind_nginx(env, tmp_path, stack)
     return Loupe(nodes, sign_in(nginx.url, str(certificate)), nginx.url, str(certificate))
 
 
