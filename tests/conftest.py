@@ -72,6 +72,16 @@ def audit_memory() -> Iterator[None]:
     audit.recent_keys.clear()
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Each test starts with an empty default cache (local memory in tests): no rate-limit
+    count, share-guess count or cached value left by another test from the same address."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def purge_audit_rows() -> None:
     """Delete every audit row past the append-only triggers, in one transaction (tests only)."""
     from django.db import connection, transaction
