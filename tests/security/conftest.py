@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -99,3 +100,21 @@ def payload_study(tmp_path: Path) -> PayloadStudy:
     result = ingest.ingest_file(path)
     assert result.ok, result.as_dict()
     return PayloadStudy(study, series, instance, values)
+
+
+def label_measurement(client: Any, study: PayloadStudy, label: str, points: list[list[int]]) -> Any:
+    """POST a length measurement on the payload study labelled ``label``: its answer (201)."""
+    made = client.post(
+        "/api/measurements",
+        {
+            "study_instance_uid": study.study,
+            "series_instance_uid": study.series,
+            "sop_instance_uid": study.instance,
+            "kind": "length",
+            "points": points,
+            "label": label,
+        },
+        content_type="application/json",
+    )
+    assert made.status_code == 201, made.content
+    return made

@@ -16,7 +16,7 @@ from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
 
 from tests.conftest import client_for
 from tests.e2e.viewer_pages import ACTIVE, PASSWORD
-from tests.security.conftest import LABEL, NAMED, PayloadStudy
+from tests.security.conftest import LABEL, NAMED, PayloadStudy, label_measurement
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -54,19 +54,7 @@ def radiologist_with_password(django_user_model: Any) -> Any:
 @pytest.fixture
 def labelled(radiologist_with_password: Any, payload_study: PayloadStudy) -> Any:
     client = client_for(radiologist_with_password)
-    made = client.post(
-        "/api/measurements",
-        {
-            "study_instance_uid": payload_study.study,
-            "series_instance_uid": payload_study.series,
-            "sop_instance_uid": payload_study.instance,
-            "kind": "length",
-            "points": [[10, 10], [60, 60]],
-            "label": LABEL,
-        },
-        content_type="application/json",
-    )
-    assert made.status_code == 201, made.content
+    label_measurement(client, payload_study, LABEL, [[10, 10], [60, 60]])
     return client
 
 

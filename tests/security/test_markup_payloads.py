@@ -28,7 +28,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import client_for
-from tests.security.conftest import LABEL, NAMED, PayloadStudy
+from tests.security.conftest import LABEL, NAMED, PayloadStudy, label_measurement
 from tests.viewer.api.test_share_routes import body_of
 from viewer.models import AuditEvent, Instance, Patient
 
@@ -162,19 +162,7 @@ def check_json(url: str, response: Any, holds: tuple[str, ...] = ()) -> Any:
 def measured(radiologist: Any, payload_study: PayloadStudy) -> dict[str, Any]:
     """The payload study with a length measurement labelled with a payload."""
     client = client_for(radiologist)
-    response = client.post(
-        "/api/measurements",
-        {
-            "study_instance_uid": payload_study.study,
-            "series_instance_uid": payload_study.series,
-            "sop_instance_uid": payload_study.instance,
-            "kind": "length",
-            "points": [[5, 5], [40, 40]],
-            "label": LABEL,
-        },
-        content_type="application/json",
-    )
-    assert response.status_code == 201, response.content
+    response = label_measurement(client, payload_study, LABEL, [[5, 5], [40, 40]])
     return {"client": client, "measurement": str(response.json()["id"])}
 
 

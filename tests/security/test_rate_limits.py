@@ -29,22 +29,12 @@ from django.test import Client, RequestFactory
 
 from config.sso import sso_settings
 from tests.conftest import PASSWORD, require
+from tests.ehrlaunch.test_sso_views import OFFLINE, OFFLINE_ENV
 from tests.factories import StoredStudy, register_ehr, signed_launch
 from viewer import apitokens, ratelimit
 from viewer.roles import RADIOLOGIST
 
 pytestmark = pytest.mark.django_db
-
-OFFLINE = "http://127.0.0.1:9"  # a provider never contacted: the start only redirects to it
-OFFLINE_SSO = {
-    "LOUPE_OIDC_ISSUER": OFFLINE,
-    "LOUPE_OIDC_CLIENT_ID": "loupe",
-    "LOUPE_OIDC_CLIENT_SECRET": "a-client-secret",
-    "LOUPE_OIDC_AUTHORIZATION_ENDPOINT": f"{OFFLINE}/auth",
-    "LOUPE_OIDC_TOKEN_ENDPOINT": f"{OFFLINE}/token",
-    "LOUPE_OIDC_USERINFO_ENDPOINT": f"{OFFLINE}/me",
-    "LOUPE_OIDC_JWKS_URI": f"{OFFLINE}/jwks",
-}
 
 
 def from_address(address: str) -> Client:
@@ -145,7 +135,7 @@ def test_json_clients_get_the_limit_as_json(settings: Any) -> None:
 
 
 def test_single_sign_on_starts_are_limited_per_address(settings: Any) -> None:
-    for name, value in sso_settings(OFFLINE_SSO).items():
+    for name, value in sso_settings(OFFLINE_ENV).items():
         setattr(settings, name, value)
     settings.LOUPE_RATE_LIMIT_SSO_START = (3, 60)
     starter = from_address("203.0.113.40")
